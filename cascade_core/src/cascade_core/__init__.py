@@ -1,0 +1,128 @@
+"""Cascade: tasks as plain functions, lazy graphs, resumable runs and a shared cache.
+
+>>> import cascade_core as cs
+>>> @cs.task
+... def add(a, b):
+...     return a + b
+>>> cs.run(add(add(1, 2), 3))
+6
+
+Importing this package loads no pluggy, asyncio, concurrent.futures, sqlite3 or
+importlib.metadata: each is imported on first use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._cache_policy import DEFAULT, INPUTS, RUN_ID, TASK_SOURCE, CachePolicy
+from ._errors import (
+    BackendError,
+    BackendNotFoundError,
+    BackendUnavailable,
+    BackendUnavailableError,
+    CascadeError,
+    CycleError,
+    DefinitionError,
+    HashingError,
+    IntegrityError,
+    InvalidURIError,
+    ParamError,
+    PluginError,
+    SerializationError,
+    TargetError,
+    TaskFailed,
+    UsageError,
+)
+from ._protocols import (
+    CacheBackend,
+    CacheBackendBase,
+    CacheCatalog,
+    RunCatalog,
+    StateBackend,
+    StateBackendBase,
+    StateBackendFactory,
+)
+from ._task import LazyResult, Param, Task, task
+from ._uri import BackendURI
+from .backends.memory import MemoryCacheBackend, MemoryStateBackend, MemoryStateStore
+
+__all__ = [
+    "DEFAULT",
+    "INPUTS",
+    "RUN_ID",
+    "TASK_SOURCE",
+    "BackendError",
+    "BackendNotFoundError",
+    "BackendURI",
+    "BackendUnavailable",
+    "BackendUnavailableError",
+    "CacheBackend",
+    "CacheBackendBase",
+    "CacheCatalog",
+    "CachePolicy",
+    "CascadeError",
+    "CycleError",
+    "DefinitionError",
+    "Engine",
+    "HashingError",
+    "IntegrityError",
+    "InvalidURIError",
+    "LazyResult",
+    "MemoryCacheBackend",
+    "MemoryStateBackend",
+    "MemoryStateStore",
+    "Param",
+    "ParamError",
+    "PluginError",
+    "RunCatalog",
+    "RunReport",
+    "SerializationError",
+    "StateBackend",
+    "StateBackendBase",
+    "StateBackendFactory",
+    "TargetError",
+    "Task",
+    "TaskFailed",
+    "UsageError",
+    "__version__",
+    "arun",
+    "hookimpl",
+    "register_backend",
+    "run",
+    "task",
+    "unregister_backend",
+]
+
+# Names served on first access, so that importing the package stays cheap.
+_LAZY = {
+    "Engine": "._engine",
+    "RunReport": "._engine",
+    "run": "._engine",
+    "arun": "._engine",
+    "register_backend": "._registry",
+    "unregister_backend": "._registry",
+    "hookimpl": "._events",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("cascade-core")
+        except PackageNotFoundError:  # running from a source tree
+            return "0+unknown"
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cascade_core' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

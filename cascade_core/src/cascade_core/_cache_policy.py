@@ -1,0 +1,108 @@
+"""Cache policies: which facts about a task call make up its cache key.
+
+Policies compose with ``+`` in the spirit of Prefect's ``INPUTS + TASK_SOURCE``::
+
+    @task(cache=INPUTS + TASK_SOURCE + RUN_ID)   # cache only within one run
+
+Every key also starts with the task's name, so the entries of one task can be found
+(and cleared) by prefix: ``<task name>:<digest>``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ._errors import DefinitionError
+
+if TYPE_CHECKING:
+    from ._task import Task
+
+
+@dataclass(frozen=True)
+class KeyContext:
+    """What a policy may look at: the task, a digest of its inputs, the run id."""
+
+    task: Task
+    inputs_digest: str
+    run_id: str
+
+
+class CachePolicy:
+    """Base class: contributes parts to a cache key. Add policies with ``+``."""
+
+    name = "policy"
+
+    def parts(self, context: KeyContext) -> tuple[str, ...]:
+        raise NotImplementedError
+
+    def __add__(self, other: CachePolicy) -> CachePolicy:
+        if not isinstance(other, CachePolicy):
+            return NotImplemented
+        return CompoundPolicy((*_members(self), *_members(other)))
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+class CompoundPolicy(CachePolicy):
+    """Several policies at once; duplicates are dropped, order does not matter."""
+
+    def __init__(self, members: tuple[CachePolicy, ...]) -> None:
+        unique: dict[str, CachePolicy] = {}
+        for member in members:
+            unique.setdefault(member.name, member)
+        self.members = tuple(unique[name] for name in sorted(unique))
+        self.name = " + ".join(member.name for member in self.members)
+
+    def parts(self, context: KeyContext) -> tuple[str, ...]:
+        return tuple(part for member in self.members for part in member.parts(context))
+
+
+def _members(policy: CachePolicy) -> tuple[CachePolicy, ...]:
+    return policy.members if isinstance(policy, CompoundPolicy) else (policy,)
+
+
+class _Inputs(CachePolicy):
+    name = "INPUTS"
+
+    def parts(self, context: KeyContext) -> tuple[str, ...]:
+        return ("inputs", context.inputs_digest)
+
+
+class _TaskSource(CachePolicy):
+    name = "TASK_SOURCE"
+
+    def parts(self, context: KeyContext) -> tuple[str, ...]:
+        return ("source", context.task.code_version)
+
+
+class _RunId(CachePolicy):
+    name = "RUN_ID"
+
+    def parts(self, context: KeyContext) -> tuple[str, ...]:
+        return ("run", context.run_id)
+
+
+INPUTS: CachePolicy = _Inputs()
+"""The task's input values (upstream results enter through their own cache keys or values)."""
+TASK_SOURCE: CachePolicy = _TaskSource()
+"""The task's code version: ``version=`` when given, else a hash of its source."""
+RUN_ID: CachePolicy = _RunId()
+"""The run id: entries are reused only within one run."""
+DEFAULT: CachePolicy = INPUTS + TASK_SOURCE
+"""What ``cache=True`` means."""
+
+
+def resolve_policy(cache: object, task_name: str) -> CachePolicy | None:
+    """Turn a task's ``cache=`` option into a policy, or None when it does not cache."""
+    if cache is False or cache is None:
+        return None
+    if cache is True:
+        return DEFAULT
+    if isinstance(cache, CachePolicy):
+        return cache
+    raise DefinitionError(
+        f"task {task_name!r}: cache= takes True, False or a cache policy such as INPUTS + TASK_SOURCE, "
+        f"got {cache!r}"
+    )

@@ -1,0 +1,206 @@
+"""The payload format every backend stores: header, checksum or HMAC signature, body.
+
+Layout (see docs/security.md)::
+
+    b"\\xca\\x5c"  magic
+    1 byte       format version (1)
+    1 byte       serializer: b"p" pickle, b"j" json
+    1 byte       mode: b"c" checksum, b"h" HMAC-SHA256
+    mode c:      8 bytes   blake2b(storage key, header, body)
+    mode h:      1 byte key-id length, the key id, 32 bytes HMAC-SHA256(storage key, header, key id, body)
+    body
+
+The storage key (``state/<run id>/<node id>`` or ``cache/<cache key>``) is covered by the
+checksum or signature but not stored, so a valid payload copied under another key is refused.
+The signature is checked with ``hmac.compare_digest`` before the body is deserialized.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import os
+import pickle
+from typing import Any
+
+from ._errors import IntegrityError, SerializationError
+
+MAGIC = b"\xca\x5c"
+VERSION = 1
+_SERIALIZER_CODES = {"pickle": b"p", "json": b"j"}
+_SERIALIZER_NAMES = {code: name for name, code in _SERIALIZER_CODES.items()}
+SECRET_ENV = "CASCADE_SECRET_KEY"
+
+log = logging.getLogger("cascade.security")
+_warned_unsigned = False
+
+
+def key_id(secret: bytes) -> bytes:
+    """The public id of a signing key: the first 8 hex chars of its SHA-256."""
+    return hashlib.sha256(secret).hexdigest()[:8].encode()
+
+
+def keys_from_env(environ: Any = None) -> list[bytes]:
+    """Signing keys from ``CASCADE_SECRET_KEY``: whitespace- or comma-separated, newest first."""
+    raw = (environ if environ is not None else os.environ).get(SECRET_ENV, "")
+    return [part.encode() for part in raw.replace(",", " ").split() if part]
+
+
+class Codec:
+    """Turns values into signed or checksummed payloads and back.
+
+    ``keys``: signing secrets, newest first; the first signs, all verify. Without keys,
+    payloads carry a checksum and signed payloads cannot be read.
+    """
+
+    def __init__(self, serializer: str = "pickle", keys: list[bytes] | None = None, *, trusted_store: bool = True) -> None:
+        if serializer not in _SERIALIZER_CODES:
+            raise SerializationError(f"unknown serializer {serializer!r}: use pickle or json")
+        self.serializer = serializer
+        self._code = _SERIALIZER_CODES[serializer]
+        self._keys = {key_id(secret): secret for secret in (keys or [])}
+        self._signing = next(iter(self._keys.items()), None)
+        self.trusted_store = trusted_store
+
+    @property
+    def signs(self) -> bool:
+        return self._signing is not None
+
+    # -- writing -------------------------------------------------------------
+
+    def serialize(self, value: Any) -> bytes:
+        """The body bytes of ``value``; raises SerializationError with the serializer's reason."""
+        try:
+            if self._code == b"p":
+                return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+            return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
+        except Exception as exc:  # pickle and json raise many exception types
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise SerializationError(f"{type(value).__name__} value cannot be serialized with {self.serializer}: {reason}") from exc
+
+    def dumps(self, storage_key: str, value: Any) -> bytes:
+        return self.seal(storage_key, self._code, self.serialize(value))
+
+    def seal(self, storage_key: str, code: bytes, body: bytes) -> bytes:
+        if self._signing is None:
+            header = MAGIC + bytes((VERSION,)) + code + b"c"
+            return header + _checksum(storage_key, header, body) + body
+        kid, secret = self._signing
+        header = MAGIC + bytes((VERSION,)) + code + b"h"
+        mac = hmac.new(secret, _signed_message(storage_key, header, kid, body), hashlib.sha256).digest()
+        return header + bytes((len(kid),)) + kid + mac + body
+
+    def rebind(self, old_key: str, new_key: str, payload: bytes) -> bytes:
+        """Verify ``payload`` under ``old_key`` and re-seal its body under ``new_key`` (no unpickling)."""
+        code, body = self.open(old_key, payload)
+        return self.seal(new_key, code, body)
+
+    # -- reading -------------------------------------------------------------
+
+    def open(self, storage_key: str, payload: bytes) -> tuple[bytes, bytes]:
+        """Verify a payload; return (serializer code, body). Raises IntegrityError."""
+        if not isinstance(payload, (bytes, bytearray, memoryview)):
+            raise IntegrityError(f"stored value at {storage_key!r} is {type(payload).__name__}, not bytes", key=storage_key)
+        payload = bytes(payload)
+        if len(payload) < 5 or payload[:2] != MAGIC:
+            raise IntegrityError(
+                f"stored value at {storage_key!r} is not a Cascade payload (corrupt or written by something else); "
+                "delete it and rerun",
+                key=storage_key,
+            )
+        if payload[2] != VERSION:
+            raise IntegrityError(
+                f"stored value at {storage_key!r} has format version {payload[2]}, this Cascade reads {VERSION}: "
+                "upgrade cascade-core",
+                key=storage_key,
+            )
+        code, mode = payload[3:4], payload[4:5]
+        header = payload[:5]
+        if code not in _SERIALIZER_NAMES:
+            raise IntegrityError(f"stored value at {storage_key!r} names an unknown serializer", key=storage_key)
+        if mode == b"c":
+            if self._signing is not None:
+                raise IntegrityError(
+                    f"stored value at {storage_key!r} is unsigned but signing is on; refusing to read it "
+                    "(delete it, or rerun to recompute it)",
+                    key=storage_key,
+                )
+            body = payload[13:]
+            if len(payload) < 13 or not hmac.compare_digest(payload[5:13], _checksum(storage_key, header, body)):
+                raise IntegrityError(
+                    f"stored value at {storage_key!r} fails its checksum (corrupt, truncated or copied from another key)",
+                    key=storage_key,
+                )
+            return code, body
+        if mode == b"h":
+            kid_len = payload[5] if len(payload) > 5 else 0
+            kid = payload[6 : 6 + kid_len]
+            mac = payload[6 + kid_len : 38 + kid_len]
+            body = payload[38 + kid_len :]
+            secret = self._keys.get(kid)
+            if secret is None:
+                hint = f"set {SECRET_ENV}" if not self._keys else f"add the key with id {kid.decode(errors='replace')!r} to {SECRET_ENV}"
+                raise IntegrityError(
+                    f"stored value at {storage_key!r} is signed with a key this process does not have: {hint}",
+                    key=storage_key,
+                )
+            expected = hmac.new(secret, _signed_message(storage_key, header, kid, body), hashlib.sha256).digest()
+            if len(mac) != 32 or not hmac.compare_digest(mac, expected):
+                raise IntegrityError(
+                    f"stored value at {storage_key!r} fails its signature (tampered, truncated or copied from another key)",
+                    key=storage_key,
+                )
+            return code, body
+        raise IntegrityError(f"stored value at {storage_key!r} has an unknown integrity mode", key=storage_key)
+
+    def loads(self, storage_key: str, payload: bytes) -> Any:
+        code, body = self.open(storage_key, payload)
+        if code == b"p":
+            _warn_unsigned_pickle(self)
+            try:
+                return pickle.loads(body)
+            except Exception as exc:
+                raise IntegrityError(f"stored value at {storage_key!r} does not unpickle: {exc}", key=storage_key) from exc
+        try:
+            return json.loads(body)
+        except ValueError as exc:
+            raise IntegrityError(f"stored value at {storage_key!r} is not valid JSON: {exc}", key=storage_key) from exc
+
+
+def _checksum(storage_key: str, header: bytes, body: bytes) -> bytes:
+    digest = hashlib.blake2b(digest_size=8)
+    digest.update(storage_key.encode())
+    digest.update(b"\0")
+    digest.update(header)
+    digest.update(body)
+    return digest.digest()
+
+
+def _signed_message(storage_key: str, header: bytes, kid: bytes, body: bytes) -> bytes:
+    key_bytes = storage_key.encode()
+    return len(key_bytes).to_bytes(4, "big") + key_bytes + header + bytes((len(kid),)) + kid + body
+
+
+def _warn_unsigned_pickle(codec: Codec) -> None:
+    global _warned_unsigned
+    if codec.signs or codec.trusted_store or _warned_unsigned:
+        return
+    _warned_unsigned = True
+    log.warning(
+        "reading pickled results from a shared store without signatures: anyone who can write to it can run "
+        "code here. Set %s to a long random secret on every machine to sign and verify payloads "
+        "(see docs/security.md)",
+        SECRET_ENV,
+    )
+
+
+def state_key(run_id: str, node_id: str) -> str:
+    """The storage key a state payload is bound to."""
+    return f"state/{run_id}/{node_id}"
+
+
+def cache_storage_key(cache_key: str) -> str:
+    """The storage key a cache payload is bound to."""
+    return f"cache/{cache_key}"

@@ -1,0 +1,316 @@
+"""From lazy results to a graph: collect, order, resolve params, give every node its id.
+
+Everything here is iterative (explicit stacks), so a chain of 50,000 calls or a
+fan-out of 100,000 never meets Python's recursion limit.
+
+Node ids are Merkle hashes: ``digest(task name, inputs)`` where an upstream input
+enters by its own node id and a param by its value. The same graph built in another
+process gets the same ids, which is what lets a run resume. Two identical calls in one
+graph (same task, same inputs) are two nodes: the second gets an occurrence suffix
+in build order, so nothing collides silently.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+from typing import Any, Iterable, Mapping
+
+from ._errors import CycleError, ParamError, TargetError
+from ._hashing import UnhashableInput, digest, encode
+from ._task import MISSING, LazyResult, Param, Task
+
+log = logging.getLogger("cascade")
+
+_CONTAINERS = (list, tuple, dict, set, frozenset)
+
+
+class Node:
+    """One task call inside one run."""
+
+    __slots__ = ("index", "lazy", "task", "id", "upstream", "downstream", "data_deps")
+
+    def __init__(self, index: int, lazy: LazyResult) -> None:
+        self.index = index
+        self.lazy = lazy
+        self.task: Task = lazy.task
+        self.id = ""
+        self.upstream: tuple[int, ...] = ()  # data and ordering dependencies, deduplicated
+        self.downstream: list[int] = []
+        self.data_deps: tuple[int, ...] = ()  # indexes of lazy results passed as data, in argument order
+
+
+class Graph:
+    """Nodes in a topological order (every node after all of its upstreams)."""
+
+    __slots__ = ("nodes", "index_of", "targets", "target_shape", "params")
+
+    def __init__(self) -> None:
+        self.nodes: list[Node] = []
+        self.index_of: dict[int, int] = {}  # id(LazyResult) -> node index
+        self.targets: list[int] = []
+        self.target_shape: Any = None
+        self.params: dict[str, Any] = {}
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def node_of(self, lazy: LazyResult) -> Node:
+        return self.nodes[self.index_of[id(lazy)]]
+
+
+def build_graph(target: Any, params: Mapping[str, Any] | None = None) -> Graph:
+    """Collect every node reachable from ``target``, order it, resolve params, assign ids."""
+    graph = Graph()
+    roots = _collect_targets(target)
+    _order(graph, roots)
+    graph.target_shape = target
+    graph.targets = [graph.index_of[id(lazy)] for lazy in roots]
+    graph.params = _resolve_params(graph, params or {})
+    _assign_ids(graph)
+    return graph
+
+
+def _collect_targets(target: Any) -> list[LazyResult]:
+    if isinstance(target, Task):
+        raise TargetError(f"target {target.name!r} is a task, not a call of it: pass {target.name}(...) to run()")
+    found: list[LazyResult] = []
+    pending = [target]
+    while pending:
+        value = pending.pop()
+        kind = type(value)
+        if kind is LazyResult:
+            found.append(value)
+        elif kind in (list, tuple):
+            pending.extend(reversed(value))
+        elif kind is dict:
+            pending.extend(reversed(list(value.values())))
+    if not found:
+        raise TargetError(
+            f"run() needs a lazy result (a task call) or a list/dict of them, got {type(target).__name__}: "
+            "decorate the function with @task and pass its call"
+        )
+    return found
+
+
+def _order(graph: Graph, roots: list[LazyResult]) -> None:
+    """Iterative depth-first post-order with cycle detection."""
+    index_of = graph.index_of
+    nodes = graph.nodes
+    on_stack: set[int] = set()
+    for root in roots:
+        if id(root) in index_of:
+            continue
+        stack: list[tuple[LazyResult, int]] = [(root, 0)]
+        on_stack.add(id(root))
+        while stack:
+            lazy, position = stack[-1]
+            edges = lazy.deps + lazy.ordering if lazy.ordering else lazy.deps
+            if position < len(edges):
+                stack[-1] = (lazy, position + 1)
+                child = edges[position]
+                key = id(child)
+                if key in index_of:
+                    continue
+                if key in on_stack:
+                    raise CycleError(_describe_cycle(stack, child))
+                on_stack.add(key)
+                stack.append((child, 0))
+                continue
+            stack.pop()
+            on_stack.discard(id(lazy))
+            node = Node(len(nodes), lazy)
+            index_of[id(lazy)] = node.index
+            nodes.append(node)
+    for node in nodes:
+        lazy = node.lazy
+        node.data_deps = tuple(index_of[id(dep)] for dep in lazy.deps)
+        if lazy.ordering:
+            upstream = dict.fromkeys(node.data_deps)
+            upstream.update(dict.fromkeys(index_of[id(dep)] for dep in lazy.ordering))
+            node.upstream = tuple(upstream)
+        else:
+            node.upstream = tuple(dict.fromkeys(node.data_deps)) if len(node.data_deps) > 1 else node.data_deps
+        for up in node.upstream:
+            nodes[up].downstream.append(node.index)
+
+
+def _describe_cycle(stack: list[tuple[LazyResult, int]], repeated: LazyResult) -> str:
+    names = [lazy.task.name for lazy, _ in stack]
+    start = next(i for i, (lazy, _) in enumerate(stack) if lazy is repeated)
+    loop = " -> ".join([*names[start:], repeated.task.name])
+    return f"the graph has a cycle: {loop}; remove one of the .after() calls that closes it"
+
+
+def _resolve_params(graph: Graph, given: Mapping[str, Any]) -> dict[str, Any]:
+    declared: dict[str, Param] = {}
+    for node in graph.nodes:
+        if node.lazy.has_params:
+            for param in _params_in(node.lazy):
+                other = declared.setdefault(param.name, param)
+                if other is not param and (other.default != param.default or other.type != param.type):
+                    raise ParamError(
+                        f"param {param.name!r} is declared twice with different defaults or types: "
+                        "create one Param object and reuse it",
+                        param=param.name,
+                    )
+    unknown = sorted(set(given) - set(declared))
+    if unknown:
+        known = ", ".join(sorted(declared)) or "none"
+        raise ParamError(f"unknown param {unknown[0]!r}; this graph's params are: {known}", param=unknown[0])
+    values: dict[str, Any] = {}
+    for name, param in declared.items():
+        if name in given:
+            values[name] = convert_param(param, given[name])
+        elif param.required:
+            raise ParamError(
+                f"missing param {name!r}: pass params={{{name!r}: ...}} to run() (or --param {name}=VALUE)",
+                param=name,
+            )
+        else:
+            values[name] = param.default
+    return values
+
+
+def _params_in(lazy: LazyResult) -> Iterable[Param]:
+    pending: list[Any] = [*lazy.args, *lazy.kwargs.values()]
+    while pending:
+        value = pending.pop()
+        kind = type(value)
+        if kind is Param:
+            yield value
+        elif kind in _CONTAINERS:
+            pending.extend(value.values() if kind is dict else value)
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def convert_param(param: Param, value: Any) -> Any:
+    """Check ``value`` against the param's type; strings (from the CLI) are converted."""
+    kind = param.type
+    if kind is None or value is MISSING:
+        return value
+    if isinstance(kind, type) and isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+        return value
+    if isinstance(value, str):
+        try:
+            if kind is bool:
+                lowered = value.strip().lower()
+                if lowered in _TRUE | _FALSE:
+                    return lowered in _TRUE
+                raise ValueError("expected true or false")
+            return kind(value)
+        except (TypeError, ValueError) as exc:
+            type_name = getattr(kind, "__name__", repr(kind))
+            raise ParamError(
+                f"param {param.name!r} expects {type_name}, and {value!r} does not convert: {exc}",
+                param=param.name,
+            ) from None
+    if not isinstance(kind, type):  # a converter function
+        try:
+            return kind(value)
+        except (TypeError, ValueError) as exc:
+            raise ParamError(f"param {param.name!r}: {value!r} was refused by its type: {exc}", param=param.name) from None
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    raise ParamError(
+        f"param {param.name!r} expects {kind.__name__}, got {type(value).__name__} {value!r}",
+        param=param.name,
+    )
+
+
+def _assign_ids(graph: Graph) -> None:
+    nodes = graph.nodes
+    params = graph.params
+    seen: dict[str, int] = {}
+    warned = False
+    for node in nodes:
+        lazy = node.lazy
+        try:
+            inputs = encode_inputs(lazy, graph, params)
+        except UnhashableInput:
+            # Like dask.base.tokenize: an input we cannot encode gets a random token, so
+            # the run works but this node (and what depends on it) cannot be resumed.
+            inputs = os.urandom(16)
+            if not warned:
+                warned = True
+                log.warning(
+                    "task %r has an input that cannot be hashed; it and its downstream will not be "
+                    "resumed from stored state",
+                    node.task.name,
+                )
+        name = node.task.name.encode()
+        node_id = digest(struct.pack(">I", len(name)) + name + inputs)
+        count = seen.get(node_id)
+        if count is None:
+            seen[node_id] = 1
+        else:
+            seen[node_id] = count + 1
+            node_id = digest(f"{node_id}#{count}".encode())
+        node.id = node_id
+
+
+def encode_inputs(lazy: LazyResult, graph: Graph, params: Mapping[str, Any], tokens: Any = None) -> bytes:
+    """Deterministic bytes for a call's inputs: upstreams by node id (or by ``tokens``), params by value."""
+    encoded = _encode_arg(lazy.args, graph, params, tokens)
+    if lazy.kwargs:
+        encoded += _encode_arg(lazy.kwargs, graph, params, tokens)
+    if lazy.ordering:
+        encoded += b"A" + b"".join(graph.node_of(dep).id.encode() for dep in lazy.ordering)
+    return encoded
+
+
+def _encode_arg(value: Any, graph: Graph, params: Mapping[str, Any], tokens: Any) -> bytes:
+    kind = type(value)
+    if kind is LazyResult:
+        node = graph.nodes[graph.index_of[id(value)]]
+        return b"r" + (node.id if tokens is None else tokens[node.index]).encode()
+    if kind is Param:
+        return b"P" + encode(params[value.name])
+    if kind is tuple or kind is list:
+        parts = [_encode_arg(item, graph, params, tokens) for item in value]
+        return (b"t" if kind is tuple else b"l") + struct.pack(">Q", len(parts)) + b"".join(parts)
+    if kind is dict:
+        parts = sorted(
+            _encode_arg(key, graph, params, tokens) + _encode_arg(item, graph, params, tokens)
+            for key, item in value.items()
+        )
+        return b"d" + struct.pack(">Q", len(parts)) + b"".join(parts)
+    if kind is set or kind is frozenset:
+        parts = sorted(_encode_arg(item, graph, params, tokens) for item in value)
+        return b"S" + struct.pack(">Q", len(parts)) + b"".join(parts)
+    return encode(value)
+
+
+def substitute(value: Any, results: list[Any], graph: Graph, params: Mapping[str, Any]) -> Any:
+    """``value`` with every lazy result replaced by its computed value and every Param by its value."""
+    kind = type(value)
+    if kind is LazyResult:
+        return results[graph.index_of[id(value)]]
+    if kind is Param:
+        return params[value.name]
+    if kind is tuple or kind is list:
+        return kind(substitute(item, results, graph, params) for item in value)
+    if kind is dict:
+        return {
+            substitute(key, results, graph, params): substitute(item, results, graph, params)
+            for key, item in value.items()
+        }
+    if kind is set or kind is frozenset:
+        return kind(substitute(item, results, graph, params) for item in value)
+    return value
+
+
+def shape_result(shape: Any, results: list[Any], graph: Graph) -> Any:
+    """The target's structure (lazy result, list, tuple, dict) filled with computed values."""
+    kind = type(shape)
+    if kind is LazyResult:
+        return results[graph.index_of[id(shape)]]
+    if kind is list or kind is tuple:
+        return kind(shape_result(item, results, graph) for item in shape)
+    if kind is dict:
+        return {key: shape_result(item, results, graph) for key, item in shape.items()}
+    return shape

@@ -1,0 +1,42 @@
+"""Hookspecs that a backend provider (a ``cascade.backends`` entry point) implements.
+
+A provider is a module, class or object with functions marked ``@cascade_core.hookimpl``::
+
+    import cascade_core as cs
+
+    @cs.hookimpl
+    def cascade_state_backend(uri):      # -> Callable[[run_id], StateBackend]
+        return lambda run_id: MyState(uri, run_id)
+
+    @cs.hookimpl
+    def cascade_cache_backend(uri):      # -> CacheBackend
+        return MyCache(uri)
+
+A provider may implement either hook or both (see docs/plugins.md).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+HOOK_STATE = "cascade_state_backend"
+HOOK_CACHE = "cascade_cache_backend"
+PROVIDES = {HOOK_STATE: "state", HOOK_CACHE: "cache"}
+
+
+def backend_specs() -> type:
+    """The hookspec class (built on first use so that importing Cascade does not import pluggy)."""
+    import pluggy
+
+    hookspec = pluggy.HookspecMarker("cascade")
+
+    class BackendSpecs:
+        @hookspec(firstresult=True)
+        def cascade_state_backend(self, uri: Any) -> Any:
+            """Return a state-backend factory ``Callable[[run_id], StateBackend]`` for ``uri`` (a BackendURI)."""
+
+        @hookspec(firstresult=True)
+        def cascade_cache_backend(self, uri: Any) -> Any:
+            """Return a ``CacheBackend`` for ``uri`` (a BackendURI)."""
+
+    return BackendSpecs

@@ -1,0 +1,142 @@
+"""The contracts every state and cache backend implements (see docs/backends.md).
+
+Backends store opaque ``bytes``: the engine encodes every value (header, serializer,
+checksum or signature) before it reaches a backend, so a backend never unpickles
+anything and every backend gets the same integrity checks.
+
+All methods take and return batches so that a networked backend can answer a whole
+level of the graph in one round trip. ``StateBackendBase`` and ``CacheBackendBase``
+add the single-item conveniences (``put_result``, ``get``, ...) on top of the batch
+methods; deriving from them is optional.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable, Mapping, Protocol, runtime_checkable
+
+
+@runtime_checkable
+class StateBackend(Protocol):
+    """Everything one run stores: node results, skip reasons and run metadata.
+
+    An instance is bound to one run id. Node ids and reasons are ``str``; results are ``bytes``.
+    """
+
+    run_id: str
+
+    def put_results(self, results: Mapping[str, bytes]) -> None:
+        """Store many node results at once (overwriting)."""
+
+    def get_results(self, node_ids: Iterable[str]) -> dict[str, bytes]:
+        """Return the stored results of the given nodes; missing ones are left out."""
+
+    def result_ids(self) -> set[str]:
+        """The ids of every node that has a stored result (what a resumed run skips)."""
+
+    def mark_skipped(self, reasons: Mapping[str, str]) -> None:
+        """Record why nodes did not run (node id -> one-line reason)."""
+
+    def get_skip_reasons(self) -> dict[str, str]:
+        """Every recorded skip reason of this run."""
+
+    def set_run_info(self, info: Mapping[str, str]) -> None:
+        """Merge run metadata (``status``, ``created``, ``updated``, ``target``, ...)."""
+
+    def get_run_info(self) -> dict[str, str]:
+        """The run metadata stored so far (empty for an unknown run)."""
+
+    def close(self) -> None:
+        """Release connections. Calling it twice is harmless."""
+
+
+StateBackendFactory = Callable[[str], StateBackend]
+"""Called by the engine with a run id; returns a state backend bound to that run."""
+
+
+@runtime_checkable
+class CacheBackend(Protocol):
+    """Results of cacheable tasks, shared across runs, keyed by cache key."""
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
+        """Return the live entries among ``keys``; missing or expired ones are left out."""
+
+    def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
+        """Store many entries; ``ttl`` in seconds (None: the backend's default, or never expire)."""
+
+    def delete_many(self, keys: Iterable[str]) -> int:
+        """Delete entries; return how many existed."""
+
+    def close(self) -> None:
+        """Release connections. Calling it twice is harmless."""
+
+
+@runtime_checkable
+class RunCatalog(Protocol):
+    """Optional capability of a state-backend factory: list and delete stored runs."""
+
+    def list_runs(self) -> list[dict[str, str]]:
+        """Every stored run's metadata, each with at least ``run_id``."""
+
+    def delete_run(self, run_id: str) -> bool:
+        """Delete everything stored for one run; return whether it existed."""
+
+
+@runtime_checkable
+class CacheCatalog(Protocol):
+    """Optional capability of a cache backend: find and clear entries by key prefix."""
+
+    def clear(self, prefix: str = "") -> int:
+        """Delete every entry whose key starts with ``prefix``; return how many."""
+
+
+STATE_METHODS = ("put_results", "get_results", "result_ids", "mark_skipped", "get_skip_reasons",
+                 "set_run_info", "get_run_info", "close")
+CACHE_METHODS = ("get_many", "set_many", "delete_many", "close")
+
+
+def missing_methods(obj: object, names: Iterable[str]) -> list[str]:
+    """The names in ``names`` that ``obj`` does not have as callables."""
+    return [name for name in names if not callable(getattr(obj, name, None))]
+
+
+class StateBackendBase:
+    """Optional base class: the seed design's single-item methods on top of the batch ones."""
+
+    run_id: str
+
+    def put_result(self, node_id: str, payload: bytes) -> None:
+        self.put_results({node_id: payload})  # type: ignore[attr-defined]
+
+    def get_result(self, node_id: str) -> bytes | None:
+        return self.get_results([node_id]).get(node_id)  # type: ignore[attr-defined]
+
+    def has_result(self, node_id: str) -> bool:
+        return node_id in self.result_ids()  # type: ignore[attr-defined]
+
+    def get_skip_reason(self, node_id: str) -> str | None:
+        return self.get_skip_reasons().get(node_id)  # type: ignore[attr-defined]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()  # type: ignore[attr-defined]
+
+
+class CacheBackendBase:
+    """Optional base class: ``get``/``set``/``delete`` on top of the batch methods."""
+
+    def get(self, key: str) -> bytes | None:
+        return self.get_many([key]).get(key)  # type: ignore[attr-defined]
+
+    def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        self.set_many({key: value}, ttl)  # type: ignore[attr-defined]
+
+    def delete(self, key: str) -> bool:
+        return bool(self.delete_many([key]))  # type: ignore[attr-defined]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()  # type: ignore[attr-defined]

@@ -1,0 +1,209 @@
+"""Tasks, lazy results and params: what user code touches to build a graph."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import Any, Callable, Generic, TypeVar, overload
+
+from ._cache_policy import CachePolicy, resolve_policy
+from ._errors import DefinitionError
+
+R = TypeVar("R")
+
+_CONTAINERS = (list, tuple, dict, set, frozenset)
+
+
+class _Missing:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()
+
+
+class Param:
+    """A named input of a graph, filled from ``run(params=...)``.
+
+    >>> n = Param("n", default=3, type=int)
+    """
+
+    __slots__ = ("name", "default", "type")
+
+    def __init__(self, name: str, default: Any = MISSING, type: Callable[[Any], Any] | None = None) -> None:
+        if not isinstance(name, str) or not name.isidentifier():
+            raise DefinitionError(f"param name {name!r} is not a valid identifier: use letters, digits and '_'")
+        if type is not None and not callable(type):
+            raise DefinitionError(f"param {name!r}: type= must be a type or a callable, got {type!r}")
+        self.name = name
+        self.default = default
+        self.type = type
+
+    @property
+    def required(self) -> bool:
+        return self.default is MISSING
+
+    def __repr__(self) -> str:
+        default = "" if self.required else f", default={self.default!r}"
+        kind = "" if self.type is None else f", type={getattr(self.type, '__name__', self.type)}"
+        return f"Param({self.name!r}{default}{kind})"
+
+
+class Task(Generic[R]):
+    """A plain function made lazy: calling it returns a :class:`LazyResult`."""
+
+    def __init__(
+        self,
+        fn: Callable[..., R],
+        *,
+        name: str | None = None,
+        retries: int = 0,
+        retry_delay: float = 0.0,
+        retry_backoff: float = 2.0,
+        cache: bool | CachePolicy = False,
+        cache_ttl: float | None = None,
+        version: str | None = None,
+        cache_lock: bool = True,
+    ) -> None:
+        if not callable(fn) or isinstance(fn, (Task, LazyResult)):
+            raise DefinitionError(f"@task needs a function, got {type(fn).__name__} {fn!r}")
+        label = name or f"{getattr(fn, '__module__', None) or '?'}.{getattr(fn, '__qualname__', repr(fn))}"
+        if name is not None and (not isinstance(name, str) or not name or ":" in name):
+            raise DefinitionError(f"task name {name!r} must be a non-empty string without ':'")
+        if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+            raise DefinitionError(f"task {label!r}: retries must be a whole number >= 0, got {retries!r}")
+        for option, value in (("retry_delay", retry_delay), ("retry_backoff", retry_backoff)):
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+                raise DefinitionError(f"task {label!r}: {option} must be a number >= 0, got {value!r}")
+        if cache_ttl is not None and (
+            not isinstance(cache_ttl, (int, float)) or isinstance(cache_ttl, bool) or cache_ttl <= 0
+        ):
+            raise DefinitionError(f"task {label!r}: cache_ttl must be a number of seconds > 0, got {cache_ttl!r}")
+        if version is not None and not isinstance(version, str):
+            raise DefinitionError(f"task {label!r}: version must be a string, got {version!r}")
+        self.fn = fn
+        self.name = label
+        self.retries = retries
+        self.retry_delay = float(retry_delay)
+        self.retry_backoff = float(retry_backoff)
+        self.cache_policy = resolve_policy(cache, label)
+        self.cache_ttl = None if cache_ttl is None else float(cache_ttl)
+        self.version = version
+        self.cache_lock = cache_lock
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self._code_version: str | None = None
+        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+
+    @property
+    def code_version(self) -> str:
+        """The explicit ``version=``, else a hash of the function's source (or bytecode)."""
+        if self.version is not None:
+            return self.version
+        if self._code_version is None:
+            from ._hashing import digest
+
+            try:
+                source = inspect.getsource(self.fn).encode()
+            except (OSError, TypeError):
+                code = getattr(self.fn, "__code__", None)
+                source = code.co_code + repr(code.co_consts).encode() if code is not None else self.name.encode()
+            self._code_version = digest(source)
+        return self._code_version
+
+    def __call__(self, *args: Any, **kwargs: Any) -> LazyResult[R]:
+        return LazyResult(self, args, kwargs)
+
+    def __repr__(self) -> str:
+        return f"<task {self.name}>"
+
+
+class LazyResult(Generic[R]):
+    """The not-yet-computed result of one task call: a node of the graph."""
+
+    __slots__ = ("task", "args", "kwargs", "deps", "ordering", "has_params", "__weakref__")
+
+    def __init__(self, task: Task[R], args: tuple, kwargs: dict[str, Any]) -> None:
+        self.task = task
+        self.args = args
+        self.kwargs = kwargs
+        deps: list[LazyResult] = []
+        has_params = False
+        pending: list[Any] = [*args, *kwargs.values()] if kwargs else list(args)
+        while pending:
+            value = pending.pop()
+            kind = type(value)
+            if kind is LazyResult:
+                deps.append(value)
+            elif kind is Param:
+                has_params = True
+            elif kind in _CONTAINERS:
+                pending.extend(value.values() if kind is dict else value)
+                if kind is dict:
+                    pending.extend(value.keys())
+        deps.reverse()
+        self.deps: tuple[LazyResult, ...] = tuple(deps)
+        self.ordering: tuple[LazyResult, ...] = ()
+        self.has_params = has_params
+
+    def after(self, *others: LazyResult) -> LazyResult[R]:
+        """Run this node only after ``others`` have finished, without passing their data."""
+        for other in others:
+            if not isinstance(other, LazyResult):
+                raise DefinitionError(
+                    f".after() on {self.task.name!r} needs lazy results (task calls), got {type(other).__name__}"
+                )
+        self.ordering = self.ordering + others
+        return self
+
+    def __repr__(self) -> str:
+        return f"<lazy {self.task.name}>"
+
+    def __bool__(self) -> bool:
+        raise DefinitionError(
+            f"the result of {self.task.name!r} is not known while the graph is built: "
+            "branch inside a task instead of on a lazy result"
+        )
+
+
+_TASK_OPTIONS = frozenset(
+    {"name", "retries", "retry_delay", "retry_backoff", "cache", "cache_ttl", "version", "cache_lock"}
+)
+
+
+@overload
+def task(fn: Callable[..., R], /) -> Task[R]: ...
+@overload
+def task(
+    *,
+    name: str | None = ...,
+    retries: int = ...,
+    retry_delay: float = ...,
+    retry_backoff: float = ...,
+    cache: bool | CachePolicy = ...,
+    cache_ttl: float | None = ...,
+    version: str | None = ...,
+    cache_lock: bool = ...,
+) -> Callable[[Callable[..., R]], Task[R]]: ...
+
+
+def task(fn: Any = None, /, **options: Any) -> Any:
+    """Make a function a task.
+
+    >>> @task
+    ... def add(a, b):
+    ...     return a + b
+    >>> @task(retries=2, cache=True, cache_ttl=3600)
+    ... def fetch(url): ...
+    """
+    unknown = set(options) - _TASK_OPTIONS
+    if unknown:
+        raise DefinitionError(
+            f"unknown @task option(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(_TASK_OPTIONS))}"
+        )
+    if fn is None:
+        return lambda function: Task(function, **options)
+    if options:
+        raise DefinitionError("use @task or @task(option=...), not @task(function, option=...)")
+    return Task(fn)

@@ -1,0 +1,293 @@
+"""Backend URIs: one parser, an immutable value, typed query options, masked secrets."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+from urllib.parse import quote, unquote
+
+from ._errors import InvalidURIError
+
+MASK = "***"
+
+# A query option whose name contains one of these is a secret: masked on output.
+_SENSITIVE_WORDS = ("password", "passwd", "secret", "token", "key_password", "api_key", "apikey", "auth")
+
+# RFC 3986 scheme chars, lowercased; `+` gives `scheme+driver` forms such as `redis+unix`.
+_SCHEME_RE = re.compile(r"^[a-z][a-z0-9+.\-]*$")
+_URI_RE = re.compile(r"^(?P<scheme>[^:/?#]+)://(?P<rest>.*)$", re.DOTALL)
+
+
+def is_sensitive(option: str) -> bool:
+    """True when a query option's name marks it as a secret."""
+    name = option.lower()
+    return any(word in name for word in _SENSITIVE_WORDS)
+
+
+def normalize_scheme(scheme: str) -> str:
+    """Lowercase and validate a scheme name; raise InvalidURIError when it is malformed."""
+    lowered = scheme.strip().lower()
+    if not _SCHEME_RE.match(lowered):
+        raise InvalidURIError(
+            f"invalid scheme {scheme!r}: use letters, digits, '+', '-' or '.', starting with a letter"
+        )
+    return lowered
+
+
+@dataclass(frozen=True, repr=False)
+class BackendURI:
+    """A parsed backend URI such as ``redis://:secret@host:6379/0?prefix=x``.
+
+    ``str()`` and ``repr()`` mask the password and secret query values as ``***``;
+    ``render(mask=False)`` gives the usable string back.
+    """
+
+    scheme: str
+    username: str | None = None
+    password: str | None = None
+    host: str | None = None
+    port: int | None = None
+    path: str = ""
+    query: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+
+    @classmethod
+    def parse(cls, text: str) -> BackendURI:
+        """Parse ``scheme://[user[:password]@]host[:port][/path][?k=v&...]``."""
+        if not isinstance(text, str):
+            raise InvalidURIError(f"a backend URI must be a string, got {type(text).__name__}")
+        match = _URI_RE.match(text.strip())
+        if not match:
+            raise InvalidURIError(
+                f"malformed backend URI {_mask_raw(text)!r}: expected 'scheme://...', "
+                "for example 'sqlite:///cascade.db' or 'redis://localhost:6379/0'"
+            )
+        scheme = normalize_scheme(match["scheme"])
+        rest = match["rest"]
+        rest, _, query_text = rest.partition("?")
+        rest = rest.split("#", 1)[0]
+        netloc, slash, path = rest.partition("/")
+        path = slash + path if slash else ""
+        username = password = None
+        if "@" in netloc:
+            # The last '@' separates credentials, so an unescaped '@' in a password still parses.
+            userinfo, _, netloc = netloc.rpartition("@")
+            user_text, colon, password_text = userinfo.partition(":")
+            username = unquote(user_text) or None
+            password = unquote(password_text) if colon else None
+        host, port = _split_host_port(netloc, text)
+        query = _parse_query(query_text, text)
+        return cls(scheme, username, password, host, port, unquote(path), query)
+
+    # -- views ---------------------------------------------------------------
+
+    @property
+    def options(self) -> dict[str, str]:
+        """The query options as a dict (the last value wins for a repeated key)."""
+        return dict(self.query)
+
+    @property
+    def database(self) -> str:
+        """The path without its leading slash (a db number, a file name, ...)."""
+        return self.path[1:] if self.path.startswith("/") else self.path
+
+    def render(self, *, mask: bool = True) -> str:
+        """The URI as a string; with ``mask=False`` secrets are included."""
+        text = f"{self.scheme}://"
+        if self.username is not None or self.password is not None:
+            if self.username:
+                text += quote(self.username, safe="")
+            if self.password is not None:
+                text += ":" + (MASK if mask else quote(self.password, safe=""))
+            text += "@"
+        if self.host:
+            text += f"[{self.host}]" if ":" in self.host else self.host
+        if self.port is not None:
+            text += f":{self.port}"
+        text += quote(self.path, safe="/:~.-_")
+        if self.query:
+            parts = []
+            for key, value in self.query:
+                shown = MASK if mask and is_sensitive(key) else quote(value, safe="/:.-_,")
+                parts.append(f"{quote(key, safe='_.-')}={shown}")
+            text += "?" + "&".join(parts)
+        return text
+
+    def __str__(self) -> str:
+        return self.render(mask=True)
+
+    def __repr__(self) -> str:
+        return f"BackendURI({self.render(mask=True)!r})"
+
+    def secrets(self) -> list[str]:
+        """Every secret this URI carries (for scrubbing text that may contain them)."""
+        found = [self.password] if self.password else []
+        found += [value for key, value in self.query if is_sensitive(key) and value]
+        return found
+
+    def replace(self, **changes: Any) -> BackendURI:
+        """A copy with some fields changed."""
+        values = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        values.update(changes)
+        return BackendURI(**values)
+
+    def parse_options(self, table: Mapping[str, Callable[[str], Any]], *, defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Convert the query options through ``table`` (name -> converter).
+
+        An unknown option or a value that does not convert raises InvalidURIError naming the key.
+        """
+        result: dict[str, Any] = dict(defaults or {})
+        for key, raw in self.query:
+            converter = table.get(key)
+            if converter is None:
+                known = ", ".join(sorted(table)) or "none"
+                raise InvalidURIError(
+                    f"unknown option {key!r} in {self.scheme}:// URI {self}; known options: {known}",
+                    key=key,
+                )
+            try:
+                result[key] = converter(raw)
+            except (TypeError, ValueError) as exc:
+                shown = MASK if is_sensitive(key) else repr(raw)
+                reason = str(exc) or "invalid value"
+                raise InvalidURIError(
+                    f"invalid value {shown} for option {key!r} in {self}: {reason}", key=key
+                ) from None
+        return result
+
+
+# -- option converters (for parse_options tables) -----------------------------
+
+
+def positive_float(raw: str) -> float:
+    """A number greater than zero (seconds, ...)."""
+    value = float(raw)
+    if not value > 0 or value != value or value == float("inf"):
+        raise ValueError("expected a number greater than 0")
+    return value
+
+
+def non_negative_int(raw: str) -> int:
+    """A whole number, zero or more."""
+    if not raw.strip().isdigit():
+        raise ValueError("expected a whole number, 0 or more")
+    return int(raw)
+
+
+def positive_int(raw: str) -> int:
+    """A whole number greater than zero."""
+    value = non_negative_int(raw)
+    if value == 0:
+        raise ValueError("expected a whole number greater than 0")
+    return value
+
+
+def boolean(raw: str) -> bool:
+    """true/false, yes/no, on/off, 1/0."""
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def choice(*allowed: str) -> Callable[[str], str]:
+    """One of the given words."""
+
+    def convert(raw: str) -> str:
+        if raw not in allowed:
+            raise ValueError(f"expected one of {', '.join(allowed)}")
+        return raw
+
+    return convert
+
+
+def size_bytes(raw: str) -> int:
+    """A byte count, optionally with a K, M or G suffix (powers of 1024)."""
+    text = raw.strip().upper().removesuffix("B").removesuffix("I")
+    factor = 1
+    if text and text[-1] in "KMG":
+        factor = 1024 ** ("KMG".index(text[-1]) + 1)
+        text = text[:-1]
+    if not text.isdigit() or int(text) == 0:
+        raise ValueError("expected a size such as 1048576, 512K, 256M or 1G")
+    return int(text) * factor
+
+
+# -- helpers ------------------------------------------------------------------
+
+
+def _split_host_port(netloc: str, original: str) -> tuple[str | None, int | None]:
+    if not netloc:
+        return None, None
+    if netloc.startswith("["):
+        host, _, after = netloc[1:].partition("]")
+        port_text = after[1:] if after.startswith(":") else ""
+        if after and not after.startswith(":"):
+            raise InvalidURIError(f"malformed host in backend URI {_mask_raw(original)!r}")
+    else:
+        host, _, port_text = netloc.partition(":")
+        if ":" in port_text:
+            raise InvalidURIError(
+                f"malformed host in backend URI {_mask_raw(original)!r}: put an IPv6 address in brackets"
+            )
+    port = None
+    if port_text:
+        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise InvalidURIError(
+                f"invalid port {port_text!r} in backend URI {_mask_raw(original)!r}: use a number from 1 to 65535",
+                key="port",
+            )
+        port = int(port_text)
+    return unquote(host) or None, port
+
+
+def _parse_query(text: str, original: str) -> tuple[tuple[str, str], ...]:
+    if not text:
+        return ()
+    pairs = []
+    for part in text.split("&"):
+        if not part:
+            continue
+        key, eq, value = part.partition("=")
+        key = unquote(key)
+        if not key or not eq:
+            raise InvalidURIError(
+                f"malformed query option {key or part!r} in backend URI {_mask_raw(original)!r}: use key=value",
+                key=key or None,
+            )
+        pairs.append((key, unquote(value)))
+    return tuple(pairs)
+
+
+_RAW_PASSWORD_RE = re.compile(r"(?P<head>://[^/?#]*?:)(?P<secret>[^/?#]*)(?P<tail>@)")
+_RAW_QUERY_SECRET_RE = re.compile(r"(?P<key>[?&][^=&#]+)=(?P<value>[^&#]*)")
+
+
+def _mask_raw(text: str) -> str:
+    """Mask secrets in a URI string that did not parse (best effort, for error messages)."""
+    if not isinstance(text, str):
+        return repr(text)
+    masked = _RAW_PASSWORD_RE.sub(lambda m: m["head"] + MASK + m["tail"], text)
+
+    def query_sub(m: re.Match[str]) -> str:
+        return f"{m['key']}={MASK}" if is_sensitive(unquote(m["key"][1:])) else m[0]
+
+    return _RAW_QUERY_SECRET_RE.sub(query_sub, masked)
+
+
+def mask_text(text: str, uri: BackendURI | str | None) -> str:
+    """Replace every secret of ``uri`` found in ``text`` by ``***``."""
+    if uri is None:
+        return text
+    if isinstance(uri, str):
+        try:
+            uri = BackendURI.parse(uri)
+        except InvalidURIError:
+            return _mask_raw(text)
+    for secret in uri.secrets():
+        for form in {secret, quote(secret, safe=""), quote(secret)}:
+            if form:
+                text = text.replace(form, MASK)
+    return text

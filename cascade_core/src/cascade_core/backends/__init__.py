@@ -1,0 +1,1 @@
+"""Built-in backends: ``memory://`` (in-process) and ``sqlite:///file.db`` (embedded, persistent)."""

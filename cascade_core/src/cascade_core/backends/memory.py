@@ -1,0 +1,171 @@
+"""In-process state and cache backends (``memory://``), thread-safe.
+
+Stores are kept per process under a name (``memory://`` is the default store,
+``memory://other`` another), so a second ``run()`` with the same run id in the same
+process resumes, as it would with a persistent backend.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Iterable, Mapping
+
+from .._protocols import CacheBackendBase, StateBackendBase
+
+
+class _Run:
+    __slots__ = ("results", "skipped", "info")
+
+    def __init__(self) -> None:
+        self.results: dict[str, bytes] = {}
+        self.skipped: dict[str, str] = {}
+        self.info: dict[str, str] = {}
+
+
+class MemoryStateStore:
+    """All runs of one in-process store; call it with a run id to get a backend."""
+
+    def __init__(self) -> None:
+        self._runs: dict[str, _Run] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, run_id: str) -> MemoryStateBackend:
+        return MemoryStateBackend(run_id, store=self)
+
+    def _run(self, run_id: str) -> _Run:
+        with self._lock:
+            run = self._runs.get(run_id)
+            if run is None:
+                run = self._runs[run_id] = _Run()
+            return run
+
+    def list_runs(self) -> list[dict[str, str]]:
+        with self._lock:
+            items = list(self._runs.items())
+        return [{**run.info, "run_id": run_id, "results": str(len(run.results))} for run_id, run in items]
+
+    def delete_run(self, run_id: str) -> bool:
+        with self._lock:
+            return self._runs.pop(run_id, None) is not None
+
+
+class MemoryStateBackend(StateBackendBase):
+    """State of one run, held in this process.
+
+    >>> backend = MemoryStateBackend("run-1")
+    >>> backend.put_results({"node": b"payload"})
+    >>> backend.get_results(["node", "other"])
+    {'node': b'payload'}
+    """
+
+    def __init__(self, run_id: str, store: MemoryStateStore | None = None) -> None:
+        self.run_id = run_id
+        self._store = store if store is not None else MemoryStateStore()
+        self._run = self._store._run(run_id)
+        self._lock = threading.Lock()
+
+    def put_results(self, results: Mapping[str, bytes]) -> None:
+        with self._lock:
+            self._run.results.update(results)
+
+    def get_results(self, node_ids: Iterable[str]) -> dict[str, bytes]:
+        stored = self._run.results
+        with self._lock:
+            return {node_id: stored[node_id] for node_id in node_ids if node_id in stored}
+
+    def result_ids(self) -> set[str]:
+        with self._lock:
+            return set(self._run.results)
+
+    def mark_skipped(self, reasons: Mapping[str, str]) -> None:
+        with self._lock:
+            self._run.skipped.update(reasons)
+
+    def get_skip_reasons(self) -> dict[str, str]:
+        with self._lock:
+            return dict(self._run.skipped)
+
+    def set_run_info(self, info: Mapping[str, str]) -> None:
+        with self._lock:
+            self._run.info.update(info)
+
+    def get_run_info(self) -> dict[str, str]:
+        with self._lock:
+            return dict(self._run.info)
+
+    def close(self) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        return f"MemoryStateBackend(run_id={self.run_id!r})"
+
+
+class MemoryCacheBackend(CacheBackendBase):
+    """A cache held in this process; entries expire ``ttl`` seconds after they are set."""
+
+    def __init__(self, default_ttl: float | None = None) -> None:
+        self.default_ttl = default_ttl
+        self._entries: dict[str, tuple[bytes, float | None]] = {}
+        self._lock = threading.Lock()
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
+        now = time.monotonic()
+        found: dict[str, bytes] = {}
+        with self._lock:
+            for key in keys:
+                entry = self._entries.get(key)
+                if entry is None:
+                    continue
+                if entry[1] is not None and entry[1] <= now:
+                    del self._entries[key]
+                    continue
+                found[key] = entry[0]
+        return found
+
+    def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
+        ttl = self.default_ttl if ttl is None else ttl
+        expires = None if ttl is None else time.monotonic() + ttl
+        with self._lock:
+            for key, value in items.items():
+                self._entries[key] = (value, expires)
+
+    def delete_many(self, keys: Iterable[str]) -> int:
+        with self._lock:
+            return sum(self._entries.pop(key, None) is not None for key in keys)
+
+    def clear(self, prefix: str = "") -> int:
+        with self._lock:
+            doomed = [key for key in self._entries if key.startswith(prefix)]
+            for key in doomed:
+                del self._entries[key]
+            return len(doomed)
+
+    def close(self) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        return f"MemoryCacheBackend(entries={len(self._entries)})"
+
+
+_STATE_STORES: dict[str, MemoryStateStore] = {}
+_CACHES: dict[str, MemoryCacheBackend] = {}
+_NAMED_LOCK = threading.Lock()
+
+
+def named_state_store(name: str) -> MemoryStateStore:
+    """The process-wide state store called ``name`` (``""`` for ``memory://``)."""
+    with _NAMED_LOCK:
+        store = _STATE_STORES.get(name)
+        if store is None:
+            store = _STATE_STORES[name] = MemoryStateStore()
+        return store
+
+
+def named_cache(name: str, default_ttl: float | None = None) -> MemoryCacheBackend:
+    """The process-wide cache called ``name``."""
+    with _NAMED_LOCK:
+        cache = _CACHES.get(name)
+        if cache is None:
+            cache = _CACHES[name] = MemoryCacheBackend(default_ttl)
+        return cache
