@@ -59,6 +59,8 @@ class MemoryStateBackend(StateBackendBase):
     {'node': b'payload'}
     """
 
+    trusted_store = True  # nothing outside this process can write to it
+
     def __init__(self, run_id: str, store: MemoryStateStore | None = None) -> None:
         self.run_id = run_id
         self._store = store if store is not None else MemoryStateStore()
@@ -103,6 +105,8 @@ class MemoryStateBackend(StateBackendBase):
 
 class MemoryCacheBackend(CacheBackendBase):
     """A cache held in this process; entries expire ``ttl`` seconds after they are set."""
+
+    trusted_store = True
 
     def __init__(self, default_ttl: float | None = None) -> None:
         self.default_ttl = default_ttl

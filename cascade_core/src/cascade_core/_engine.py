@@ -1,0 +1,745 @@
+"""The engine: resume, cache lookups, scheduling, storing results, events.
+
+Data flow of one run (docs/architecture.md draws it)::
+
+    build_graph ─▶ resume (result_ids) ─▶ cache prefetch (one get_many)
+                 ─▶ prune to what the targets need ─▶ load needed stored values
+                 ─▶ schedule ready nodes (inline, worker threads, or the event loop)
+                 ─▶ each completed batch: put_results + cache set_many, then release downstream
+
+A node's result is stored before any node that depends on it starts, so a run that
+crashes at any point resumes without redoing finished work.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Iterable, Mapping
+
+from ._cache_policy import KeyContext
+from ._codec import Codec, cache_storage_key, keys_from_env, state_key
+from ._errors import CascadeError, DefinitionError, HashingError, IntegrityError, SerializationError, TaskFailed
+from ._events import make_events
+from ._graph import Graph, build_graph, encode_inputs, shape_result, substitute
+from ._hashing import UnhashableInput, digest, encode
+from ._resolve import CacheSpec, StateSpec, resolve_cache, resolve_state
+
+log = logging.getLogger("cascade")
+
+_MISSING: Any = object()
+
+# Node states during a run.
+PENDING, DONE, FAILED, SKIPPED = 0, 1, 2, 3
+
+_STOP = -1
+
+
+@dataclass
+class RunReport:
+    """What a run did: its id, status, counts by outcome, duration and value (or error)."""
+
+    run_id: str
+    status: str
+    counts: dict[str, int]
+    duration_s: float
+    value: Any = None
+    error: TaskFailed | None = None
+    failed_task: str | None = None
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+def new_run_id() -> str:
+    """A fresh, sortable, unique run id such as ``20261127-214233-3f9a1c2b``."""
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + os.urandom(4).hex()
+
+
+def _check_run_id(run_id: Any) -> str:
+    if not isinstance(run_id, str) or not run_id or len(run_id) > 200 or not run_id.isprintable() or " " in run_id:
+        raise DefinitionError(
+            f"run_id must be a non-empty printable string without spaces (at most 200 chars), got {run_id!r}"
+        )
+    return run_id
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _default_workers() -> int:
+    return min(32, (os.cpu_count() or 1) + 4)
+
+
+class Engine:
+    """Runs graphs against a state backend (per run id) and a shared cache backend.
+
+    >>> engine = Engine("sqlite:///cascade.db", "sqlite:///cascade.db")   # doctest: +SKIP
+    >>> engine.run(total(numbers()), run_id="nightly")                      # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        state_backend_factory: Any = None,
+        cache_backend: Any = None,
+        *,
+        max_workers: int | None = None,
+        observers: Iterable[object] = (),
+        secret_keys: list[bytes] | None = None,
+    ) -> None:
+        self._state_arg = state_backend_factory
+        self._cache_arg = cache_backend
+        self.max_workers = _check_workers(max_workers)
+        self.observers = list(observers)
+        self._secret_keys = secret_keys
+
+    def run(self, target: Any, params: Mapping[str, Any] | None = None, *, run_id: str | None = None,
+            max_workers: int | None = None) -> Any:
+        """Run ``target`` and return its value; raise TaskFailed when a task failed."""
+        report = self.execute(target, params, run_id=run_id, max_workers=max_workers)
+        if report.error is not None:
+            raise report.error
+        return report.value
+
+    async def arun(self, target: Any, params: Mapping[str, Any] | None = None, *, run_id: str | None = None,
+                   max_workers: int | None = None) -> Any:
+        """The async twin of :meth:`run`: async tasks run on the caller's event loop."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        report = await asyncio.to_thread(
+            self.execute, target, params, run_id=run_id, max_workers=max_workers, loop=loop
+        )
+        if report.error is not None:
+            raise report.error
+        return report.value
+
+    def execute(self, target: Any, params: Mapping[str, Any] | None = None, *, run_id: str | None = None,
+                max_workers: int | None = None, loop: Any = None) -> RunReport:
+        """Run ``target`` and return a :class:`RunReport` instead of raising on task failure."""
+        started = time.perf_counter()
+        if params is not None and not isinstance(params, Mapping):
+            from ._errors import ParamError
+
+            raise ParamError(f"params must be a dict of name -> value, got {type(params).__name__}")
+        graph = build_graph(target, params)
+        workers = _check_workers(max_workers) or self.max_workers or _default_workers()
+        state_spec = resolve_state(self._state_arg)
+        try:
+            cache_spec = resolve_cache(self._cache_arg)
+        except BaseException:
+            state_spec.close()
+            raise
+        try:
+            if run_id is None:
+                run_id = getattr(state_spec.instance, "run_id", None) or new_run_id()
+            run_id = _check_run_id(run_id)
+            if state_spec.instance is not None and state_spec.instance.run_id != run_id:
+                raise DefinitionError(
+                    f"run_id {run_id!r} differs from the state backend's run id {state_spec.instance.run_id!r}: "
+                    "pass a factory to bind other run ids"
+                )
+            state = state_spec.open(run_id)
+            try:
+                run = _Run(self, graph, state, state_spec, cache_spec, run_id, workers, loop)
+                report = run.execute()
+            finally:
+                if state_spec.instance is None:
+                    state.close()
+        finally:
+            try:
+                state_spec.close()
+            finally:
+                cache_spec.close()
+        report.duration_s = time.perf_counter() - started
+        return report
+
+    def _keys(self) -> list[bytes]:
+        return self._secret_keys if self._secret_keys is not None else keys_from_env()
+
+
+def _check_workers(value: Any) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise DefinitionError(f"max_workers must be a whole number >= 1, got {value!r}")
+    return value
+
+
+class _Run:
+    """The mutable state of one execution of one graph."""
+
+    def __init__(self, engine: Engine, graph: Graph, state: Any, state_spec: StateSpec, cache_spec: CacheSpec,
+                 run_id: str, workers: int, loop: Any) -> None:
+        self.graph = graph
+        self.nodes = graph.nodes
+        self.state = state
+        self.cache = cache_spec.backend
+        self.state_label = state_spec.label
+        self.cache_label = cache_spec.label
+        self.run_id = run_id
+        self.workers = workers
+        self.loop = loop
+        self._own_loop: Any = None
+        keys = engine._keys()
+        self.codec = Codec(getattr(state, "serializer", "pickle"), keys,
+                           trusted_store=getattr(state, "trusted_store", False))
+        self.cache_codec = Codec(getattr(self.cache, "serializer", "pickle"), keys,
+                                 trusted_store=getattr(self.cache, "trusted_store", False))
+        self.max_payload = getattr(state, "max_payload_bytes", None)
+        self.cache_max_payload = getattr(self.cache, "max_payload_bytes", None)
+        self.events = make_events(engine.observers)
+        n = len(graph.nodes)
+        self.results: list[Any] = [_MISSING] * n
+        self.status = bytearray(n)
+        self.keys: list[str | None] = [None] * n
+        self.looked_up = bytearray(n)
+        self.counts = {"total": n, "executed": 0, "cached": 0, "resumed": 0, "failed": 0, "skipped": 0}
+        self.failures: list[tuple[int, BaseException]] = []
+        self.skipped: dict[str, str] = {}
+        self.debug = log.isEnabledFor(logging.DEBUG)
+
+    # -- the run -------------------------------------------------------------
+
+    def execute(self) -> RunReport:
+        graph, nodes, state = self.graph, self.nodes, self.state
+        info = state.get_run_info()
+        stored = state.result_ids()
+        start_info = {"status": "running", "updated": _now(), "tasks": str(len(nodes)),
+                      "target": ",".join(dict.fromkeys(nodes[i].task.name for i in graph.targets))}
+        if "created" not in info:
+            start_info["created"] = start_info["updated"]
+        state.set_run_info(start_info)
+        log.info("run %s started: %d tasks, state %s, cache %s%s", self.run_id, len(nodes), self.state_label,
+                 self.cache_label, f", resuming ({len(stored)} results stored)" if stored else "")
+        if self.events:
+            self.events.hook.cascade_run_started(run_id=self.run_id, tasks=len(nodes), state=self.state_label,
+                                                 cache=self.cache_label)
+        resumed = [node.index for node in nodes if node.id in stored]
+        for index in resumed:
+            self.status[index] = DONE
+        cache_payloads = self._prefetch_cache()
+        must_run, need_value = self._plan()
+        self._load_stored(resumed, need_value)
+        self._record_cache_hits(cache_payloads, need_value)
+        for index in resumed:
+            self.counts["resumed"] += 1
+            self._emit_skipped(index, "resumed")
+        for node in nodes:
+            if self.status[node.index] == PENDING and not must_run[node.index]:
+                self.status[node.index] = SKIPPED
+                self.counts["skipped"] += 1
+                self._emit_skipped(node.index, "not needed")
+        self._schedule(must_run)
+        return self._finish()
+
+    def _finish(self) -> RunReport:
+        if self.skipped:
+            self.state.mark_skipped(self.skipped)
+        status = "failed" if self.failures else "succeeded"
+        end_info = {"status": status, "updated": _now()}
+        end_info.update({f"count_{name}": str(value) for name, value in self.counts.items()})
+        error = None
+        failed_task = None
+        if self.failures:
+            index, cause = self.failures[0]
+            failed_task = self.nodes[index].task.name
+            error = TaskFailed(failed_task, self.nodes[index].id, self.run_id, cause)
+            error.__cause__ = cause
+            end_info["failed_task"] = failed_task
+            end_info["error"] = str(error)
+        self.state.set_run_info(end_info)
+        if self.events:
+            self.events.hook.cascade_run_finished(run_id=self.run_id, status=status, counts=dict(self.counts),
+                                                  duration=0.0)
+        log.info("run %s %s: %s", self.run_id, status,
+                 ", ".join(f"{value} {name}" for name, value in self.counts.items() if value and name != "total"))
+        value = None if error else shape_result(self.graph.target_shape, self.results, self.graph)
+        return RunReport(self.run_id, status, dict(self.counts), 0.0, value, error, failed_task, dict(self.skipped))
+
+    # -- planning ------------------------------------------------------------
+
+    def _plan(self) -> tuple[bytearray, bytearray]:
+        """Which nodes must run, and which stored values must be loaded, to produce the targets."""
+        nodes, status = self.nodes, self.status
+        n = len(nodes)
+        must_run = bytearray(n)
+        need_value = bytearray(n)
+        wanted = bytearray(n)
+        for index in self.graph.targets:
+            wanted[index] = 1
+        for index in range(n - 1, -1, -1):  # reverse topological order
+            if not wanted[index]:
+                continue
+            if status[index] == DONE:
+                need_value[index] = 1
+                continue
+            must_run[index] = 1
+            for up in nodes[index].upstream:
+                wanted[up] = 1
+        return must_run, need_value
+
+    def _load_stored(self, resumed: list[int], need_value: bytearray) -> None:
+        wanted = [i for i in resumed if need_value[i]]
+        if not wanted:
+            return
+        ids = {self.nodes[i].id: i for i in wanted}
+        payloads = self.state.get_results(list(ids))
+        for node_id, index in ids.items():
+            payload = payloads.get(node_id)
+            key = state_key(self.run_id, node_id)
+            if payload is None:
+                raise IntegrityError(f"stored result {key!r} disappeared while the run resumed; rerun to recompute it",
+                                     key=key)
+            self.results[index] = self.codec.loads(key, payload)
+
+    # -- caching ---------------------------------------------------------------
+
+    def _cache_key(self, index: int, tokens: list[str | None]) -> str:
+        node = self.nodes[index]
+        task = node.task
+        try:
+            inputs = encode_inputs(node.lazy, self.graph, self.graph.params, tokens)
+        except UnhashableInput as exc:
+            argument = _find_unhashable_argument(node.lazy, self.graph, self.graph.params, tokens)
+            raise HashingError(
+                f"task {task.name!r}: argument {argument!r} cannot be hashed for its cache key ({exc}); "
+                "pass a picklable value, give the type a __cascade_token__ method, or turn caching off for this task",
+                task=task.name, argument=argument,
+            ) from None
+        context = KeyContext(task, digest(inputs), self.run_id)
+        parts = task.cache_policy.parts(context)
+        return f"{task.name}:{digest(chr(0).join(parts).encode())}"
+
+    def _token(self, index: int) -> str | None:
+        """What an upstream contributes to a downstream cache key: its own key, or its value's hash."""
+        key = self.keys[index]
+        if key is not None:
+            return key
+        value = self.results[index]
+        if value is _MISSING:
+            return None
+        try:
+            return digest(encode(value))
+        except UnhashableInput:
+            return None
+
+    def _prefetch_cache(self) -> dict[int, bytes]:
+        """Compute every cache key that needs no computed value, and fetch them all at once."""
+        nodes, keys, status = self.nodes, self.keys, self.status
+        tokens: list[str | None] = [None] * len(nodes)
+        for node in nodes:
+            index = node.index
+            if node.task.cache_policy is None:
+                continue
+            if all(keys[dep] is not None for dep in node.data_deps):
+                for dep in node.data_deps:
+                    tokens[dep] = keys[dep]
+                keys[index] = self._cache_key(index, tokens)
+        wanted = {keys[i]: i for i in range(len(nodes)) if keys[i] is not None and status[i] == PENDING}
+        if not wanted:
+            return {}
+        for index in wanted.values():
+            self.looked_up[index] = 1
+        found = self.cache.get_many(list(wanted))
+        hits: dict[int, bytes] = {}
+        for key, payload in found.items():
+            index = wanted[key]
+            if self._verify_cache(key, payload):
+                hits[index] = payload
+                status[index] = DONE
+        return hits
+
+    def _verify_cache(self, key: str, payload: bytes) -> bool:
+        try:
+            self.cache_codec.open(cache_storage_key(key), payload)
+            return True
+        except IntegrityError as exc:
+            log.warning("ignoring cache entry: %s; the task runs again and overwrites it", exc)
+            return False
+
+    def _record_cache_hits(self, hits: dict[int, bytes], need_value: bytearray | None) -> None:
+        if not hits:
+            return
+        to_store: dict[str, bytes] = {}
+        for index, payload in hits.items():
+            node = self.nodes[index]
+            cache_key = cache_storage_key(self.keys[index])  # type: ignore[arg-type]
+            code, body = self.cache_codec.open(cache_key, payload)
+            if need_value is None or need_value[index]:
+                self.results[index] = self.cache_codec.loads(cache_key, payload)
+            to_store[node.id] = self.codec.seal(state_key(self.run_id, node.id), code, body)
+            self.counts["cached"] += 1
+        self.state.put_results(to_store)
+        if self.events or self.debug:
+            for index in hits:
+                node = self.nodes[index]
+                if self.debug:
+                    log.debug("task %s [%s] served from cache", node.task.name, node.id[:12])
+                if self.events:
+                    self.events.hook.cascade_task_finished(run_id=self.run_id, task=node.task.name, node_id=node.id,
+                                                           duration=0.0, cached=True)
+
+    def _lookup_ready(self, ready: list[int]) -> list[int]:
+        """Look up newly ready cacheable nodes in one batch; return the ones that must execute."""
+        keys = self.keys
+        wanted: dict[str, int] = {}
+        for index in ready:
+            node = self.nodes[index]
+            if node.task.cache_policy is None or self.looked_up[index]:
+                continue
+            tokens: dict[int, str | None] = {}
+            for dep in node.data_deps:
+                tokens[dep] = self._token(dep)
+                if tokens[dep] is None:
+                    argument = self.nodes[dep].task.name
+                    raise HashingError(
+                        f"task {node.task.name!r}: the result of {argument!r} cannot be hashed for its cache key; "
+                        f"make {argument!r} return a picklable value or turn caching off for {node.task.name!r}",
+                        task=node.task.name, argument=argument,
+                    )
+            keys[index] = key = self._cache_key(index, tokens)
+            self.looked_up[index] = 1
+            wanted[key] = index
+        if not wanted:
+            return ready
+        found = self.cache.get_many(list(wanted))
+        hits = {wanted[key]: payload for key, payload in found.items() if self._verify_cache(key, payload)}
+        if not hits:
+            return ready
+        for index in hits:
+            self.status[index] = DONE
+        self._record_cache_hits(hits, None)
+        self._release([(index, None) for index in hits])
+        return [index for index in ready if index not in hits]
+
+    # -- scheduling ------------------------------------------------------------
+
+    def _schedule(self, must_run: bytearray) -> None:
+        nodes, status = self.nodes, self.status
+        self.remaining = remaining = [0] * len(nodes)
+        self.must_run = must_run
+        ready: deque[int] = deque()
+        for node in nodes:
+            if must_run[node.index]:
+                count = sum(1 for up in node.upstream if status[up] != DONE)
+                remaining[node.index] = count
+                if count == 0:
+                    ready.append(node.index)
+        self.ready = ready
+        self.inflight = 0
+        self.completed: Any = None
+        self._threads: list[threading.Thread] = []
+        try:
+            self._loop_until_done()
+        finally:
+            self._stop_workers()
+
+    def _loop_until_done(self) -> None:
+        ready, nodes = self.ready, self.nodes
+        inline_only = self.workers == 1
+        while True:
+            if ready:
+                candidates = list(ready)
+                ready.clear()
+                batch = self._lookup_ready(candidates)
+                for index in batch:
+                    # A lone ready sync task runs in this thread: a chain pays no thread hand-off.
+                    if not nodes[index].task.is_async and (inline_only or (self.inflight == 0 and len(batch) == 1)):
+                        self._started(index)
+                        self._complete([self._call(index)])
+                        continue
+                    while self.inflight >= self.workers:
+                        self._wait_for_completions()
+                    self._dispatch(index)
+                continue
+            if self.inflight == 0:
+                return
+            self._wait_for_completions()
+
+    def _dispatch(self, index: int) -> None:
+        import queue
+
+        if self.completed is None:
+            self.completed = queue.SimpleQueue()
+            self.work: Any = queue.SimpleQueue()
+        self._started(index)
+        self.inflight += 1
+        if self.nodes[index].task.is_async:
+            import asyncio
+
+            asyncio.run_coroutine_threadsafe(self._call_async(index), self._event_loop())
+            return
+        if len(self._threads) < min(self.workers, self.inflight):
+            thread = threading.Thread(target=self._worker, name=f"cascade-worker-{len(self._threads)}", daemon=True)
+            self._threads.append(thread)
+            thread.start()
+        self.work.put(index)
+
+    def _worker(self) -> None:
+        work, completed = self.work, self.completed
+        while True:
+            index = work.get()
+            if index == _STOP:
+                return
+            completed.put(self._call(index))
+
+    def _stop_workers(self) -> None:
+        for _ in self._threads:
+            self.work.put(_STOP)
+        if self._own_loop is not None:
+            loop, thread = self._own_loop
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=5)
+
+    def _event_loop(self) -> Any:
+        if self.loop is not None:
+            return self.loop
+        if self._own_loop is None:
+            import asyncio
+
+            loop = asyncio.new_event_loop()
+            thread = threading.Thread(target=loop.run_forever, name="cascade-event-loop", daemon=True)
+            thread.start()
+            self._own_loop = (loop, thread)
+        return self._own_loop[0]
+
+    def _wait_for_completions(self) -> None:
+        completed = self.completed
+        batch = [completed.get()]
+        while True:
+            try:
+                batch.append(completed.get_nowait())
+            except Exception:  # queue.Empty
+                break
+        self.inflight -= len(batch)
+        self._complete(batch)
+
+    # -- executing one node --------------------------------------------------------
+
+    def _arguments(self, index: int) -> tuple[tuple, dict]:
+        lazy = self.nodes[index].lazy
+        graph, results, params = self.graph, self.results, self.graph.params
+        if not lazy.deps and not lazy.has_params:
+            return lazy.args, lazy.kwargs
+        args = substitute(lazy.args, results, graph, params)
+        kwargs = substitute(lazy.kwargs, results, graph, params) if lazy.kwargs else lazy.kwargs
+        return args, kwargs
+
+    def _call(self, index: int) -> tuple:
+        task = self.nodes[index].task
+        started = time.perf_counter()
+        attempt = 0
+        while True:
+            try:
+                args, kwargs = self._arguments(index)
+                value = task.fn(*args, **kwargs)
+                break
+            except Exception as exc:
+                if attempt >= task.retries:
+                    return (index, False, exc, None, time.perf_counter() - started)
+                delay = self._retry_delay(index, attempt, exc)
+                attempt += 1
+                if delay:
+                    time.sleep(delay)
+            except BaseException as exc:  # KeyboardInterrupt, SystemExit: stop the run
+                return (index, False, exc, None, time.perf_counter() - started)
+        return self._encoded(index, value, started)
+
+    async def _call_async(self, index: int) -> None:
+        import asyncio
+
+        task = self.nodes[index].task
+        started = time.perf_counter()
+        attempt = 0
+        try:
+            while True:
+                try:
+                    args, kwargs = self._arguments(index)
+                    value = await task.fn(*args, **kwargs)
+                    break
+                except Exception as exc:
+                    if attempt >= task.retries:
+                        self.completed.put((index, False, exc, None, time.perf_counter() - started))
+                        return
+                    delay = self._retry_delay(index, attempt, exc)
+                    attempt += 1
+                    if delay:
+                        await asyncio.sleep(delay)
+            self.completed.put(self._encoded(index, value, started))
+        except BaseException as exc:  # cancellation, KeyboardInterrupt
+            self.completed.put((index, False, exc, None, time.perf_counter() - started))
+            if not isinstance(exc, Exception):
+                raise
+
+    def _retry_delay(self, index: int, attempt: int, exc: BaseException) -> float:
+        node = self.nodes[index]
+        task = node.task
+        delay = task.retry_delay * task.retry_backoff ** attempt
+        log.warning("task %s failed (attempt %d of %d): %s: %s; retrying in %.2fs", task.name, attempt + 1,
+                    task.retries + 1, type(exc).__name__, _one_line(exc), delay)
+        if self.events:
+            self.events.hook.cascade_task_retrying(run_id=self.run_id, task=task.name, node_id=node.id,
+                                                   attempt=attempt + 1, error=exc, delay=delay)
+        return delay
+
+    def _encoded(self, index: int, value: Any, started: float) -> tuple:
+        task = self.nodes[index].task
+        try:
+            body = self.codec.serialize(value)
+        except SerializationError as exc:
+            error = SerializationError(f"result of task {task.name!r} cannot be stored: {exc}")
+            error.__cause__ = exc.__cause__
+            return (index, False, error, None, time.perf_counter() - started)
+        if self.max_payload is not None and len(body) > self.max_payload:
+            error = SerializationError(
+                f"result of task {task.name!r} is {len(body)} bytes, over the state backend's limit of "
+                f"{self.max_payload} bytes: return a smaller value or raise the backend's max_value_size"
+            )
+            return (index, False, error, None, time.perf_counter() - started)
+        return (index, True, value, body, time.perf_counter() - started)
+
+    # -- completions -------------------------------------------------------------
+
+    def _started(self, index: int) -> None:
+        if self.debug:
+            node = self.nodes[index]
+            log.debug("task %s [%s] started", node.task.name, node.id[:12])
+        if self.events:
+            node = self.nodes[index]
+            self.events.hook.cascade_task_started(run_id=self.run_id, task=node.task.name, node_id=node.id)
+
+    def _complete(self, outcomes: list[tuple]) -> None:
+        """Store a batch of finished nodes in one write, then release their downstream."""
+        nodes, results, status = self.nodes, self.results, self.status
+        to_store: dict[str, bytes] = {}
+        to_cache: dict[float | None, dict[str, bytes]] = {}
+        released: list[tuple[int, Any]] = []
+        fatal: BaseException | None = None
+        for index, ok, value, body, duration in outcomes:
+            node = nodes[index]
+            if not ok:
+                if not isinstance(value, Exception):
+                    fatal = fatal or value
+                self._fail(index, value)
+                continue
+            results[index] = value
+            status[index] = DONE
+            self.counts["executed"] += 1
+            to_store[node.id] = self.codec.seal(state_key(self.run_id, node.id), self.codec._code, body)
+            key = self.keys[index]
+            if key is not None:
+                cache_body = body if self.cache_codec.serializer == self.codec.serializer else None
+                try:
+                    if cache_body is None:
+                        cache_body = self.cache_codec.serialize(value)
+                    if self.cache_max_payload is not None and len(cache_body) > self.cache_max_payload:
+                        raise SerializationError(f"{len(cache_body)} bytes is over the cache's limit")
+                    payload = self.cache_codec.seal(cache_storage_key(key), self.cache_codec._code, cache_body)
+                    to_cache.setdefault(node.task.cache_ttl, {})[key] = payload
+                except SerializationError as exc:
+                    log.warning("result of task %s not cached: %s", node.task.name, exc)
+            released.append((index, duration))
+        if to_store:
+            self.state.put_results(to_store)
+        for ttl, items in to_cache.items():
+            self.cache.set_many(items, ttl)
+        if fatal is not None:
+            raise fatal
+        if released:
+            self._release(released)
+
+    def _release(self, finished: list[tuple[int, Any]]) -> None:
+        nodes, remaining, must_run, ready = self.nodes, self.remaining, self.must_run, self.ready
+        events, debug = self.events, self.debug
+        for index, duration in finished:
+            node = nodes[index]
+            if duration is not None and (events or debug):
+                if debug:
+                    log.debug("task %s [%s] finished in %.6fs", node.task.name, node.id[:12], duration)
+                if events:
+                    events.hook.cascade_task_finished(run_id=self.run_id, task=node.task.name, node_id=node.id,
+                                                      duration=duration, cached=False)
+            for down in node.downstream:
+                if must_run[down]:
+                    remaining[down] -= 1
+                    if remaining[down] == 0 and self.status[down] == PENDING:
+                        ready.append(down)
+
+    def _fail(self, index: int, error: BaseException) -> None:
+        node = self.nodes[index]
+        self.status[index] = FAILED
+        self.counts["failed"] += 1
+        self.failures.append((index, error))
+        log.error("task %s failed in run %s: %s: %s", node.task.name, self.run_id, type(error).__name__,
+                  _one_line(error))
+        if self.events:
+            self.events.hook.cascade_task_failed(run_id=self.run_id, task=node.task.name, node_id=node.id, error=error)
+        reason = f"upstream failed: {node.task.name}"
+        stack = list(node.downstream)
+        while stack:
+            down = stack.pop()
+            if self.status[down] != PENDING or not self.must_run[down]:
+                continue
+            self.status[down] = SKIPPED
+            self.counts["skipped"] += 1
+            self.skipped[self.nodes[down].id] = reason
+            self._emit_skipped(down, reason)
+            stack.extend(self.nodes[down].downstream)
+
+    def _emit_skipped(self, index: int, reason: str) -> None:
+        if self.events:
+            node = self.nodes[index]
+            self.events.hook.cascade_task_skipped(run_id=self.run_id, task=node.task.name, node_id=node.id,
+                                                  reason=reason)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc)
+    return text.splitlines()[0] if text else ""
+
+
+def _find_unhashable_argument(lazy: Any, graph: Graph, params: Mapping[str, Any], tokens: Any) -> str:
+    """Name the argument of ``lazy`` that cannot be encoded (for the error message)."""
+    import inspect
+
+    from ._graph import _encode_arg
+
+    try:
+        bound = inspect.signature(lazy.task.fn).bind_partial(*lazy.args, **lazy.kwargs).arguments
+    except (TypeError, ValueError):
+        bound = {f"#{i}": value for i, value in enumerate(lazy.args)} | dict(lazy.kwargs)
+    for name, value in bound.items():
+        try:
+            _encode_arg(value, graph, params, tokens)
+        except UnhashableInput:
+            return name
+    return "?"
+
+
+def run(target: Any, params: Mapping[str, Any] | None = None, *, state_backend: Any = None,
+        cache_backend: Any = None, run_id: str | None = None, max_workers: int | None = None,
+        observers: Iterable[object] = ()) -> Any:
+    """Run ``target`` (a lazy result, or a list/dict of them) and return its value.
+
+    ``state_backend``: a URI (``"sqlite:///cascade.db"``), a factory ``run_id -> StateBackend`` or a
+    StateBackend; ``cache_backend``: a URI or a CacheBackend. Both default to ``memory://``.
+    Rerunning with the same ``run_id`` and a persistent state backend resumes.
+    """
+    return Engine(state_backend, cache_backend, max_workers=max_workers, observers=observers).run(
+        target, params, run_id=run_id)
+
+
+async def arun(target: Any, params: Mapping[str, Any] | None = None, *, state_backend: Any = None,
+               cache_backend: Any = None, run_id: str | None = None, max_workers: int | None = None,
+               observers: Iterable[object] = ()) -> Any:
+    """The async twin of :func:`run`."""
+    return await Engine(state_backend, cache_backend, max_workers=max_workers, observers=observers).arun(
+        target, params, run_id=run_id)
+
+
+__all__ = ["Engine", "RunReport", "arun", "run", "CascadeError"]
