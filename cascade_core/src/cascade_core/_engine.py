@@ -495,6 +495,8 @@ class _Run:
             loop, thread = self._own_loop
             loop.call_soon_threadsafe(loop.stop)
             thread.join(timeout=5)
+            if not thread.is_alive():
+                loop.close()
 
     def _event_loop(self) -> Any:
         if self.loop is not None:

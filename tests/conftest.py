@@ -1,0 +1,44 @@
+"""Fixtures shared by every test: isolated in-process stores and a clean backend registry."""
+
+from __future__ import annotations
+
+import pytest
+
+from cascade_core._registry import registry
+from cascade_core.backends import memory
+
+
+@pytest.fixture(autouse=True)
+def _isolated_process_state():
+    """Each test starts with empty memory:// stores and no runtime backend registrations."""
+    memory._STATE_STORES.clear()
+    memory._CACHES.clear()
+    runtime = dict(registry._runtime)
+    yield
+    memory._STATE_STORES.clear()
+    memory._CACHES.clear()
+    registry._runtime.clear()
+    registry._runtime.update(runtime)
+    registry._loaded.clear()
+
+
+class Counter:
+    """Counts executions per label; thread-safe enough for the GIL-bound increments here."""
+
+    def __init__(self) -> None:
+        self.calls: dict[str, int] = {}
+
+    def hit(self, label: str) -> None:
+        self.calls[label] = self.calls.get(label, 0) + 1
+
+    def __getitem__(self, label: str) -> int:
+        return self.calls.get(label, 0)
+
+    @property
+    def total(self) -> int:
+        return sum(self.calls.values())
+
+
+@pytest.fixture
+def counter() -> Counter:
+    return Counter()

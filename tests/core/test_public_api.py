@@ -1,0 +1,34 @@
+"""The public surface cannot drift, and importing it stays cheap."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import cascade_core as cs
+
+
+def test_all_names_resolve_and_are_sorted():
+    assert cs.__all__ == sorted(cs.__all__)
+    for name in cs.__all__:
+        assert getattr(cs, name) is not None, name
+
+
+def test_errors_derive_from_cascade_error():
+    for name in cs.__all__:
+        value = getattr(cs, name)
+        if isinstance(value, type) and issubclass(value, Exception):
+            assert issubclass(value, cs.CascadeError), name
+
+
+def test_import_loads_no_heavy_module():
+    heavy = ["pluggy", "importlib.metadata", "asyncio", "concurrent.futures", "sqlite3", "redis"]
+    code = f"import sys, cascade_core; print([m for m in {heavy!r} if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_version_comes_from_metadata():
+    from importlib.metadata import version
+
+    assert cs.__version__ == version("cascade-core")
