@@ -202,6 +202,10 @@ class _Run:
         self.failures: list[tuple[int, BaseException]] = []
         self.skipped: dict[str, str] = {}
         self.debug = log.isEnabledFor(logging.DEBUG)
+        # Per-task records for `cascade runs show`, when the backend can keep them.
+        self.records: dict[str, dict[str, Any]] | None = (
+            {} if callable(getattr(state, "put_task_records", None)) else None
+        )
 
     # -- the run -------------------------------------------------------------
 
@@ -240,6 +244,19 @@ class _Run:
     def _finish(self) -> RunReport:
         if self.skipped:
             self.state.mark_skipped(self.skipped)
+            if self.records is not None:
+                for index in range(len(self.nodes)):
+                    node = self.nodes[index]
+                    if node.id in self.skipped:
+                        self.records[node.id] = {"task": node.task.name, "status": "skipped",
+                                                 "reason": self.skipped[node.id]}
+        if self.records:
+            import json
+
+            finished = _now()
+            self.state.put_task_records(
+                {node_id: json.dumps({**record, "finished": finished}) for node_id, record in self.records.items()}
+            )
         status = "failed" if self.failures else "succeeded"
         end_info = {"status": status, "updated": _now()}
         end_info.update({f"count_{name}": str(value) for name, value in self.counts.items()})
@@ -374,6 +391,9 @@ class _Run:
                 self.results[index] = self.cache_codec.loads(cache_key, payload)
             to_store[node.id] = self.codec.seal(state_key(self.run_id, node.id), code, body)
             self.counts["cached"] += 1
+            if self.records is not None:
+                self.records[node.id] = {"task": node.task.name, "status": "cached", "duration": 0.0,
+                                         "size": len(body)}
         self.state.put_results(to_store)
         if self.events or self.debug:
             for index in hits:
@@ -628,10 +648,16 @@ class _Run:
                 if not isinstance(value, Exception):
                     fatal = fatal or value
                 self._fail(index, value)
+                if self.records is not None:
+                    self.records[node.id] = {"task": node.task.name, "status": "failed", "duration": round(duration, 6),
+                                             "error": f"{type(value).__name__}: {_one_line(value)}"}
                 continue
             results[index] = value
             status[index] = DONE
             self.counts["executed"] += 1
+            if self.records is not None:
+                self.records[node.id] = {"task": node.task.name, "status": "done", "duration": round(duration, 6),
+                                         "size": len(body)}
             to_store[node.id] = self.codec.seal(state_key(self.run_id, node.id), self.codec._code, body)
             key = self.keys[index]
             if key is not None:

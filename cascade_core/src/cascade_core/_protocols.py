@@ -82,6 +82,22 @@ class RunCatalog(Protocol):
 
 
 @runtime_checkable
+class TaskRecords(Protocol):
+    """Optional capability of a state backend: per-task records for ``cascade runs show``.
+
+    A record is a JSON object as a string: ``task``, ``status`` (done, cached, failed, skipped),
+    ``duration`` (seconds), ``size`` (payload bytes), ``error`` or ``reason``, ``finished`` (ISO time).
+    The engine writes the records of one run in one call when the run ends.
+    """
+
+    def put_task_records(self, records: Mapping[str, str]) -> None:
+        """Store or replace records (node id -> JSON string)."""
+
+    def get_task_records(self) -> dict[str, str]:
+        """Every record of this run."""
+
+
+@runtime_checkable
 class CacheCatalog(Protocol):
     """Optional capability of a cache backend: find and clear entries by key prefix."""
 

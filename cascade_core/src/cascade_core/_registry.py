@@ -362,7 +362,8 @@ def _read_entry_points() -> list[BackendEntry]:
             extras = _EXTRAS_RE.search(value)
             if extras:
                 value = value[: extras.start()].strip()
-                hint = tuple(sorted(x.strip() for x in extras["extras"].split(",") if x.strip()))
+                words = {x.strip() for x in extras["extras"].split(",")}
+                hint = tuple(kind for kind in ("state", "cache") if kind in words)
             # The same distribution seen twice on sys.path counts once.
             found.setdefault((scheme, dist_name), BackendEntry(scheme, dist_name, dist.version or "", value, hint))
     return list(found.values())

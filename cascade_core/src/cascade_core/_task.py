@@ -51,6 +51,23 @@ class Param:
         return f"Param({self.name!r}{default}{kind})"
 
 
+def _module_name(fn: Any) -> str:
+    """The function's module; for a script run as ``__main__``, the script's file name.
+
+    So a task defined in ``wordcount.py`` is ``wordcount.fetch`` whether the script is run
+    directly or loaded by ``cascade run``: its node ids and cache keys stay the same.
+    """
+    module = getattr(fn, "__module__", None) or "?"
+    if module == "__main__":
+        import sys
+        from pathlib import Path
+
+        main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+        if main_file:
+            return Path(main_file).stem
+    return module
+
+
 class Task(Generic[R]):
     """A plain function made lazy: calling it returns a :class:`LazyResult`."""
 
@@ -69,7 +86,7 @@ class Task(Generic[R]):
     ) -> None:
         if not callable(fn) or isinstance(fn, (Task, LazyResult)):
             raise DefinitionError(f"@task needs a function, got {type(fn).__name__} {fn!r}")
-        label = name or f"{getattr(fn, '__module__', None) or '?'}.{getattr(fn, '__qualname__', repr(fn))}"
+        label = name or f"{_module_name(fn)}.{getattr(fn, '__qualname__', repr(fn))}"
         if name is not None and (not isinstance(name, str) or not name or ":" in name):
             raise DefinitionError(f"task name {name!r} must be a non-empty string without ':'")
         if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:

@@ -15,9 +15,10 @@ from .._protocols import CacheBackendBase, StateBackendBase
 
 
 class _Run:
-    __slots__ = ("results", "skipped", "info")
+    __slots__ = ("results", "skipped", "info", "records")
 
     def __init__(self) -> None:
+        self.records: dict[str, str] = {}
         self.results: dict[str, bytes] = {}
         self.skipped: dict[str, str] = {}
         self.info: dict[str, str] = {}
@@ -95,6 +96,14 @@ class MemoryStateBackend(StateBackendBase):
     def get_run_info(self) -> dict[str, str]:
         with self._lock:
             return dict(self._run.info)
+
+    def put_task_records(self, records: Mapping[str, str]) -> None:
+        with self._lock:
+            self._run.records.update(records)
+
+    def get_task_records(self) -> dict[str, str]:
+        with self._lock:
+            return dict(self._run.records)
 
     def close(self) -> None:
         pass
