@@ -20,7 +20,7 @@ import cascade_core as cs
 
 fail = cs.Param("fail", default=False, type=bool)
 
-WORDS = "river stone cloud ember willow lantern harbor meadow falcon cedar".split()
+WORDS = ["river", "stone", "cloud", "ember", "willow", "lantern", "harbor", "meadow", "falcon", "cedar"]
 
 
 @cs.task(cache=True)

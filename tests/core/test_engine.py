@@ -98,8 +98,13 @@ def test_node_ids_are_stable_across_processes(tmp_path):
         "print(' '.join(n.id for n in g.nodes))\n"
     )
     outputs = {
-        subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True,
-                       env={"PYTHONHASHSEED": seed, "PATH": ""}).stdout
+        subprocess.run(
+            [sys.executable, str(script)],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"PYTHONHASHSEED": seed, "PATH": ""},
+        ).stdout
         for seed in ("1", "2")
     }
     assert len(outputs) == 1
@@ -450,8 +455,12 @@ def test_events_reach_pluggy_observers():
         return 1
 
     cs.run(wobbly(), observers=[Recorder()])
-    assert seen == [("run_started", 1), ("retrying", 1), ("finished", "wobbly", False),
-                    ("run_finished", "succeeded", 1)]
+    assert seen == [
+        ("run_started", 1),
+        ("retrying", 1),
+        ("finished", "wobbly", False),
+        ("run_finished", "succeeded", 1),
+    ]
 
 
 def test_an_observer_with_an_unknown_hook_is_refused():

@@ -30,15 +30,30 @@ def plugin_site(tmp_path_factory) -> Path:
         shutil.copytree(PLUGINS / name, build / name)
         sources.append(str(build / name))
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--disable-pip-version-check", "--no-warn-script-location", "--target", str(site), *sources],
-        check=True, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--disable-pip-version-check",
+            "--no-warn-script-location",
+            "--target",
+            str(site),
+            *sources,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return site
 
 
-def _run(site: Path | None, args: list[str], tmp_path: Path, extra_env: dict[str, str] | None = None,
-         code: str | None = None) -> tuple[subprocess.CompletedProcess, list[str]]:
+def _run(
+    site: Path | None, args: list[str], tmp_path: Path, extra_env: dict[str, str] | None = None, code: str | None = None
+) -> tuple[subprocess.CompletedProcess, list[str]]:
     log = tmp_path / f"imports-{os.urandom(4).hex()}.log"
     env = {**os.environ, "CASCADE_TEST_IMPORT_LOG": str(log), "PYTHONWARNINGS": "default"}
     env.pop("CASCADE_BACKEND_PREFER", None)
@@ -57,9 +72,15 @@ def test_listing_shows_installed_plugins_without_importing_them(plugin_site, tmp
     rows = {row["scheme"]: row for row in json.loads(result.stdout)}
     assert imported == []
     good = rows["goodmem"]
-    assert good == {"scheme": "goodmem", "distribution": "cascade-plugin-good", "version": "1.2.3",
-                    "target": "cascade_plugin_good:provider", "provides": ["state", "cache"],
-                    "status": "available", "error": None}
+    assert good == {
+        "scheme": "goodmem",
+        "distribution": "cascade-plugin-good",
+        "version": "1.2.3",
+        "target": "cascade_plugin_good:provider",
+        "provides": ["state", "cache"],
+        "status": "available",
+        "error": None,
+    }
     assert rows["memory"]["distribution"] == "cascade-core"
     assert rows["broken"]["status"] == "available"
     assert rows["dup"]["status"] == "conflict: also claimed by cascade-plugin-dup-b"
@@ -78,7 +99,9 @@ def test_check_imports_and_validates_every_provider(plugin_site, tmp_path):
     rows = {row["scheme"]: row for row in json.loads(result.stdout)}
     assert rows["goodmem"]["status"] == "ok"
     assert rows["broken"]["status"] == "error"
-    assert "cascade-plugin-broken" in rows["broken"]["error"] and "a_module_that_does_not_exist" in rows["broken"]["error"]
+    assert (
+        "cascade-plugin-broken" in rows["broken"]["error"] and "a_module_that_does_not_exist" in rows["broken"]["error"]
+    )
     assert rows["nohooks"]["status"] == "error" and "implements no hook" in rows["nohooks"]["error"]
     assert rows["memory"]["status"] == "ok"
     assert "cascade_plugin_good" in imported
@@ -93,7 +116,8 @@ def test_a_third_party_scheme_runs_a_workflow_and_imports_only_its_provider(plug
         "    return 2 * x\n"
         "print(cs.run(double(21), state_backend='GoodMem://one', cache_backend='goodmem://one'))\n"
         "print(cs.run(double(21), state_backend='goodmem://one', cache_backend='goodmem://one'))\n"
-        "print(sorted(m for m in sys.modules if m.startswith(('cascade_plugin', 'cascade_redis', 'redis', 'sqlite3'))))\n"
+        "prefixes = ('cascade_plugin', 'cascade_redis', 'redis', 'sqlite3')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(prefixes)))\n"
     )
     result, imported = _run(plugin_site, [], tmp_path, code=code)
     assert result.returncode == 0, result.stderr
@@ -177,8 +201,9 @@ def test_two_distributions_claiming_a_scheme(plugin_site, tmp_path):
     assert "CASCADE_BACKEND_PREFER" in warning
     assert runtime == "MemoryCacheBackend"  # register_backend wins
 
-    chosen, _ = _run(plugin_site, [], tmp_path, code=code,
-                     extra_env={"CASCADE_BACKEND_PREFER": "dup=cascade-plugin-dup-b"})
+    chosen, _ = _run(
+        plugin_site, [], tmp_path, code=code, extra_env={"CASCADE_BACKEND_PREFER": "dup=cascade-plugin-dup-b"}
+    )
     assert chosen.stdout.splitlines()[0] == "dup-b"
 
 
@@ -196,9 +221,23 @@ def core_only_site(tmp_path_factory) -> Path:
     """cascade-core (not editable) and pluggy alone, for a Python started without site-packages."""
     site = tmp_path_factory.mktemp("core-only")
     wheels = tmp_path_factory.mktemp("wheels")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--disable-pip-version-check", "-w", str(wheels), str(ROOT / "cascade_core")],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--disable-pip-version-check",
+            "-w",
+            str(wheels),
+            str(ROOT / "cascade_core"),
+        ],
+        check=True,
+        capture_output=True,
+    )
     wheel = next(wheels.glob("cascade_core-*.whl"))
     with zipfile.ZipFile(wheel) as archive:
         archive.extractall(site)
@@ -230,8 +269,9 @@ def test_redis_without_cascade_redis_installed_says_what_to_install(core_only_si
         "print(cs.run(one(), state_backend='sqlite:///x.db'))\n"
     )
     env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(core_only_site)}
-    result = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, env=env,
-                            cwd=tmp_path, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-S", "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     redis_line, rediss_line, value = result.stdout.splitlines()
     assert "pip install cascade-redis" in redis_line and "installed schemes: memory, sqlite" in redis_line
@@ -241,10 +281,24 @@ def test_redis_without_cascade_redis_installed_says_what_to_install(core_only_si
 
 def test_listing_imports_nothing_heavier_than_importlib_metadata_and_pluggy(plugin_site, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(plugin_site)}
-    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "cascade_core", "backends"],
-                            capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "cascade_core", "backends"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+    )
     assert result.returncode == 0
     modules = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
-    for heavy in ("asyncio", "concurrent.futures", "sqlite3", "redis", "cascade_redis", "cascade_plugin_good",
-                  "cascade_plugin_broken", "cascade_core._engine"):
+    for heavy in (
+        "asyncio",
+        "concurrent.futures",
+        "sqlite3",
+        "redis",
+        "cascade_redis",
+        "cascade_plugin_good",
+        "cascade_plugin_broken",
+        "cascade_core._engine",
+    ):
         assert heavy not in modules, heavy

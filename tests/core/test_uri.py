@@ -10,7 +10,13 @@ from cascade_core._uri import mask_text, non_negative_int, positive_float
 
 def test_fields_and_percent_decoding():
     uri = BackendURI.parse("redis://us%40er:p%40ss%3Aw@cache.local:6380/2?prefix=x&ttl=60")
-    assert (uri.scheme, uri.username, uri.password, uri.host, uri.port) == ("redis", "us@er", "p@ss:w", "cache.local", 6380)
+    assert (uri.scheme, uri.username, uri.password, uri.host, uri.port) == (
+        "redis",
+        "us@er",
+        "p@ss:w",
+        "cache.local",
+        6380,
+    )
     assert uri.database == "2" and uri.options == {"prefix": "x", "ttl": "60"}
     assert BackendURI.parse(uri.render(mask=False)) == uri
 

@@ -103,6 +103,5 @@ def resolve_policy(cache: object, task_name: str) -> CachePolicy | None:
     if isinstance(cache, CachePolicy):
         return cache
     raise DefinitionError(
-        f"task {task_name!r}: cache= takes True, False or a cache policy such as INPUTS + TASK_SOURCE, "
-        f"got {cache!r}"
+        f"task {task_name!r}: cache= takes True, False or a cache policy such as INPUTS + TASK_SOURCE, got {cache!r}"
     )

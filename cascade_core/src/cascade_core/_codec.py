@@ -55,7 +55,9 @@ class Codec:
     payloads carry a checksum and signed payloads cannot be read.
     """
 
-    def __init__(self, serializer: str = "pickle", keys: list[bytes] | None = None, *, trusted_store: bool = True) -> None:
+    def __init__(
+        self, serializer: str = "pickle", keys: list[bytes] | None = None, *, trusted_store: bool = True
+    ) -> None:
         if serializer not in _SERIALIZER_CODES:
             raise SerializationError(f"unknown serializer {serializer!r}: use pickle or json")
         self.serializer = serializer
@@ -78,7 +80,9 @@ class Codec:
             return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
         except Exception as exc:  # pickle and json raise many exception types
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise SerializationError(f"{type(value).__name__} value cannot be serialized with {self.serializer}: {reason}") from exc
+            raise SerializationError(
+                f"{type(value).__name__} value cannot be serialized with {self.serializer}: {reason}"
+            ) from exc
 
     def dumps(self, storage_key: str, value: Any) -> bytes:
         return self.seal(storage_key, self._code, self.serialize(value))
@@ -102,7 +106,9 @@ class Codec:
     def open(self, storage_key: str, payload: bytes) -> tuple[bytes, bytes]:
         """Verify a payload; return (serializer code, body). Raises IntegrityError."""
         if not isinstance(payload, (bytes, bytearray, memoryview)):
-            raise IntegrityError(f"stored value at {storage_key!r} is {type(payload).__name__}, not bytes", key=storage_key)
+            raise IntegrityError(
+                f"stored value at {storage_key!r} is {type(payload).__name__}, not bytes", key=storage_key
+            )
         payload = bytes(payload)
         if len(payload) < 5 or payload[:2] != MAGIC:
             raise IntegrityError(
@@ -130,7 +136,8 @@ class Codec:
             body = payload[13:]
             if len(payload) < 13 or not hmac.compare_digest(payload[5:13], _checksum(storage_key, header, body)):
                 raise IntegrityError(
-                    f"stored value at {storage_key!r} fails its checksum (corrupt, truncated or copied from another key)",
+                    f"stored value at {storage_key!r} fails its checksum "
+                    "(corrupt, truncated or copied from another key)",
                     key=storage_key,
                 )
             return code, body
@@ -141,7 +148,11 @@ class Codec:
             body = payload[38 + kid_len :]
             secret = self._keys.get(kid)
             if secret is None:
-                hint = f"set {SECRET_ENV}" if not self._keys else f"add the key with id {kid.decode(errors='replace')!r} to {SECRET_ENV}"
+                hint = (
+                    f"set {SECRET_ENV}"
+                    if not self._keys
+                    else f"add the key with id {kid.decode(errors='replace')!r} to {SECRET_ENV}"
+                )
                 raise IntegrityError(
                     f"stored value at {storage_key!r} is signed with a key this process does not have: {hint}",
                     key=storage_key,
@@ -149,7 +160,8 @@ class Codec:
             expected = hmac.new(secret, _signed_message(storage_key, header, kid, body), hashlib.sha256).digest()
             if len(mac) != 32 or not hmac.compare_digest(mac, expected):
                 raise IntegrityError(
-                    f"stored value at {storage_key!r} fails its signature (tampered, truncated or copied from another key)",
+                    f"stored value at {storage_key!r} fails its signature "
+                    "(tampered, truncated or copied from another key)",
                     key=storage_key,
                 )
             return code, body
@@ -162,7 +174,9 @@ class Codec:
             try:
                 return pickle.loads(body)
             except Exception as exc:
-                raise IntegrityError(f"stored value at {storage_key!r} does not unpickle: {exc}", key=storage_key) from exc
+                raise IntegrityError(
+                    f"stored value at {storage_key!r} does not unpickle: {exc}", key=storage_key
+                ) from exc
         try:
             return json.loads(body)
         except ValueError as exc:

@@ -18,9 +18,10 @@ import os
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from ._cache_policy import KeyContext
 from ._codec import Codec, cache_storage_key, keys_from_env, state_key
@@ -97,16 +98,28 @@ class Engine:
         self.observers = list(observers)
         self._secret_keys = secret_keys
 
-    def run(self, target: Any, params: Mapping[str, Any] | None = None, *, run_id: str | None = None,
-            max_workers: int | None = None) -> Any:
+    def run(
+        self,
+        target: Any,
+        params: Mapping[str, Any] | None = None,
+        *,
+        run_id: str | None = None,
+        max_workers: int | None = None,
+    ) -> Any:
         """Run ``target`` and return its value; raise TaskFailed when a task failed."""
         report = self.execute(target, params, run_id=run_id, max_workers=max_workers)
         if report.error is not None:
             raise report.error
         return report.value
 
-    async def arun(self, target: Any, params: Mapping[str, Any] | None = None, *, run_id: str | None = None,
-                   max_workers: int | None = None) -> Any:
+    async def arun(
+        self,
+        target: Any,
+        params: Mapping[str, Any] | None = None,
+        *,
+        run_id: str | None = None,
+        max_workers: int | None = None,
+    ) -> Any:
         """The async twin of :meth:`run`: async tasks run on the caller's event loop."""
         import asyncio
 
@@ -118,8 +131,15 @@ class Engine:
             raise report.error
         return report.value
 
-    def execute(self, target: Any, params: Mapping[str, Any] | None = None, *, run_id: str | None = None,
-                max_workers: int | None = None, loop: Any = None) -> RunReport:
+    def execute(
+        self,
+        target: Any,
+        params: Mapping[str, Any] | None = None,
+        *,
+        run_id: str | None = None,
+        max_workers: int | None = None,
+        loop: Any = None,
+    ) -> RunReport:
         """Run ``target`` and return a :class:`RunReport` instead of raising on task failure."""
         started = time.perf_counter()
         if params is not None and not isinstance(params, Mapping):
@@ -173,8 +193,17 @@ def _check_workers(value: Any) -> int | None:
 class _Run:
     """The mutable state of one execution of one graph."""
 
-    def __init__(self, engine: Engine, graph: Graph, state: Any, state_spec: StateSpec, cache_spec: CacheSpec,
-                 run_id: str, workers: int, loop: Any) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        graph: Graph,
+        state: Any,
+        state_spec: StateSpec,
+        cache_spec: CacheSpec,
+        run_id: str,
+        workers: int,
+        loop: Any,
+    ) -> None:
         self.graph = graph
         self.nodes = graph.nodes
         self.state = state
@@ -186,10 +215,12 @@ class _Run:
         self.loop = loop
         self._own_loop: Any = None
         keys = engine._keys()
-        self.codec = Codec(getattr(state, "serializer", "pickle"), keys,
-                           trusted_store=getattr(state, "trusted_store", False))
-        self.cache_codec = Codec(getattr(self.cache, "serializer", "pickle"), keys,
-                                 trusted_store=getattr(self.cache, "trusted_store", False))
+        self.codec = Codec(
+            getattr(state, "serializer", "pickle"), keys, trusted_store=getattr(state, "trusted_store", False)
+        )
+        self.cache_codec = Codec(
+            getattr(self.cache, "serializer", "pickle"), keys, trusted_store=getattr(self.cache, "trusted_store", False)
+        )
         self.max_payload = getattr(state, "max_payload_bytes", None)
         self.cache_max_payload = getattr(self.cache, "max_payload_bytes", None)
         self.events = make_events(engine.observers)
@@ -213,16 +244,27 @@ class _Run:
         graph, nodes, state = self.graph, self.nodes, self.state
         info = state.get_run_info()
         stored = state.result_ids()
-        start_info = {"status": "running", "updated": _now(), "tasks": str(len(nodes)),
-                      "target": ",".join(dict.fromkeys(nodes[i].task.name for i in graph.targets))}
+        start_info = {
+            "status": "running",
+            "updated": _now(),
+            "tasks": str(len(nodes)),
+            "target": ",".join(dict.fromkeys(nodes[i].task.name for i in graph.targets)),
+        }
         if "created" not in info:
             start_info["created"] = start_info["updated"]
         state.set_run_info(start_info)
-        log.info("run %s started: %d tasks, state %s, cache %s%s", self.run_id, len(nodes), self.state_label,
-                 self.cache_label, f", resuming ({len(stored)} results stored)" if stored else "")
+        log.info(
+            "run %s started: %d tasks, state %s, cache %s%s",
+            self.run_id,
+            len(nodes),
+            self.state_label,
+            self.cache_label,
+            f", resuming ({len(stored)} results stored)" if stored else "",
+        )
         if self.events:
-            self.events.hook.cascade_run_started(run_id=self.run_id, tasks=len(nodes), state=self.state_label,
-                                                 cache=self.cache_label)
+            self.events.hook.cascade_run_started(
+                run_id=self.run_id, tasks=len(nodes), state=self.state_label, cache=self.cache_label
+            )
         resumed = [node.index for node in nodes if node.id in stored]
         for index in resumed:
             self.status[index] = DONE
@@ -248,8 +290,11 @@ class _Run:
                 for index in range(len(self.nodes)):
                     node = self.nodes[index]
                     if node.id in self.skipped:
-                        self.records[node.id] = {"task": node.task.name, "status": "skipped",
-                                                 "reason": self.skipped[node.id]}
+                        self.records[node.id] = {
+                            "task": node.task.name,
+                            "status": "skipped",
+                            "reason": self.skipped[node.id],
+                        }
         if self.records:
             import json
 
@@ -271,10 +316,15 @@ class _Run:
             end_info["error"] = str(error)
         self.state.set_run_info(end_info)
         if self.events:
-            self.events.hook.cascade_run_finished(run_id=self.run_id, status=status, counts=dict(self.counts),
-                                                  duration=0.0)
-        log.info("run %s %s: %s", self.run_id, status,
-                 ", ".join(f"{value} {name}" for name, value in self.counts.items() if value and name != "total"))
+            self.events.hook.cascade_run_finished(
+                run_id=self.run_id, status=status, counts=dict(self.counts), duration=0.0
+            )
+        log.info(
+            "run %s %s: %s",
+            self.run_id,
+            status,
+            ", ".join(f"{value} {name}" for name, value in self.counts.items() if value and name != "total"),
+        )
         value = None if error else shape_result(self.graph.target_shape, self.results, self.graph)
         return RunReport(self.run_id, status, dict(self.counts), 0.0, value, error, failed_task, dict(self.skipped))
 
@@ -310,13 +360,15 @@ class _Run:
             payload = payloads.get(node_id)
             key = state_key(self.run_id, node_id)
             if payload is None:
-                raise IntegrityError(f"stored result {key!r} disappeared while the run resumed; rerun to recompute it",
-                                     key=key)
+                raise IntegrityError(
+                    f"stored result {key!r} disappeared while the run resumed; rerun to recompute it", key=key
+                )
             self.results[index] = self.codec.loads(key, payload)
 
     # -- caching ---------------------------------------------------------------
 
-    def _cache_key(self, index: int, tokens: list[str | None]) -> str:
+    def _cache_key(self, index: int, tokens: Any) -> str:
+        """``<task name>:<digest>`` from the task's policy; ``tokens[i]`` stands for upstream node ``i``."""
         node = self.nodes[index]
         task = node.task
         try:
@@ -326,9 +378,11 @@ class _Run:
             raise HashingError(
                 f"task {task.name!r}: argument {argument!r} cannot be hashed for its cache key ({exc}); "
                 "pass a picklable value, give the type a __cascade_token__ method, or turn caching off for this task",
-                task=task.name, argument=argument,
+                task=task.name,
+                argument=argument,
             ) from None
         context = KeyContext(task, digest(inputs), self.run_id)
+        assert task.cache_policy is not None
         parts = task.cache_policy.parts(context)
         return f"{task.name}:{digest(chr(0).join(parts).encode())}"
 
@@ -392,8 +446,7 @@ class _Run:
             to_store[node.id] = self.codec.seal(state_key(self.run_id, node.id), code, body)
             self.counts["cached"] += 1
             if self.records is not None:
-                self.records[node.id] = {"task": node.task.name, "status": "cached", "duration": 0.0,
-                                         "size": len(body)}
+                self.records[node.id] = {"task": node.task.name, "status": "cached", "duration": 0.0, "size": len(body)}
         self.state.put_results(to_store)
         if self.events or self.debug:
             for index in hits:
@@ -401,8 +454,9 @@ class _Run:
                 if self.debug:
                     log.debug("task %s [%s] served from cache", node.task.name, node.id[:12])
                 if self.events:
-                    self.events.hook.cascade_task_finished(run_id=self.run_id, task=node.task.name, node_id=node.id,
-                                                           duration=0.0, cached=True)
+                    self.events.hook.cascade_task_finished(
+                        run_id=self.run_id, task=node.task.name, node_id=node.id, duration=0.0, cached=True
+                    )
 
     def _lookup_ready(self, ready: list[int]) -> list[int]:
         """Look up newly ready cacheable nodes in one batch; return the ones that must execute."""
@@ -420,7 +474,8 @@ class _Run:
                     raise HashingError(
                         f"task {node.task.name!r}: the result of {argument!r} cannot be hashed for its cache key; "
                         f"make {argument!r} return a picklable value or turn caching off for {node.task.name!r}",
-                        task=node.task.name, argument=argument,
+                        task=node.task.name,
+                        argument=argument,
                     )
             keys[index] = key = self._cache_key(index, tokens)
             self.looked_up[index] = 1
@@ -601,12 +656,20 @@ class _Run:
     def _retry_delay(self, index: int, attempt: int, exc: BaseException) -> float:
         node = self.nodes[index]
         task = node.task
-        delay = task.retry_delay * task.retry_backoff ** attempt
-        log.warning("task %s failed (attempt %d of %d): %s: %s; retrying in %.2fs", task.name, attempt + 1,
-                    task.retries + 1, type(exc).__name__, _one_line(exc), delay)
+        delay = task.retry_delay * task.retry_backoff**attempt
+        log.warning(
+            "task %s failed (attempt %d of %d): %s: %s; retrying in %.2fs",
+            task.name,
+            attempt + 1,
+            task.retries + 1,
+            type(exc).__name__,
+            _one_line(exc),
+            delay,
+        )
         if self.events:
-            self.events.hook.cascade_task_retrying(run_id=self.run_id, task=task.name, node_id=node.id,
-                                                   attempt=attempt + 1, error=exc, delay=delay)
+            self.events.hook.cascade_task_retrying(
+                run_id=self.run_id, task=task.name, node_id=node.id, attempt=attempt + 1, error=exc, delay=delay
+            )
         return delay
 
     def _encoded(self, index: int, value: Any, started: float) -> tuple:
@@ -649,15 +712,23 @@ class _Run:
                     fatal = fatal or value
                 self._fail(index, value)
                 if self.records is not None:
-                    self.records[node.id] = {"task": node.task.name, "status": "failed", "duration": round(duration, 6),
-                                             "error": f"{type(value).__name__}: {_one_line(value)}"}
+                    self.records[node.id] = {
+                        "task": node.task.name,
+                        "status": "failed",
+                        "duration": round(duration, 6),
+                        "error": f"{type(value).__name__}: {_one_line(value)}",
+                    }
                 continue
             results[index] = value
             status[index] = DONE
             self.counts["executed"] += 1
             if self.records is not None:
-                self.records[node.id] = {"task": node.task.name, "status": "done", "duration": round(duration, 6),
-                                         "size": len(body)}
+                self.records[node.id] = {
+                    "task": node.task.name,
+                    "status": "done",
+                    "duration": round(duration, 6),
+                    "size": len(body),
+                }
             to_store[node.id] = self.codec.seal(state_key(self.run_id, node.id), self.codec._code, body)
             key = self.keys[index]
             if key is not None:
@@ -690,8 +761,9 @@ class _Run:
                 if debug:
                     log.debug("task %s [%s] finished in %.6fs", node.task.name, node.id[:12], duration)
                 if events:
-                    events.hook.cascade_task_finished(run_id=self.run_id, task=node.task.name, node_id=node.id,
-                                                      duration=duration, cached=False)
+                    events.hook.cascade_task_finished(
+                        run_id=self.run_id, task=node.task.name, node_id=node.id, duration=duration, cached=False
+                    )
             for down in node.downstream:
                 if must_run[down]:
                     remaining[down] -= 1
@@ -703,8 +775,9 @@ class _Run:
         self.status[index] = FAILED
         self.counts["failed"] += 1
         self.failures.append((index, error))
-        log.error("task %s failed in run %s: %s: %s", node.task.name, self.run_id, type(error).__name__,
-                  _one_line(error))
+        log.error(
+            "task %s failed in run %s: %s: %s", node.task.name, self.run_id, type(error).__name__, _one_line(error)
+        )
         if self.events:
             self.events.hook.cascade_task_failed(run_id=self.run_id, task=node.task.name, node_id=node.id, error=error)
         reason = f"upstream failed: {node.task.name}"
@@ -722,8 +795,9 @@ class _Run:
     def _emit_skipped(self, index: int, reason: str) -> None:
         if self.events:
             node = self.nodes[index]
-            self.events.hook.cascade_task_skipped(run_id=self.run_id, task=node.task.name, node_id=node.id,
-                                                  reason=reason)
+            self.events.hook.cascade_task_skipped(
+                run_id=self.run_id, task=node.task.name, node_id=node.id, reason=reason
+            )
 
 
 def _one_line(exc: BaseException) -> str:
@@ -749,9 +823,16 @@ def _find_unhashable_argument(lazy: Any, graph: Graph, params: Mapping[str, Any]
     return "?"
 
 
-def run(target: Any, params: Mapping[str, Any] | None = None, *, state_backend: Any = None,
-        cache_backend: Any = None, run_id: str | None = None, max_workers: int | None = None,
-        observers: Iterable[object] = ()) -> Any:
+def run(
+    target: Any,
+    params: Mapping[str, Any] | None = None,
+    *,
+    state_backend: Any = None,
+    cache_backend: Any = None,
+    run_id: str | None = None,
+    max_workers: int | None = None,
+    observers: Iterable[object] = (),
+) -> Any:
     """Run ``target`` (a lazy result, or a list/dict of them) and return its value.
 
     ``state_backend``: a URI (``"sqlite:///cascade.db"``), a factory ``run_id -> StateBackend`` or a
@@ -759,15 +840,24 @@ def run(target: Any, params: Mapping[str, Any] | None = None, *, state_backend: 
     Rerunning with the same ``run_id`` and a persistent state backend resumes.
     """
     return Engine(state_backend, cache_backend, max_workers=max_workers, observers=observers).run(
-        target, params, run_id=run_id)
+        target, params, run_id=run_id
+    )
 
 
-async def arun(target: Any, params: Mapping[str, Any] | None = None, *, state_backend: Any = None,
-               cache_backend: Any = None, run_id: str | None = None, max_workers: int | None = None,
-               observers: Iterable[object] = ()) -> Any:
+async def arun(
+    target: Any,
+    params: Mapping[str, Any] | None = None,
+    *,
+    state_backend: Any = None,
+    cache_backend: Any = None,
+    run_id: str | None = None,
+    max_workers: int | None = None,
+    observers: Iterable[object] = (),
+) -> Any:
     """The async twin of :func:`run`."""
     return await Engine(state_backend, cache_backend, max_workers=max_workers, observers=observers).arun(
-        target, params, run_id=run_id)
+        target, params, run_id=run_id
+    )
 
 
 __all__ = ["Engine", "RunReport", "arun", "run", "CascadeError"]

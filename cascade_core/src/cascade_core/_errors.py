@@ -68,8 +68,7 @@ class TaskFailed(CascadeError):
         self.cause = cause
         detail = f"{type(cause).__name__}: {cause}".splitlines()[0] if str(cause) else type(cause).__name__
         super().__init__(
-            f"task {task!r} failed in run {run_id!r}: {detail} "
-            f"(fix it and rerun with run_id={run_id!r} to resume)"
+            f"task {task!r} failed in run {run_id!r}: {detail} (fix it and rerun with run_id={run_id!r} to resume)"
         )
 
     def __reduce__(self):  # keep picklable across processes

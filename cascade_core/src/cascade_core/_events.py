@@ -17,7 +17,8 @@ even imported, so events cost nothing.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 PROJECT = "cascade"
 
@@ -67,7 +68,9 @@ def _event_specs() -> type:
             """A task failed after its last retry."""
 
         @hookspec
-        def cascade_task_retrying(self, run_id: str, task: str, node_id: str, attempt: int, error: BaseException, delay: float) -> None:
+        def cascade_task_retrying(
+            self, run_id: str, task: str, node_id: str, attempt: int, error: BaseException, delay: float
+        ) -> None:
             """A task raised and will be tried again after ``delay`` seconds."""
 
     return EventSpecs

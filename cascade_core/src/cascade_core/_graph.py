@@ -15,7 +15,8 @@ from __future__ import annotations
 import logging
 import os
 import struct
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from ._errors import CycleError, ParamError, TargetError
 from ._hashing import UnhashableInput, digest, encode
@@ -213,7 +214,9 @@ def convert_param(param: Param, value: Any) -> Any:
         try:
             return kind(value)
         except (TypeError, ValueError) as exc:
-            raise ParamError(f"param {param.name!r}: {value!r} was refused by its type: {exc}", param=param.name) from None
+            raise ParamError(
+                f"param {param.name!r}: {value!r} was refused by its type: {exc}", param=param.name
+            ) from None
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     raise ParamError(

@@ -42,9 +42,11 @@ def encode(value: Any) -> bytes:
     if kind in (list, tuple):
         return (b"l" if kind is list else b"t") + struct.pack(">Q", len(value)) + b"".join(map(encode, value))
     if kind is dict:
-        items = sorted(encode(k) + encode(v) for k, v in value.items()) if _mixed_keys(value) else [
-            encode(k) + encode(v) for k, v in sorted(value.items(), key=_sort_key)
-        ]
+        items = (
+            sorted(encode(k) + encode(v) for k, v in value.items())
+            if _mixed_keys(value)
+            else [encode(k) + encode(v) for k, v in sorted(value.items(), key=_sort_key)]
+        )
         return b"d" + struct.pack(">Q", len(items)) + b"".join(items)
     if kind in (set, frozenset):
         members = sorted(map(encode, value))

@@ -12,7 +12,8 @@ methods; deriving from them is optional.
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Mapping, Protocol, runtime_checkable
+from collections.abc import Callable, Iterable, Mapping
+from typing import Protocol, runtime_checkable
 
 
 @runtime_checkable
@@ -105,8 +106,16 @@ class CacheCatalog(Protocol):
         """Delete every entry whose key starts with ``prefix``; return how many."""
 
 
-STATE_METHODS = ("put_results", "get_results", "result_ids", "mark_skipped", "get_skip_reasons",
-                 "set_run_info", "get_run_info", "close")
+STATE_METHODS = (
+    "put_results",
+    "get_results",
+    "result_ids",
+    "mark_skipped",
+    "get_skip_reasons",
+    "set_run_info",
+    "get_run_info",
+    "close",
+)
 CACHE_METHODS = ("get_many", "set_many", "delete_many", "close")
 
 

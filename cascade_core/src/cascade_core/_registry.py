@@ -18,8 +18,9 @@ import os
 import re
 import threading
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from ._errors import BackendNotFoundError, InvalidURIError, PluginError
 from ._hookspecs import HOOK_CACHE, HOOK_STATE, PROVIDES, backend_specs
@@ -195,8 +196,7 @@ class Registry:
                 scheme=scheme,
             )
         return BackendNotFoundError(
-            f"unknown backend scheme {scheme!r}; installed schemes: {installed} "
-            "(run 'cascade backends' to see them)",
+            f"unknown backend scheme {scheme!r}; installed schemes: {installed} (run 'cascade backends' to see them)",
             scheme=scheme,
         )
 
@@ -313,9 +313,7 @@ def _validate(loaded: _Loaded, provider: Any) -> _Loaded:
         )
         loaded.error.__cause__ = exc
         return loaded
-    provides = tuple(
-        PROVIDES[name] for name in (HOOK_STATE, HOOK_CACHE) if getattr(manager.hook, name).get_hookimpls()
-    )
+    provides = tuple(PROVIDES[name] for name in (HOOK_STATE, HOOK_CACHE) if getattr(manager.hook, name).get_hookimpls())
     if not provides:
         loaded.error = PluginError(
             f"backend plugin for {scheme}:// from {distribution} implements no hook: "

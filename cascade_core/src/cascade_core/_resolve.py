@@ -6,8 +6,9 @@ and advanced use a state-backend factory or instance, or a cache-backend instanc
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from ._errors import DefinitionError
 from ._protocols import CACHE_METHODS, STATE_METHODS, missing_methods

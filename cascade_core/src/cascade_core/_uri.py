@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 from urllib.parse import quote, unquote
 
 from ._errors import InvalidURIError
@@ -131,7 +132,9 @@ class BackendURI:
         values.update(changes)
         return BackendURI(**values)
 
-    def parse_options(self, table: Mapping[str, Callable[[str], Any]], *, defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    def parse_options(
+        self, table: Mapping[str, Callable[[str], Any]], *, defaults: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
         """Convert the query options through ``table`` (name -> converter).
 
         An unknown option or a value that does not convert raises InvalidURIError naming the key.

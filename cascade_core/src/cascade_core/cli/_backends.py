@@ -12,8 +12,11 @@ from ._output import print_json, print_table
 
 
 def add_parser(commands: Any) -> None:
-    parser = commands.add_parser("backends", help="list installed backend plugins",
-                                 description="List installed backend plugins (imports none unless --check).")
+    parser = commands.add_parser(
+        "backends",
+        help="list installed backend plugins",
+        description="List installed backend plugins (imports none unless --check).",
+    )
     parser.add_argument("--json", action="store_true", help="print a JSON array")
     parser.add_argument("--check", action="store_true", help="import and validate every provider")
     parser.set_defaults(handler=list_backends)
@@ -39,8 +42,17 @@ def _rows(validate: bool) -> list[dict[str, Any]]:
                 status = "ok" if not shadowed else status
             except CascadeError as exc:
                 status, error = "error", str(exc)
-        rows.append({"scheme": entry.scheme, "distribution": entry.distribution, "version": entry.version,
-                     "target": entry.target, "provides": provides, "status": status, "error": error})
+        rows.append(
+            {
+                "scheme": entry.scheme,
+                "distribution": entry.distribution,
+                "version": entry.version,
+                "target": entry.target,
+                "provides": provides,
+                "status": status,
+                "error": error,
+            }
+        )
     return rows
 
 
@@ -53,9 +65,13 @@ def list_backends(args: argparse.Namespace) -> int:
     if args.json:
         print_json(rows)
     else:
-        print_table(["scheme", "distribution", "version", "target", "provides", "status"],
-                    [[r["scheme"], r["distribution"], r["version"], r["target"], ",".join(r["provides"]) or "?",
-                      r["status"]] for r in rows])
+        print_table(
+            ["scheme", "distribution", "version", "target", "provides", "status"],
+            [
+                [r["scheme"], r["distribution"], r["version"], r["target"], ",".join(r["provides"]) or "?", r["status"]]
+                for r in rows
+            ],
+        )
         for row in rows:
             if row["error"]:
                 print(f"{row['scheme']}: {row['error']}")
@@ -81,8 +97,12 @@ def check_uri(args: argparse.Namespace) -> int:
             result = {"backend": kind, "ok": True, "seconds": round(time.perf_counter() - started, 6), "error": None}
         except CascadeError as exc:
             ok = False
-            result = {"backend": kind, "ok": False, "seconds": round(time.perf_counter() - started, 6),
-                      "error": str(exc)}
+            result = {
+                "backend": kind,
+                "ok": False,
+                "seconds": round(time.perf_counter() - started, 6),
+                "error": str(exc),
+            }
         report["checks"].append(result)
     report["ok"] = ok
     if args.check_json:

@@ -61,7 +61,9 @@ class Progress:
             self.counts["failed"] += 1
             self.counts["running"] -= 1
         if not self.live:
-            self._write_line(f"failed   {task}: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")
+            self._write_line(
+                f"failed   {task}: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+            )
 
     def _bump(self, name: str, amount: int) -> None:
         with self._lock:
@@ -71,8 +73,10 @@ class Progress:
         c = self.counts
         elapsed = time.monotonic() - self.started
         finished = c["done"] + c["resumed"]
-        return (f"{finished}/{self.total} done  {c['running']} running  {c['cached']} cached  "
-                f"{c['resumed']} resumed  {c['failed']} failed  {elapsed:6.1f}s")
+        return (
+            f"{finished}/{self.total} done  {c['running']} running  {c['cached']} cached  "
+            f"{c['resumed']} resumed  {c['failed']} failed  {elapsed:6.1f}s"
+        )
 
     def _tick(self) -> None:
         while not self._stop.wait(0.1):

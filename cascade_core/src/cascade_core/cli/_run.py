@@ -29,17 +29,26 @@ def default_cache() -> str:
 
 def add_parser(commands: Any) -> None:
     parser = commands.add_parser(
-        "run", help="run a workflow target",
+        "run",
+        help="run a workflow target",
         description="Run TARGET, given as path/to/file.py:NAME or package.module:NAME, where NAME is a lazy "
-                    "result or a function returning one.",
+        "result or a function returning one.",
     )
     parser.add_argument("target", metavar="PATH_OR_MODULE:TARGET")
-    parser.add_argument("--param", "-p", action="append", default=[], metavar="NAME=VALUE",
-                        help="set a param (repeatable); converted with the param's declared type")
-    parser.add_argument("--state", default=None, metavar="URI",
-                        help=f"state backend URI (default: ${STATE_ENV} or {DEFAULT_STORE})")
-    parser.add_argument("--cache", default=None, metavar="URI",
-                        help=f"cache backend URI (default: ${CACHE_ENV} or {DEFAULT_STORE})")
+    parser.add_argument(
+        "--param",
+        "-p",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set a param (repeatable); converted with the param's declared type",
+    )
+    parser.add_argument(
+        "--state", default=None, metavar="URI", help=f"state backend URI (default: ${STATE_ENV} or {DEFAULT_STORE})"
+    )
+    parser.add_argument(
+        "--cache", default=None, metavar="URI", help=f"cache backend URI (default: ${CACHE_ENV} or {DEFAULT_STORE})"
+    )
     parser.add_argument("--run-id", default=None, help="resume or name the run (default: a fresh id)")
     parser.add_argument("--workers", type=int, default=None, metavar="N", help="at most N tasks at once")
     parser.add_argument("--json", action="store_true", help="print one JSON object at the end")
@@ -123,10 +132,22 @@ def run_command(args: argparse.Namespace) -> int:
     duration = round(time.perf_counter() - started, 6)
     resume = _resume_command(args, run_id)
     if args.json:
-        print(json.dumps({"run_id": report.run_id, "status": report.status, "counts": report.counts,
-                          "duration_s": duration, "result": _jsonable(report.value),
-                          **({"failed_task": report.failed_task, "error": str(report.error),
-                              "resume": resume} if report.error else {})}))
+        print(
+            json.dumps(
+                {
+                    "run_id": report.run_id,
+                    "status": report.status,
+                    "counts": report.counts,
+                    "duration_s": duration,
+                    "result": _jsonable(report.value),
+                    **(
+                        {"failed_task": report.failed_task, "error": str(report.error), "resume": resume}
+                        if report.error
+                        else {}
+                    ),
+                }
+            )
+        )
     else:
         counts = ", ".join(f"{v} {k}" for k, v in report.counts.items() if v and k != "total")
         print(f"run {report.run_id} {report.status} in {duration:.2f}s ({counts or 'nothing to do'})")

@@ -69,8 +69,18 @@ def list_runs(args: argparse.Namespace) -> int:
     if args.json:
         print_json(runs)
         return EXIT_OK
-    rows = [[run["run_id"], run.get("status", "?"), run.get("created", ""), run.get("updated", ""),
-             run.get("tasks", "?"), run.get("results", "?"), run.get("count_failed", "0")] for run in runs]
+    rows = [
+        [
+            run["run_id"],
+            run.get("status", "?"),
+            run.get("created", ""),
+            run.get("updated", ""),
+            run.get("tasks", "?"),
+            run.get("results", "?"),
+            run.get("count_failed", "0"),
+        ]
+        for run in runs
+    ]
     print_table(["run id", "status", "created", "updated", "tasks", "stored", "failed"], rows)
     return EXIT_OK
 
@@ -97,18 +107,37 @@ def show_run(args: argparse.Namespace) -> int:
         status = record.get("status", "done" if node_id in stored else "skipped")
         if node_id in stored and status in ("failed", "skipped"):
             status = "done"
-        tasks.append({"node_id": node_id, "task": record.get("task", "?"), "status": status,
-                      "reason": skipped.get(node_id) if status == "skipped" else record.get("error"),
-                      "duration_s": record.get("duration"), "size": record.get("size")})
+        tasks.append(
+            {
+                "node_id": node_id,
+                "task": record.get("task", "?"),
+                "status": status,
+                "reason": skipped.get(node_id) if status == "skipped" else record.get("error"),
+                "duration_s": record.get("duration"),
+                "size": record.get("size"),
+            }
+        )
     if args.json:
         print_json({"run_id": args.run_id, "info": info, "tasks": tasks})
         return EXIT_OK
-    print(f"run {args.run_id}: {info.get('status', '?')}, created {info.get('created', '?')}, "
-          f"updated {info.get('updated', '?')}")
-    print_table(["task", "node", "status", "duration", "size", "why"],
-                [[t["task"], t["node_id"][:12], t["status"],
-                  "" if t["duration_s"] is None else f"{t['duration_s']:.3f}s",
-                  "" if t["size"] is None else t["size"], t["reason"] or ""] for t in tasks])
+    print(
+        f"run {args.run_id}: {info.get('status', '?')}, created {info.get('created', '?')}, "
+        f"updated {info.get('updated', '?')}"
+    )
+    print_table(
+        ["task", "node", "status", "duration", "size", "why"],
+        [
+            [
+                t["task"],
+                t["node_id"][:12],
+                t["status"],
+                "" if t["duration_s"] is None else f"{t['duration_s']:.3f}s",
+                "" if t["size"] is None else t["size"],
+                t["reason"] or "",
+            ]
+            for t in tasks
+        ],
+    )
     return EXIT_OK
 
 
