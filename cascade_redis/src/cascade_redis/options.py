@@ -1,0 +1,207 @@
+"""A backend URI turned into typed connection and storage options.
+
+``redis://[[user]:password@]host[:port][/db][?option=value&...]``, ``rediss://`` for TLS,
+``redis+unix:///path/to/redis.sock?db=0``. Every option is converted through one table;
+an unknown option or a bad value raises InvalidURIError naming the key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from cascade_core._errors import InvalidURIError, SerializationError
+from cascade_core._uri import (
+    BackendURI,
+    boolean,
+    choice,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    size_bytes,
+)
+
+SCHEMES: Final = ("redis", "rediss", "redis+unix")
+
+DEFAULT_PREFIX: Final = "cascade"
+DEFAULT_STATE_TTL: Final = 7 * 24 * 3600  # seconds: a week to resume a failed run
+DEFAULT_MAX_VALUE_SIZE: Final = 256 * 1024 * 1024
+# Redis refuses bulk strings over proto-max-bulk-len (512 MiB by default).
+REDIS_MAX_VALUE_SIZE: Final = 512 * 1024 * 1024
+DEFAULT_SOCKET_TIMEOUT: Final = 5.0
+DEFAULT_SOCKET_CONNECT_TIMEOUT: Final = 2.0
+DEFAULT_HEALTH_CHECK_INTERVAL: Final = 30
+DEFAULT_RETRIES: Final = 3
+DEFAULT_PORT: Final = 6379
+
+
+def _prefix(raw: str) -> str:
+    if not raw:
+        raise ValueError("expected a non-empty key prefix")
+    if "{" in raw or "}" in raw:
+        # Braces would change the hash tag that keeps a run's keys in one cluster slot.
+        raise ValueError("a key prefix cannot contain '{' or '}'")
+    return raw
+
+
+TLS_OPTIONS: Final[dict[str, Callable[[str], Any]]] = {
+    "ssl_cert_reqs": choice("required", "optional", "none"),
+    "ssl_ca_certs": str,
+    "ssl_certfile": str,
+    "ssl_keyfile": str,
+    "ssl_check_hostname": boolean,
+}
+
+OPTIONS: Final[dict[str, Callable[[str], Any]]] = {
+    "db": non_negative_int,
+    "prefix": _prefix,
+    "state_ttl": positive_int,
+    "ttl": positive_float,
+    "serializer": choice("pickle", "json"),
+    "max_value_size": size_bytes,
+    "socket_timeout": positive_float,
+    "socket_connect_timeout": positive_float,
+    "health_check_interval": non_negative_int,
+    "retries": non_negative_int,
+    **TLS_OPTIONS,
+}
+
+
+@dataclass(frozen=True)
+class RedisOptions:
+    """Everything a URI says, typed. Holds no secret outside ``uri`` (whose repr masks them).
+
+    >>> options = RedisOptions.from_uri("redis://localhost/2?prefix=ci&ttl=60")
+    >>> options.db, options.prefix, options.ttl
+    (2, 'ci', 60.0)
+    """
+
+    uri: BackendURI
+    host: str | None = "localhost"
+    port: int | None = DEFAULT_PORT
+    unix_socket_path: str | None = None
+    db: int = 0
+    tls: bool = False
+    ssl_cert_reqs: str = "required"
+    ssl_ca_certs: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_check_hostname: bool = True
+    prefix: str = DEFAULT_PREFIX
+    state_ttl: int = DEFAULT_STATE_TTL
+    ttl: float | None = None
+    serializer: str = "pickle"
+    max_value_size: int = DEFAULT_MAX_VALUE_SIZE
+    socket_timeout: float = DEFAULT_SOCKET_TIMEOUT
+    socket_connect_timeout: float = DEFAULT_SOCKET_CONNECT_TIMEOUT
+    health_check_interval: int = DEFAULT_HEALTH_CHECK_INTERVAL
+    retries: int = DEFAULT_RETRIES
+
+    @classmethod
+    def from_uri(cls, uri: BackendURI | str) -> RedisOptions:
+        """Parse and check ``uri``; raise InvalidURIError naming the offending key."""
+        if isinstance(uri, str):
+            uri = BackendURI.parse(uri)
+        if uri.scheme not in SCHEMES:
+            raise InvalidURIError(f"{uri} is not a redis URI: use redis://, rediss:// or redis+unix://", key="scheme")
+        options = uri.parse_options(OPTIONS)
+        if uri.scheme != "rediss":
+            for key in TLS_OPTIONS:
+                if key in options:
+                    raise InvalidURIError(
+                        f"option {key!r} in {uri} only applies to TLS connections: use rediss:// instead of "
+                        f"{uri.scheme}://",
+                        key=key,
+                    )
+        if options.get("max_value_size", 0) > REDIS_MAX_VALUE_SIZE:
+            raise InvalidURIError(
+                f"max_value_size in {uri} is over the 512M that redis accepts for one value: use 512M or less",
+                key="max_value_size",
+            )
+        fields: dict[str, Any] = {key: value for key, value in options.items() if key != "db"}
+        fields["db"] = _database(uri, options.get("db"))
+        if uri.scheme == "redis+unix":
+            if uri.host:
+                raise InvalidURIError(
+                    f"{uri} names a host; a unix socket URI has none: redis+unix:///path/to/redis.sock",
+                    key="host",
+                )
+            if not uri.path or uri.path == "/":
+                raise InvalidURIError(
+                    f"{uri} names no socket path: use redis+unix:///path/to/redis.sock?db=0", key="path"
+                )
+            fields.update(host=None, port=None, unix_socket_path=uri.path)
+        else:
+            fields.update(host=uri.host or "localhost", port=uri.port or DEFAULT_PORT, tls=uri.scheme == "rediss")
+        return cls(uri=uri, **fields)
+
+    def pool_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``redis.ConnectionPool`` (secrets included: never log them)."""
+        from redis.backoff import NoBackoff
+        from redis.connection import Connection, SSLConnection, UnixDomainSocketConnection
+        from redis.retry import Retry
+
+        kwargs: dict[str, Any] = {
+            "db": self.db,
+            "username": self.uri.username,
+            "password": self.uri.password,
+            "socket_timeout": self.socket_timeout,
+            "health_check_interval": self.health_check_interval,
+            # RedisConnection.run retries the whole call itself (redis-py would also retry a
+            # refused password, and its default is 10 attempts): no retry inside redis-py.
+            "retry": Retry(NoBackoff(), 0),
+        }
+        if self.unix_socket_path is not None:
+            kwargs.update(connection_class=UnixDomainSocketConnection, path=self.unix_socket_path)
+            return kwargs
+        kwargs.update(
+            connection_class=SSLConnection if self.tls else Connection,
+            host=self.host,
+            port=self.port,
+            socket_connect_timeout=self.socket_connect_timeout,
+        )
+        if self.tls:
+            kwargs.update(
+                ssl_cert_reqs=self.ssl_cert_reqs,
+                ssl_ca_certs=self.ssl_ca_certs,
+                ssl_certfile=self.ssl_certfile,
+                ssl_keyfile=self.ssl_keyfile,
+                # Checking the host name needs a verified certificate.
+                ssl_check_hostname=self.ssl_check_hostname and self.ssl_cert_reqs != "none",
+            )
+        return kwargs
+
+    def check_sizes(self, items: Mapping[str, bytes], what: str) -> None:
+        """Raise SerializationError, before anything is written, when a value is over max_value_size.
+
+        ``what`` names a value, with ``{key}`` where its key goes.
+        """
+        limit = self.max_value_size
+        for key, value in items.items():
+            if len(value) > limit:
+                name = what.replace("{key}", repr(key))
+                raise SerializationError(
+                    f"{name} is {len(value)} bytes, over the max_value_size of {limit} bytes for {self.uri}: "
+                    "store something smaller, or raise max_value_size in the URI (redis takes at most 512M)"
+                )
+
+    def __repr__(self) -> str:
+        return f"RedisOptions({str(self.uri)!r}, db={self.db}, prefix={self.prefix!r})"
+
+
+def _database(uri: BackendURI, query_db: int | None) -> int:
+    """The db number, from ``?db=`` or (for TCP URIs) the path; both must agree."""
+    if uri.scheme == "redis+unix":
+        return query_db or 0
+    text = uri.database.strip("/")
+    if not text:
+        return query_db or 0
+    if not text.isdigit():
+        raise InvalidURIError(f"invalid database {text!r} in {uri}: the path must be a db number such as /0", key="db")
+    path_db = int(text)
+    if query_db is not None and query_db != path_db:
+        raise InvalidURIError(
+            f"{uri} names db {path_db} in its path and db {query_db} in its query: keep one", key="db"
+        )
+    return path_db

@@ -1,0 +1,190 @@
+"""Run state in redis: three hashes per run under one hash tag (see layout.py, docs/redis.md).
+
+Every write is one pipelined round trip that also stamps ``updated`` (and ``created``
+once) and refreshes the TTL of all three keys, so a run's keys expire together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Final, cast
+
+from cascade_core._protocols import StateBackendBase
+from cascade_core._uri import BackendURI
+
+from .connection import RedisConnection
+from .layout import meta_pattern, run_keys
+from .options import RedisOptions
+
+if TYPE_CHECKING:
+    import redis
+
+# HMGET takes every id in one command; only a huge batch is split (into one pipeline).
+HMGET_CHUNK: Final = 50_000
+SCAN_COUNT: Final = 1000
+
+
+def now() -> str:
+    """The timestamp stored in ``created`` and ``updated``: ISO 8601, UTC, milliseconds."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+class RedisStateStore:
+    """All runs under one URI: call it with a run id to get that run's backend.
+
+    Owns the connection pool that its backends share; ``close()`` disconnects it.
+    Also lists and deletes runs (``RunCatalog``).
+    """
+
+    trusted_store: Final = False  # networked: the engine warns about unsigned pickles
+
+    def __init__(self, options: RedisOptions) -> None:
+        self.options = options
+        self.uri = options.uri
+        self.serializer = options.serializer
+        self.max_payload_bytes = options.max_value_size
+        self.connection = RedisConnection(options)
+
+    @classmethod
+    def from_uri(cls, uri: BackendURI | str) -> RedisStateStore:
+        return cls(RedisOptions.from_uri(uri))
+
+    def __call__(self, run_id: str) -> RedisStateBackend:
+        return RedisStateBackend(run_id, self)
+
+    def list_runs(self) -> list[dict[str, str]]:
+        """Every stored run's metadata, with ``run_id`` and ``results`` (how many are stored)."""
+        prefix = self.options.prefix
+        pattern, head, tail = meta_pattern(prefix)
+
+        def scan(client: redis.Redis) -> list[dict[str, str]]:
+            found: dict[str, None] = {}  # SCAN may return a key twice
+            for raw in client.scan_iter(match=pattern, count=SCAN_COUNT):
+                key = raw.decode()
+                if key.startswith(head) and key.endswith(tail):
+                    found[key[len(head) : -len(tail)]] = None
+            run_ids = list(found)
+            if not run_ids:
+                return []
+            pipe = client.pipeline(transaction=False)
+            for run_id in run_ids:
+                results, _, meta = run_keys(prefix, run_id)
+                pipe.hgetall(meta)
+                pipe.hlen(results)
+            replies = pipe.execute()
+            runs = []
+            for run_id, meta_raw, count in zip(run_ids, replies[::2], replies[1::2], strict=True):
+                if not meta_raw:  # expired between SCAN and HGETALL
+                    continue
+                runs.append({**_decode_hash(meta_raw), "run_id": run_id, "results": str(count)})
+            return sorted(runs, key=lambda run: (run.get("created", ""), run["run_id"]))
+
+        return self.connection.run(scan)
+
+    def delete_run(self, run_id: str) -> bool:
+        """Delete the run's three keys; True when any existed."""
+        keys = run_keys(self.options.prefix, run_id)
+        return self.connection.run(lambda client: client.delete(*keys)) > 0
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def __repr__(self) -> str:
+        return f"RedisStateStore({str(self.uri)!r})"
+
+
+class RedisStateBackend(StateBackendBase):
+    """The state of one run in redis.
+
+    >>> store = RedisStateStore.from_uri("redis://localhost:6379/0")
+    >>> backend = store("run-1")
+    >>> backend.put_results({"node": b"payload"})      # doctest: +SKIP
+    >>> backend.get_results(["node", "other"])         # doctest: +SKIP
+    {'node': b'payload'}
+    """
+
+    trusted_store: Final = False
+
+    def __init__(self, run_id: str, store: RedisStateStore) -> None:
+        self.run_id = run_id
+        self.store = store
+        self.serializer = store.serializer
+        self.max_payload_bytes = store.max_payload_bytes
+        self._connection = store.connection
+        self._ttl = store.options.state_ttl
+        self._results, self._skipped, self._meta = run_keys(store.options.prefix, run_id)
+
+    # -- writes: one round trip each ---------------------------------------------
+
+    def _write(self, key: str, mapping: Mapping[str, Any], info: Mapping[str, str] | None = None) -> None:
+        stamp = now()
+
+        def write(client: redis.Redis) -> None:
+            pipe = client.pipeline(transaction=False)
+            if mapping:
+                pipe.hset(key, mapping=cast(Any, mapping))
+            # set_run_info's own values win over the automatic stamp (so `created` can be given).
+            meta: dict[Any, Any] = {"updated": stamp, **(info or {})}
+            pipe.hset(self._meta, mapping=meta)
+            pipe.hsetnx(self._meta, "created", stamp)
+            pipe.expire(self._results, self._ttl)
+            pipe.expire(self._skipped, self._ttl)
+            pipe.expire(self._meta, self._ttl)
+            pipe.execute()
+
+        self._connection.run(write)
+
+    def put_results(self, results: Mapping[str, bytes]) -> None:
+        if not results:
+            return
+        self.store.options.check_sizes(results, "the result of node {key} in run " + repr(self.run_id))
+        self._write(self._results, results)
+
+    def mark_skipped(self, reasons: Mapping[str, str]) -> None:
+        if not reasons:
+            return
+        self._write(self._skipped, reasons)
+
+    def set_run_info(self, info: Mapping[str, str]) -> None:
+        self._write(self._meta, {}, info)
+
+    # -- reads ------------------------------------------------------------------------
+
+    def get_results(self, node_ids: Iterable[str]) -> dict[str, bytes]:
+        ids = list(dict.fromkeys(node_ids))
+        if not ids:
+            return {}
+        key = self._results
+
+        def read(client: redis.Redis) -> list[bytes | None]:
+            if len(ids) <= HMGET_CHUNK:
+                return cast("list[bytes | None]", client.hmget(key, ids))
+            pipe = client.pipeline(transaction=False)
+            for start in range(0, len(ids), HMGET_CHUNK):
+                pipe.hmget(key, ids[start : start + HMGET_CHUNK])
+            return [value for chunk in pipe.execute() for value in chunk]
+
+        values = self._connection.run(read)
+        return {node_id: value for node_id, value in zip(ids, values, strict=True) if value is not None}
+
+    def result_ids(self) -> set[str]:
+        raw = cast("list[bytes]", self._connection.run(lambda client: client.hkeys(self._results)))
+        return {field.decode() for field in raw}
+
+    def get_skip_reasons(self) -> dict[str, str]:
+        return _decode_hash(self._connection.run(lambda client: client.hgetall(self._skipped)))
+
+    def get_run_info(self) -> dict[str, str]:
+        return _decode_hash(self._connection.run(lambda client: client.hgetall(self._meta)))
+
+    def close(self) -> None:
+        """Nothing to release: the pool belongs to the store, which the engine closes."""
+
+    def __repr__(self) -> str:
+        return f"RedisStateBackend(run_id={self.run_id!r}, uri={str(self.store.uri)!r})"
+
+
+def _decode_hash(raw: Mapping[Any, Any]) -> dict[str, str]:
+    """A hash as redis returns it (bytes -> bytes; this client never decodes) as text."""
+    return {field.decode(): value.decode() for field, value in raw.items()}
