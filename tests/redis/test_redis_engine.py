@@ -155,7 +155,8 @@ def test_warm_reruns_cost_the_same_whatever_the_size(redis_uri: str, redis_serve
     assert executions(log) == Counter({**{f"cached-{i}": 1 for i in range(300)}, "finish": 4})
     assert resumed[5] == resumed[300], resumed
     assert cached[5] == cached[300], cached
-    assert sum(resumed[300].values()) <= 20 and sum(cached[300].values()) <= 30
+    # A handful of pipelines (run info at start and end, results, task records), whatever N is.
+    assert sum(resumed[300].values()) <= 20 and sum(cached[300].values()) <= 40
     assert cached[300].get("mget") == 1 and "get" not in cached[300]
 
 

@@ -110,7 +110,13 @@ def test_key_layout_and_hash_tag(store: RedisStateStore, redis_server: RedisServ
     backend = store("run:{odd}")
     backend.put_results({"a": b"1"})
     backend.mark_skipped({"b": "why"})
-    expected = {"cascade:run:{run:{odd}}:results", "cascade:run:{run:{odd}}:skipped", "cascade:run:{run:{odd}}:meta"}
+    backend.put_task_records({"a": "{}"})
+    expected = {
+        "cascade:run:{run:{odd}}:results",
+        "cascade:run:{run:{odd}}:skipped",
+        "cascade:run:{run:{odd}}:meta",
+        "cascade:run:{run:{odd}}:tasks",
+    }
     assert keys(redis_server) == expected
     assert len({key_slot(name.encode()) for name in expected}) == 1
     assert [run["run_id"] for run in store.list_runs()] == ["run:{odd}"]
@@ -166,7 +172,7 @@ def test_put_results_is_one_pipeline(
     before = redis_server.command_calls()
     with count_sends(monkeypatch) as sends:
         backend.put_results({f"node-{i}": b"x" * 10 for i in range(1000)})
-    assert redis_server.calls_since(before) == {"hset": 2, "hsetnx": 1, "expire": 3}
+    assert redis_server.calls_since(before) == {"hset": 2, "hsetnx": 1, "expire": 4}
     assert len(sends) == 1  # one round trip
 
     before = redis_server.command_calls()

@@ -242,17 +242,15 @@ class _Run:
 
     def execute(self) -> RunReport:
         graph, nodes, state = self.graph, self.nodes, self.state
-        info = state.get_run_info()
         stored = state.result_ids()
-        start_info = {
-            "status": "running",
-            "updated": _now(),
-            "tasks": str(len(nodes)),
-            "target": ",".join(dict.fromkeys(nodes[i].task.name for i in graph.targets)),
-        }
-        if "created" not in info:
-            start_info["created"] = start_info["updated"]
-        state.set_run_info(start_info)
+        # Backends stamp `created` and `updated` themselves (see docs/backends.md).
+        state.set_run_info(
+            {
+                "status": "running",
+                "tasks": str(len(nodes)),
+                "target": ",".join(dict.fromkeys(nodes[i].task.name for i in graph.targets)),
+            }
+        )
         log.info(
             "run %s started: %d tasks, state %s, cache %s%s",
             self.run_id,
@@ -303,7 +301,7 @@ class _Run:
                 {node_id: json.dumps({**record, "finished": finished}) for node_id, record in self.records.items()}
             )
         status = "failed" if self.failures else "succeeded"
-        end_info = {"status": status, "updated": _now()}
+        end_info = {"status": status}
         end_info.update({f"count_{name}": str(value) for name, value in self.counts.items()})
         error = None
         failed_task = None

@@ -41,7 +41,11 @@ class StateBackend(Protocol):
         """Every recorded skip reason of this run."""
 
     def set_run_info(self, info: Mapping[str, str]) -> None:
-        """Merge run metadata (``status``, ``created``, ``updated``, ``target``, ...)."""
+        """Merge run metadata (``status``, ``target``, ``tasks``, ``count_*``, ...).
+
+        The backend itself stamps ``created`` (first write of the run) and ``updated`` (every
+        write of results, skip reasons or info) as ISO-8601 UTC strings.
+        """
 
     def get_run_info(self) -> dict[str, str]:
         """The run metadata stored so far (empty for an unknown run)."""

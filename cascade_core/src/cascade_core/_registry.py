@@ -271,8 +271,19 @@ def _checked_factory(factory: Callable[[str], Any], loaded: _Loaded, uri: Backen
             check_backend(backend, "state", uri.scheme, loaded.entry.distribution)
             return backend
 
-        def __getattr__(self, name: str) -> Any:  # list_runs, delete_run, close, ...
+        def __getattr__(self, name: str) -> Any:  # list_runs, delete_run, serializer, ...
             return getattr(factory, name)
+
+        def close(self) -> None:
+            close = getattr(factory, "close", None)
+            if callable(close):
+                close()
+
+        def __enter__(self) -> Any:
+            return self
+
+        def __exit__(self, *exc_info: object) -> None:
+            self.close()
 
         def __repr__(self) -> str:
             return f"<state backends for {uri}>"

@@ -5,18 +5,19 @@
     <prefix>:run:{<run id>}:results   hash    node id -> payload bytes
     <prefix>:run:{<run id>}:skipped   hash    node id -> reason
     <prefix>:run:{<run id>}:meta      hash    created, updated, status, ...
+    <prefix>:run:{<run id>}:tasks     hash    node id -> JSON task record (cascade runs show)
     <prefix>:cache:<cache key>        string  payload bytes
 
-The braces are a redis hash tag: a run's three keys live in one cluster slot.
+The braces are a redis hash tag: a run's four keys live in one cluster slot.
 """
 
 from __future__ import annotations
 
 
-def run_keys(prefix: str, run_id: str) -> tuple[str, str, str]:
-    """The results, skipped and meta keys of one run."""
+def run_keys(prefix: str, run_id: str) -> tuple[str, str, str, str]:
+    """The results, skipped, meta and tasks keys of one run."""
     head = f"{prefix}:run:{{{run_id}}}:"
-    return head + "results", head + "skipped", head + "meta"
+    return head + "results", head + "skipped", head + "meta", head + "tasks"
 
 
 def meta_pattern(prefix: str) -> tuple[str, str, str]:

@@ -69,7 +69,7 @@ class RedisStateStore:
                 return []
             pipe = client.pipeline(transaction=False)
             for run_id in run_ids:
-                results, _, meta = run_keys(prefix, run_id)
+                results, _, meta, _ = run_keys(prefix, run_id)
                 pipe.hgetall(meta)
                 pipe.hlen(results)
             replies = pipe.execute()
@@ -83,7 +83,7 @@ class RedisStateStore:
         return self.connection.run(scan)
 
     def delete_run(self, run_id: str) -> bool:
-        """Delete the run's three keys; True when any existed."""
+        """Delete the run's keys; True when any existed."""
         keys = run_keys(self.options.prefix, run_id)
         return self.connection.run(lambda client: client.delete(*keys)) > 0
 
@@ -113,7 +113,7 @@ class RedisStateBackend(StateBackendBase):
         self.max_payload_bytes = store.max_payload_bytes
         self._connection = store.connection
         self._ttl = store.options.state_ttl
-        self._results, self._skipped, self._meta = run_keys(store.options.prefix, run_id)
+        self._results, self._skipped, self._meta, self._tasks = run_keys(store.options.prefix, run_id)
 
     # -- writes: one round trip each ---------------------------------------------
 
@@ -131,6 +131,7 @@ class RedisStateBackend(StateBackendBase):
             pipe.expire(self._results, self._ttl)
             pipe.expire(self._skipped, self._ttl)
             pipe.expire(self._meta, self._ttl)
+            pipe.expire(self._tasks, self._ttl)
             pipe.execute()
 
         self._connection.run(write)
@@ -148,6 +149,13 @@ class RedisStateBackend(StateBackendBase):
 
     def set_run_info(self, info: Mapping[str, str]) -> None:
         self._write(self._meta, {}, info)
+
+    def put_task_records(self, records: Mapping[str, str]) -> None:
+        if records:
+            self._write(self._tasks, records)
+
+    def get_task_records(self) -> dict[str, str]:
+        return _decode_hash(self._connection.run(lambda client: client.hgetall(self._tasks)))
 
     # -- reads ------------------------------------------------------------------------
 

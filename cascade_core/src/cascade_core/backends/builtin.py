@@ -13,9 +13,10 @@ class MemoryProvider:
 
     @hookimpl
     def cascade_state_backend(self, uri: Any) -> Any:
+        from .._uri import positive_float
         from .memory import named_state_store
 
-        uri.parse_options({})
+        uri.parse_options({"ttl": positive_float})  # ttl is the cache's; accepted so one URI serves both
         return named_state_store(uri.host or "")
 
     @hookimpl

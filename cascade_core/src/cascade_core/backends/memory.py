@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
 
 from .._protocols import CacheBackendBase, StateBackendBase
 
@@ -24,31 +25,47 @@ class _Run:
         self.info: dict[str, str] = {}
 
 
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
 class MemoryStateStore:
     """All runs of one in-process store; call it with a run id to get a backend."""
 
     def __init__(self) -> None:
         self._runs: dict[str, _Run] = {}
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()
 
     def __call__(self, run_id: str) -> MemoryStateBackend:
         return MemoryStateBackend(run_id, store=self)
 
-    def _run(self, run_id: str) -> _Run:
-        with self._lock:
-            run = self._runs.get(run_id)
-            if run is None:
-                run = self._runs[run_id] = _Run()
-            return run
+    def get(self, run_id: str) -> _Run | None:
+        return self._runs.get(run_id)
+
+    def for_write(self, run_id: str) -> _Run:
+        """The run's record, created on the first write; stamps ``created`` and ``updated``. Hold ``lock``."""
+        run = self._runs.get(run_id)
+        if run is None:
+            run = self._runs[run_id] = _Run()
+        now = _now()
+        run.info.setdefault("created", now)
+        run.info["updated"] = now
+        return run
 
     def list_runs(self) -> list[dict[str, str]]:
-        with self._lock:
+        with self.lock:
             items = list(self._runs.items())
-        return [{**run.info, "run_id": run_id, "results": str(len(run.results))} for run_id, run in items]
+            return [{**run.info, "run_id": run_id, "results": str(len(run.results))} for run_id, run in items]
 
     def delete_run(self, run_id: str) -> bool:
-        with self._lock:
+        with self.lock:
             return self._runs.pop(run_id, None) is not None
+
+    def close(self) -> None:
+        pass
+
+
+_EMPTY = _Run()
 
 
 class MemoryStateBackend(StateBackendBase):
@@ -65,45 +82,50 @@ class MemoryStateBackend(StateBackendBase):
     def __init__(self, run_id: str, store: MemoryStateStore | None = None) -> None:
         self.run_id = run_id
         self._store = store if store is not None else MemoryStateStore()
-        self._run = self._store._run(run_id)
-        self._lock = threading.Lock()
+        self._lock = self._store.lock
+
+    def _read(self) -> _Run:
+        return self._store.get(self.run_id) or _EMPTY
 
     def put_results(self, results: Mapping[str, bytes]) -> None:
-        with self._lock:
-            self._run.results.update(results)
+        if results:
+            with self._lock:
+                self._store.for_write(self.run_id).results.update(results)
 
     def get_results(self, node_ids: Iterable[str]) -> dict[str, bytes]:
-        stored = self._run.results
         with self._lock:
+            stored = self._read().results
             return {node_id: stored[node_id] for node_id in node_ids if node_id in stored}
 
     def result_ids(self) -> set[str]:
         with self._lock:
-            return set(self._run.results)
+            return set(self._read().results)
 
     def mark_skipped(self, reasons: Mapping[str, str]) -> None:
-        with self._lock:
-            self._run.skipped.update(reasons)
+        if reasons:
+            with self._lock:
+                self._store.for_write(self.run_id).skipped.update(reasons)
 
     def get_skip_reasons(self) -> dict[str, str]:
         with self._lock:
-            return dict(self._run.skipped)
+            return dict(self._read().skipped)
 
     def set_run_info(self, info: Mapping[str, str]) -> None:
         with self._lock:
-            self._run.info.update(info)
+            self._store.for_write(self.run_id).info.update(info)
 
     def get_run_info(self) -> dict[str, str]:
         with self._lock:
-            return dict(self._run.info)
+            return dict(self._read().info)
 
     def put_task_records(self, records: Mapping[str, str]) -> None:
-        with self._lock:
-            self._run.records.update(records)
+        if records:
+            with self._lock:
+                self._store.for_write(self.run_id).records.update(records)
 
     def get_task_records(self) -> dict[str, str]:
         with self._lock:
-            return dict(self._run.records)
+            return dict(self._read().records)
 
     def close(self) -> None:
         pass

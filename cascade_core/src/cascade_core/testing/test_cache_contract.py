@@ -1,0 +1,172 @@
+"""The CacheBackend contract (and the optional CacheCatalog), for the backend of ``--cascade-uri``.
+
+Caches may be shared (``memory://`` is process-wide, a server is shared by machines), so
+every test works under its own key prefix.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import pytest
+
+from cascade_core.testing.plugin import open_cache_backend
+
+TTL = 0.5  # short enough to keep the kit fast, long enough for a slow CI machine to read before expiry
+
+
+@pytest.fixture
+def ns(cascade_cache_backend):
+    """A key prefix no other test uses; the entries under it are cleared after the test when possible."""
+    prefix = f"kit-{uuid.uuid4().hex}/"
+    yield prefix
+    clear = getattr(cascade_cache_backend, "clear", None)
+    if callable(clear):
+        clear(prefix)
+
+
+def test_round_trip_varied_values(cascade_cache_backend, ns):
+    items = {ns + "empty": b"", ns + "nul": b"\x00", ns + "binary": bytes(range(256)) * 4, ns + "bad-utf8": b"\xff\xfe"}
+    cascade_cache_backend.set_many(items)
+    got = cascade_cache_backend.get_many(list(items))
+    assert got == items
+    assert all(type(value) is bytes for value in got.values())
+
+
+def test_large_value(cascade_cache_backend, ns):
+    big = bytes(range(256)) * (5 * 1024 * 1024 // 256)  # 5 MiB
+    cascade_cache_backend.set_many({ns + "big": big})
+    assert cascade_cache_backend.get_many([ns + "big"])[ns + "big"] == big
+
+
+def test_missing_keys_are_left_out(cascade_cache_backend, ns):
+    assert cascade_cache_backend.get_many([ns + "nope"]) == {}
+    cascade_cache_backend.set_many({ns + "a": b"1"})
+    assert cascade_cache_backend.get_many([ns + "nope", ns + "a"]) == {ns + "a": b"1"}
+    assert cascade_cache_backend.get_many([]) == {}
+
+
+def test_get_many_accepts_any_iterable(cascade_cache_backend, ns):
+    cascade_cache_backend.set_many({ns + "a": b"1"})
+    assert cascade_cache_backend.get_many(key for key in [ns + "a", ns + "b"]) == {ns + "a": b"1"}
+    assert cascade_cache_backend.get_many([ns + "a", ns + "a"]) == {ns + "a": b"1"}
+
+
+def test_many_keys_in_one_batch(cascade_cache_backend, ns):
+    items = {f"{ns}{i}": str(i).encode() for i in range(3000)}
+    cascade_cache_backend.set_many(items)
+    assert cascade_cache_backend.get_many(list(items)) == items
+    assert cascade_cache_backend.delete_many(list(items)) == len(items)
+    assert cascade_cache_backend.get_many(list(items)) == {}
+
+
+def test_odd_keys(cascade_cache_backend, ns):
+    items = {ns + key: key.encode() for key in ["with space", "unicode-\u00e9\u4e2d", "100%_done", "a:b/c", "*?[]"]}
+    cascade_cache_backend.set_many(items)
+    assert cascade_cache_backend.get_many(list(items)) == items
+
+
+def test_overwrite(cascade_cache_backend, ns):
+    cascade_cache_backend.set_many({ns + "a": b"old", ns + "b": b"kept"})
+    cascade_cache_backend.set_many({ns + "a": b"new"})
+    assert cascade_cache_backend.get_many([ns + "a", ns + "b"]) == {ns + "a": b"new", ns + "b": b"kept"}
+
+
+def test_delete_many_counts_what_existed(cascade_cache_backend, ns):
+    cascade_cache_backend.set_many({ns + "a": b"1", ns + "b": b"2", ns + "c": b"3"})
+    assert cascade_cache_backend.delete_many([ns + "a", ns + "b", ns + "missing"]) == 2
+    assert cascade_cache_backend.get_many([ns + "a", ns + "b", ns + "c"]) == {ns + "c": b"3"}
+    assert cascade_cache_backend.delete_many([ns + "a"]) == 0
+    assert cascade_cache_backend.delete_many([ns + "c", ns + "c"]) == 1
+    assert cascade_cache_backend.delete_many([]) == 0
+
+
+def test_ttl_expiry(cascade_cache_backend, ns):
+    cascade_cache_backend.set_many({ns + "short": b"1", ns + "short2": b"2"}, ttl=TTL)
+    cascade_cache_backend.set_many({ns + "long": b"3"}, ttl=3600)
+    assert cascade_cache_backend.get_many([ns + "short", ns + "short2"]) == {ns + "short": b"1", ns + "short2": b"2"}
+    time.sleep(TTL + 0.4)
+    assert cascade_cache_backend.get_many([ns + "short", ns + "short2", ns + "long"]) == {ns + "long": b"3"}
+    cascade_cache_backend.set_many({ns + "short": b"again"})  # an expired key can be set again
+    assert cascade_cache_backend.get_many([ns + "short"]) == {ns + "short": b"again"}
+
+
+def test_overwrite_replaces_ttl(cascade_cache_backend, ns):
+    cascade_cache_backend.set_many({ns + "a": b"1"}, ttl=TTL)
+    cascade_cache_backend.set_many({ns + "a": b"2"}, ttl=3600)
+    time.sleep(TTL + 0.4)
+    assert cascade_cache_backend.get_many([ns + "a"]) == {ns + "a": b"2"}
+
+
+def test_persists_across_instances(cascade_uri, cascade_cache_backend, ns):
+    cascade_cache_backend.set_many({ns + "a": b"kept"})
+    other = open_cache_backend(cascade_uri)
+    try:
+        assert other.get_many([ns + "a"]) == {ns + "a": b"kept"}
+    finally:
+        other.close()
+
+
+def test_close_twice_is_harmless(cascade_uri, cascade_cache_backend, ns):
+    own = open_cache_backend(cascade_uri)
+    own.set_many({ns + "a": b"1"})
+    own.close()
+    own.close()
+    assert cascade_cache_backend.get_many([ns + "a"]) == {ns + "a": b"1"}
+
+
+def test_concurrent_writers_lose_nothing(cascade_uri, cascade_cache_backend, ns):
+    errors: list[BaseException] = []
+
+    def work(worker: int) -> None:
+        own = open_cache_backend(cascade_uri)
+        try:
+            for i in range(20):
+                target = cascade_cache_backend if i % 2 else own
+                target.set_many({f"{ns}{worker}-{i}": f"{worker}:{i}".encode()})
+        except BaseException as exc:  # reported below: an exception in a thread would be lost
+            errors.append(exc)
+        finally:
+            own.close()
+
+    threads = [threading.Thread(target=work, args=(worker,)) for worker in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    keys = [f"{ns}{worker}-{i}" for worker in range(8) for i in range(20)]
+    got = cascade_cache_backend.get_many(keys)
+    assert set(got) == set(keys)
+    assert got[f"{ns}5-11"] == b"5:11"
+
+
+# -- optional: CacheCatalog --------------------------------------------------------
+
+
+def _catalog(cache):
+    from cascade_core import CacheCatalog
+
+    if not isinstance(cache, CacheCatalog):
+        pytest.skip("optional capability: the cache has no CacheCatalog (clear)")
+    return cache
+
+
+def test_clear_prefix(cascade_cache_backend, ns):
+    _catalog(cascade_cache_backend)
+    cascade_cache_backend.set_many(
+        {ns + "a_1": b"1", ns + "a_2": b"2", ns + "ab": b"3", ns + "A_1": b"4", ns + "b": b"5"}
+    )
+    # '_' and '%' are literal characters in a prefix, not wildcards, and case matters.
+    assert cascade_cache_backend.clear(ns + "a_") == 2
+    assert cascade_cache_backend.get_many([ns + "a_1", ns + "a_2", ns + "ab", ns + "A_1", ns + "b"]) == {
+        ns + "ab": b"3",
+        ns + "A_1": b"4",
+        ns + "b": b"5",
+    }
+    assert cascade_cache_backend.clear(ns + "a_") == 0
+    assert cascade_cache_backend.clear(ns + "%") == 0
+    assert cascade_cache_backend.clear(ns) == 3
+    assert cascade_cache_backend.get_many([ns + "ab", ns + "b"]) == {}
