@@ -42,3 +42,16 @@ class Counter:
 @pytest.fixture
 def counter() -> Counter:
     return Counter()
+
+
+@pytest.fixture(scope="session")
+def drivers():
+    """tests/drivers.py: start several driver processes on one store and count executions."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("cascade_test_drivers", Path(__file__).with_name("drivers.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -29,6 +29,7 @@ from ._errors import CascadeError, DefinitionError, HashingError, IntegrityError
 from ._events import make_events
 from ._graph import Graph, build_graph, encode_inputs, shape_result, substitute
 from ._hashing import UnhashableInput, digest, encode
+from ._leases import Backoff
 from ._resolve import CacheSpec, StateSpec, resolve_cache, resolve_state
 
 log = logging.getLogger("cascade")
@@ -91,12 +92,18 @@ class Engine:
         max_workers: int | None = None,
         observers: Iterable[object] = (),
         secret_keys: list[bytes] | None = None,
+        leases: bool = False,
+        lease_ttl: float = 30.0,
     ) -> None:
         self._state_arg = state_backend_factory
         self._cache_arg = cache_backend
         self.max_workers = _check_workers(max_workers)
         self.observers = list(observers)
         self._secret_keys = secret_keys
+        if not isinstance(lease_ttl, (int, float)) or isinstance(lease_ttl, bool) or lease_ttl <= 0:
+            raise DefinitionError(f"lease_ttl must be a number of seconds > 0, got {lease_ttl!r}")
+        self.leases = bool(leases)
+        self.lease_ttl = float(lease_ttl)
 
     def run(
         self,
@@ -233,6 +240,7 @@ class _Run:
         self.failures: list[tuple[int, BaseException]] = []
         self.skipped: dict[str, str] = {}
         self.debug = log.isEnabledFor(logging.DEBUG)
+        self._init_leases(engine)
         # Per-task records for `cascade runs show`, when the backend can keep them.
         self.records: dict[str, dict[str, Any]] | None = (
             {} if callable(getattr(state, "put_task_records", None)) else None
@@ -515,11 +523,17 @@ class _Run:
     def _loop_until_done(self) -> None:
         ready, nodes = self.ready, self.nodes
         inline_only = self.workers == 1
+        runnable: deque[int] = deque()
+        backoff = Backoff()
         while True:
             if ready:
                 candidates = list(ready)
                 ready.clear()
-                batch = self._lookup_ready(candidates)
+                runnable.extend(self._claim(self._lookup_ready(candidates)))
+                continue
+            if runnable:
+                batch = list(runnable)
+                runnable.clear()
                 for index in batch:
                     # A lone ready sync task runs in this thread: a chain pays no thread hand-off.
                     if not nodes[index].task.is_async and (inline_only or (self.inflight == 0 and len(batch) == 1)):
@@ -529,6 +543,17 @@ class _Run:
                     while self.inflight >= self.workers:
                         self._wait_for_completions()
                     self._dispatch(index)
+                continue
+            if self.waiting:
+                # Nodes another driver is working on: poll for their results or their lease.
+                if self.inflight:
+                    self._wait_for_completions(timeout=backoff.next())
+                else:
+                    time.sleep(backoff.next())
+                claimed = self._poll_waiting()
+                if claimed or ready:
+                    backoff.reset()
+                runnable.extend(claimed)
                 continue
             if self.inflight == 0:
                 return
@@ -562,6 +587,9 @@ class _Run:
             completed.put(self._call(index))
 
     def _stop_workers(self) -> None:
+        for keeper in (self.node_leases, self.cache_locks):
+            if keeper is not None:
+                keeper.close()
         for _ in self._threads:
             self.work.put(_STOP)
         if self._own_loop is not None:
@@ -583,9 +611,12 @@ class _Run:
             self._own_loop = (loop, thread)
         return self._own_loop[0]
 
-    def _wait_for_completions(self) -> None:
+    def _wait_for_completions(self, timeout: float | None = None) -> None:
         completed = self.completed
-        batch = [completed.get()]
+        try:
+            batch = [completed.get(timeout=timeout)]
+        except Exception:  # queue.Empty after the timeout
+            return
         while True:
             try:
                 batch.append(completed.get_nowait())
@@ -593,6 +624,103 @@ class _Run:
                 break
         self.inflight -= len(batch)
         self._complete(batch)
+
+    # -- leases: one execution per node across drivers, per cache entry across runs ----
+
+    def _init_leases(self, engine: Engine) -> None:
+        from ._leases import LeaseKeeper, new_owner, supports_leases
+
+        owner = new_owner()
+        self.node_leases = (
+            LeaseKeeper(self.state, owner, engine.lease_ttl, "node")
+            if engine.leases and supports_leases(self.state)
+            else None
+        )
+        self.cache_locks = (
+            LeaseKeeper(self.cache, owner, engine.lease_ttl, "cache")
+            if supports_leases(self.cache) and any(n.task.cache_lock and n.task.cache_policy for n in self.nodes)
+            else None
+        )
+        self.waiting: dict[int, str] = {}  # node index -> "node" (another driver) or "cache" (another run)
+
+    def _claim(self, batch: list[int]) -> list[int]:
+        """The nodes of ``batch`` this driver may run now; the others wait for whoever holds them."""
+        if self.node_leases is not None and batch:
+            ids = {self.nodes[index].id: index for index in batch}
+            held = self.node_leases.acquire(ids)
+            for node_id, index in ids.items():
+                if node_id not in held:
+                    self.waiting[index] = "node"
+            # Another driver may have finished a node between our last read and the claim.
+            done = self._take_stored({node_id: ids[node_id] for node_id in held})
+            if done:
+                self.node_leases.release([self.nodes[index].id for index in done])
+            batch = [index for index in batch if index not in self.waiting and index not in done]
+        if self.cache_locks is not None and batch:
+            keyed = {
+                self.keys[index]: index
+                for index in batch
+                if self.keys[index] is not None and self.nodes[index].task.cache_lock
+            }
+            if keyed:
+                held = self.cache_locks.acquire(keyed)  # type: ignore[arg-type]
+                for key, index in keyed.items():
+                    if key not in held:
+                        self.waiting[index] = "cache"
+                # The entry may have been written between our lookup and the lock.
+                hits = self._take_cached({key: keyed[key] for key in held})  # type: ignore[index]
+                if hits:
+                    self.cache_locks.release([self.keys[index] for index in hits])  # type: ignore[misc]
+                batch = [index for index in batch if index not in self.waiting and index not in hits]
+        return batch
+
+    def _take_stored(self, ids: dict[str, int]) -> list[int]:
+        """Load results another driver stored for these nodes; mark them done and release downstream."""
+        if not ids:
+            return []
+        found = self.state.get_results(list(ids))
+        finished = []
+        for node_id, payload in found.items():
+            index = ids[node_id]
+            self.results[index] = self.codec.loads(state_key(self.run_id, node_id), payload)
+            self.status[index] = DONE
+            self.counts["resumed"] += 1
+            self._emit_skipped(index, "done by another driver")
+            finished.append(index)
+        self._release([(index, None) for index in finished])
+        return finished
+
+    def _take_cached(self, keys: dict[str, int]) -> list[int]:
+        """Record cache entries that appeared for these nodes; mark them done and release downstream."""
+        if not keys:
+            return []
+        found = self.cache.get_many(list(keys))
+        hits = {keys[key]: payload for key, payload in found.items() if self._verify_cache(key, payload)}
+        for index in hits:
+            self.status[index] = DONE
+        if hits:
+            self._record_cache_hits(hits, None)
+            self._release([(index, None) for index in hits])
+        return list(hits)
+
+    def _poll_waiting(self) -> list[int]:
+        """Take results that appeared for waiting nodes; claim the ones whose holder went away."""
+        by_node = [index for index, kind in self.waiting.items() if kind == "node"]
+        by_cache = [index for index, kind in self.waiting.items() if kind == "cache"]
+        retry: list[int] = []
+        if by_node:
+            for index in self._take_stored({self.nodes[index].id: index for index in by_node}):
+                del self.waiting[index]
+            retry += [index for index in by_node if index in self.waiting]
+        if by_cache:
+            for index in self._take_cached({self.keys[index]: index for index in by_cache}):  # type: ignore[misc]
+                del self.waiting[index]
+            retry += [index for index in by_cache if index in self.waiting]
+        if not retry:
+            return []
+        for index in retry:
+            del self.waiting[index]
+        return self._claim(retry)
 
     # -- executing one node --------------------------------------------------------
 
@@ -745,6 +873,10 @@ class _Run:
             self.state.put_results(to_store)
         for ttl, items in to_cache.items():
             self.cache.set_many(items, ttl)
+        if self.node_leases is not None:
+            self.node_leases.release([nodes[outcome[0]].id for outcome in outcomes])
+        if self.cache_locks is not None:
+            self.cache_locks.release([key for key in (self.keys[outcome[0]] for outcome in outcomes) if key])
         if fatal is not None:
             raise fatal
         if released:
@@ -830,16 +962,17 @@ def run(
     run_id: str | None = None,
     max_workers: int | None = None,
     observers: Iterable[object] = (),
+    leases: bool = False,
 ) -> Any:
     """Run ``target`` (a lazy result, or a list/dict of them) and return its value.
 
     ``state_backend``: a URI (``"sqlite:///cascade.db"``), a factory ``run_id -> StateBackend`` or a
     StateBackend; ``cache_backend``: a URI or a CacheBackend. Both default to ``memory://``.
-    Rerunning with the same ``run_id`` and a persistent state backend resumes.
+    Rerunning with the same ``run_id`` and a persistent state backend resumes. ``leases=True``
+    claims each node before running it, so several drivers of one run id run each task once.
     """
-    return Engine(state_backend, cache_backend, max_workers=max_workers, observers=observers).run(
-        target, params, run_id=run_id
-    )
+    engine = Engine(state_backend, cache_backend, max_workers=max_workers, observers=observers, leases=leases)
+    return engine.run(target, params, run_id=run_id)
 
 
 async def arun(
@@ -851,11 +984,11 @@ async def arun(
     run_id: str | None = None,
     max_workers: int | None = None,
     observers: Iterable[object] = (),
+    leases: bool = False,
 ) -> Any:
     """The async twin of :func:`run`."""
-    return await Engine(state_backend, cache_backend, max_workers=max_workers, observers=observers).arun(
-        target, params, run_id=run_id
-    )
+    engine = Engine(state_backend, cache_backend, max_workers=max_workers, observers=observers, leases=leases)
+    return await engine.arun(target, params, run_id=run_id)
 
 
 __all__ = ["Engine", "RunReport", "arun", "run", "CascadeError"]

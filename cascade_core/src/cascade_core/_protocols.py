@@ -12,7 +12,7 @@ methods; deriving from them is optional.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 
@@ -100,6 +100,31 @@ class TaskRecords(Protocol):
 
     def get_task_records(self) -> dict[str, str]:
         """Every record of this run."""
+
+
+@runtime_checkable
+class Leases(Protocol):
+    """Optional capability of state backends (names: node ids of the run) and cache backends
+    (names: cache keys): short exclusive claims that expire unless renewed.
+
+    The engine claims a node before running it, so that several drivers of one run id, or
+    several runs needing one cache entry, do the work once (see docs/backends.md).
+    """
+
+    def acquire_leases(self, names: Sequence[str], owner: str, ttl: float) -> set[str]:
+        """Claim each free or expired name (or one ``owner`` already holds) for ``ttl`` seconds.
+
+        Return the names ``owner`` holds now.
+        """
+
+    def renew_leases(self, names: Sequence[str], owner: str, ttl: float) -> set[str]:
+        """Extend the names ``owner`` still holds by ``ttl`` seconds; return those."""
+
+    def release_leases(self, names: Sequence[str], owner: str) -> None:
+        """Free the names ``owner`` holds; names held by others are left alone."""
+
+
+LEASE_METHODS = ("acquire_leases", "renew_leases", "release_leases")
 
 
 @runtime_checkable

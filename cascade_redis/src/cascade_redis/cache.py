@@ -7,14 +7,15 @@ walks the keyspace with SCAN (never KEYS, which blocks the server) and UNLINKs i
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Final, cast
 
 from cascade_core._protocols import CacheBackendBase
 from cascade_core._uri import BackendURI
 
 from .connection import RedisConnection
-from .layout import cache_key, cache_pattern
+from .layout import cache_key, cache_pattern, lock_key
+from .leases import RedisLeases
 from .options import RedisOptions
 
 if TYPE_CHECKING:
@@ -43,6 +44,17 @@ class RedisCacheBackend(CacheBackendBase):
         self.default_ttl = options.ttl
         self._prefix = options.prefix
         self._connection = RedisConnection(options)
+        prefix = options.prefix
+        self._locks = RedisLeases(self._connection, lambda key: lock_key(prefix, key))
+
+    def acquire_leases(self, names: Sequence[str], owner: str, ttl: float) -> set[str]:
+        return self._locks.acquire(names, owner, ttl)
+
+    def renew_leases(self, names: Sequence[str], owner: str, ttl: float) -> set[str]:
+        return self._locks.renew(names, owner, ttl)
+
+    def release_leases(self, names: Sequence[str], owner: str) -> None:
+        self._locks.release(names, owner)
 
     @classmethod
     def from_uri(cls, uri: BackendURI | str) -> RedisCacheBackend:

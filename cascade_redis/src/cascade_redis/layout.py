@@ -7,6 +7,8 @@
     <prefix>:run:{<run id>}:meta      hash    created, updated, status, ...
     <prefix>:run:{<run id>}:tasks     hash    node id -> JSON task record (cascade runs show)
     <prefix>:cache:<cache key>        string  payload bytes
+    <prefix>:lease:{<run id>}:<node>  string  owner token of a node lease (expires)
+    <prefix>:lock:<cache key>         string  owner token of a cache lock (expires)
 
 The braces are a redis hash tag: a run's four keys live in one cluster slot.
 """
@@ -24,6 +26,16 @@ def meta_pattern(prefix: str) -> tuple[str, str, str]:
     """(SCAN MATCH pattern, head, tail) for finding every run's meta key."""
     head, tail = f"{prefix}:run:{{", "}:meta"
     return glob_escape(head) + "*" + glob_escape(tail), head, tail
+
+
+def lease_key(prefix: str, run_id: str, node_id: str) -> str:
+    """The lease on one node of one run (same hash tag as the run's other keys)."""
+    return f"{prefix}:lease:{{{run_id}}}:{node_id}"
+
+
+def lock_key(prefix: str, key: str) -> str:
+    """The dogpile lock of one cache entry."""
+    return f"{prefix}:lock:{key}"
 
 
 def cache_key(prefix: str, key: str) -> str:

@@ -6,7 +6,7 @@ once) and refreshes the TTL of all three keys, so a run's keys expire together.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Final, cast
 
@@ -14,7 +14,8 @@ from cascade_core._protocols import StateBackendBase
 from cascade_core._uri import BackendURI
 
 from .connection import RedisConnection
-from .layout import meta_pattern, run_keys
+from .layout import lease_key, meta_pattern, run_keys
+from .leases import RedisLeases
 from .options import RedisOptions
 
 if TYPE_CHECKING:
@@ -114,6 +115,8 @@ class RedisStateBackend(StateBackendBase):
         self._connection = store.connection
         self._ttl = store.options.state_ttl
         self._results, self._skipped, self._meta, self._tasks = run_keys(store.options.prefix, run_id)
+        prefix = store.options.prefix
+        self._leases = RedisLeases(self._connection, lambda node_id: lease_key(prefix, run_id, node_id))
 
     # -- writes: one round trip each ---------------------------------------------
 
@@ -153,6 +156,15 @@ class RedisStateBackend(StateBackendBase):
     def put_task_records(self, records: Mapping[str, str]) -> None:
         if records:
             self._write(self._tasks, records)
+
+    def acquire_leases(self, names: Sequence[str], owner: str, ttl: float) -> set[str]:
+        return self._leases.acquire(names, owner, ttl)
+
+    def renew_leases(self, names: Sequence[str], owner: str, ttl: float) -> set[str]:
+        return self._leases.renew(names, owner, ttl)
+
+    def release_leases(self, names: Sequence[str], owner: str) -> None:
+        self._leases.release(names, owner)
 
     def get_task_records(self) -> dict[str, str]:
         return _decode_hash(self._connection.run(lambda client: client.hgetall(self._tasks)))

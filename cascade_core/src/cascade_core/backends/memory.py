@@ -9,10 +9,47 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 
 from .._protocols import CacheBackendBase, StateBackendBase
+
+
+class LeaseTable:
+    """Leases kept in this process: name -> (owner, expiry on the monotonic clock)."""
+
+    def __init__(self) -> None:
+        self._leases: dict[str, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def acquire(self, names: Sequence[str], owner: str, ttl: float) -> set[str]:
+        now = time.monotonic()
+        got = set()
+        with self._lock:
+            for name in names:
+                current = self._leases.get(name)
+                if current is None or current[1] <= now or current[0] == owner:
+                    self._leases[name] = (owner, now + ttl)
+                    got.add(name)
+        return got
+
+    def renew(self, names: Sequence[str], owner: str, ttl: float) -> set[str]:
+        now = time.monotonic()
+        kept = set()
+        with self._lock:
+            for name in names:
+                current = self._leases.get(name)
+                if current is not None and current[0] == owner and current[1] > now:
+                    self._leases[name] = (owner, now + ttl)
+                    kept.add(name)
+        return kept
+
+    def release(self, names: Sequence[str], owner: str) -> None:
+        with self._lock:
+            for name in names:
+                current = self._leases.get(name)
+                if current is not None and current[0] == owner:
+                    del self._leases[name]
 
 
 class _Run:
@@ -34,7 +71,16 @@ class MemoryStateStore:
 
     def __init__(self) -> None:
         self._runs: dict[str, _Run] = {}
+        self._leases: dict[str, LeaseTable] = {}
         self.lock = threading.Lock()
+
+    def leases(self, run_id: str) -> LeaseTable:
+        """The lease table of one run (kept apart from its data, which reads must not create)."""
+        with self.lock:
+            table = self._leases.get(run_id)
+            if table is None:
+                table = self._leases[run_id] = LeaseTable()
+            return table
 
     def __call__(self, run_id: str) -> MemoryStateBackend:
         return MemoryStateBackend(run_id, store=self)
@@ -127,6 +173,18 @@ class MemoryStateBackend(StateBackendBase):
         with self._lock:
             return dict(self._read().records)
 
+    def _leases(self) -> LeaseTable:
+        return self._store.leases(self.run_id)
+
+    def acquire_leases(self, names: Sequence[str], owner: str, ttl: float) -> set[str]:
+        return self._leases().acquire(names, owner, ttl)
+
+    def renew_leases(self, names: Sequence[str], owner: str, ttl: float) -> set[str]:
+        return self._leases().renew(names, owner, ttl)
+
+    def release_leases(self, names: Sequence[str], owner: str) -> None:
+        self._leases().release(names, owner)
+
     def close(self) -> None:
         pass
 
@@ -141,6 +199,7 @@ class MemoryCacheBackend(CacheBackendBase):
 
     def __init__(self, default_ttl: float | None = None) -> None:
         self.default_ttl = default_ttl
+        self._locks = LeaseTable()
         self._entries: dict[str, tuple[bytes, float | None]] = {}
         self._lock = threading.Lock()
 
@@ -168,6 +227,15 @@ class MemoryCacheBackend(CacheBackendBase):
     def delete_many(self, keys: Iterable[str]) -> int:
         with self._lock:
             return sum(self._entries.pop(key, None) is not None for key in keys)
+
+    def acquire_leases(self, names: Sequence[str], owner: str, ttl: float) -> set[str]:
+        return self._locks.acquire(names, owner, ttl)
+
+    def renew_leases(self, names: Sequence[str], owner: str, ttl: float) -> set[str]:
+        return self._locks.renew(names, owner, ttl)
+
+    def release_leases(self, names: Sequence[str], owner: str) -> None:
+        self._locks.release(names, owner)
 
     def clear(self, prefix: str = "") -> int:
         with self._lock:

@@ -17,6 +17,7 @@ Schema (version 1, kept in ``PRAGMA user_version``; a newer version is refused):
     results   (run_id, node_id, payload BLOB,   PRIMARY KEY (run_id, node_id))
     skipped   (run_id, node_id, reason TEXT,    PRIMARY KEY (run_id, node_id))
     task_records (run_id, node_id, record TEXT, PRIMARY KEY (run_id, node_id))  JSON, for `cascade runs show`
+    leases    (scope, name, owner, expires_at REAL, PRIMARY KEY (scope, name))  scope "run:<id>" or "cache"
     cache     (key TEXT PRIMARY KEY, value BLOB, expires_at REAL NULL)   Unix time; NULL: never
 
 A run's ``created`` and ``updated`` are recorded by the backend on every write of
@@ -31,7 +32,7 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime, timezone
 from typing import Any
@@ -78,6 +79,13 @@ CREATE TABLE IF NOT EXISTS task_records (
     record  TEXT NOT NULL,
     PRIMARY KEY (run_id, node_id)
 );
+CREATE TABLE IF NOT EXISTS leases (
+    scope      TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    owner      TEXT NOT NULL,
+    expires_at REAL NOT NULL,
+    PRIMARY KEY (scope, name)
+);
 CREATE TABLE IF NOT EXISTS cache (
     key        TEXT PRIMARY KEY,
     value      BLOB NOT NULL,
@@ -100,6 +108,77 @@ def _chunks(items: list[Any]) -> Iterator[list[Any]]:
 
 def _marks(count: int) -> str:
     return ",".join("?" * count)
+
+
+class _LeaseMixin:
+    """Leases in the ``leases`` table, under one scope (a run, or the cache). Wall-clock expiry:
+    the processes sharing a file share a machine, hence a clock."""
+
+    _conn: _Connection
+    _lease_scope: str
+
+    def acquire_leases(self, names: Sequence[str], owner: str, ttl: float) -> set[str]:
+        wanted = list(dict.fromkeys(names))
+        if not wanted:
+            return set()
+        now = time.time()
+        got: set[str] = set()
+        with self._conn.write() as conn:
+            for chunk in _chunks(wanted):
+                marks = _marks(len(chunk))
+                conn.execute(
+                    f"DELETE FROM leases WHERE scope = ? AND expires_at <= ? AND name IN ({marks})",
+                    (self._lease_scope, now, *chunk),
+                )
+                conn.executemany(
+                    "INSERT OR IGNORE INTO leases (scope, name, owner, expires_at) VALUES (?, ?, ?, ?)",
+                    [(self._lease_scope, name, owner, now + ttl) for name in chunk],
+                )
+                conn.execute(
+                    f"UPDATE leases SET expires_at = ? WHERE scope = ? AND owner = ? AND name IN ({marks})",
+                    (now + ttl, self._lease_scope, owner, *chunk),
+                )
+                got.update(
+                    row[0]
+                    for row in conn.execute(
+                        f"SELECT name FROM leases WHERE scope = ? AND owner = ? AND name IN ({marks})",
+                        (self._lease_scope, owner, *chunk),
+                    )
+                )
+        return got
+
+    def renew_leases(self, names: Sequence[str], owner: str, ttl: float) -> set[str]:
+        wanted = list(dict.fromkeys(names))
+        now = time.time()
+        kept: set[str] = set()
+        with self._conn.write() as conn:
+            for chunk in _chunks(wanted):
+                marks = _marks(len(chunk))
+                args = (self._lease_scope, owner, now, *chunk)
+                conn.execute(
+                    f"UPDATE leases SET expires_at = {now + ttl!r} WHERE scope = ? AND owner = ? AND expires_at > ?"
+                    f" AND name IN ({marks})",
+                    args,
+                )
+                kept.update(
+                    row[0]
+                    for row in conn.execute(
+                        f"SELECT name FROM leases WHERE scope = ? AND owner = ? AND expires_at > ? AND name IN ({marks})",
+                        args,
+                    )
+                )
+        return kept
+
+    def release_leases(self, names: Sequence[str], owner: str) -> None:
+        wanted = list(dict.fromkeys(names))
+        if not wanted:
+            return
+        with self._conn.write() as conn:
+            for chunk in _chunks(wanted):
+                conn.execute(
+                    f"DELETE FROM leases WHERE scope = ? AND owner = ? AND name IN ({_marks(len(chunk))})",
+                    (self._lease_scope, owner, *chunk),
+                )
 
 
 def _blob(node_or_key: str, value: Any) -> bytes:
@@ -369,6 +448,7 @@ class SqliteStateStore:
         """Delete a run's results, skip reasons and info; return whether it existed."""
         with self._conn.write() as conn:
             existed = conn.execute("DELETE FROM runs WHERE run_id = ?", (run_id,)).rowcount > 0
+            conn.execute("DELETE FROM leases WHERE scope = ?", (f"run:{run_id}",))
             for table in ("results", "skipped", "run_info", "task_records"):
                 existed = conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,)).rowcount > 0 or existed
         return existed
@@ -389,7 +469,7 @@ class SqliteStateStore:
         return f"SqliteStateStore({self._db.path!r})"
 
 
-class SqliteStateBackend(StateBackendBase):
+class SqliteStateBackend(_LeaseMixin, StateBackendBase):
     """The state of one run, in a SQLite file."""
 
     trusted_store = True
@@ -399,6 +479,7 @@ class SqliteStateBackend(StateBackendBase):
         self.run_id = run_id
         self._db = db
         self._conn = _Connection(db, f"sqlite state backend for run {run_id!r} in {db.path}")
+        self._lease_scope = f"run:{run_id}"
 
     @classmethod
     def from_uri(cls, uri: BackendURI, run_id: str) -> SqliteStateBackend:
@@ -489,7 +570,7 @@ class SqliteStateBackend(StateBackendBase):
         return f"SqliteStateBackend(run_id={self.run_id!r}, path={self._db.path!r})"
 
 
-class SqliteCacheBackend(CacheBackendBase):
+class SqliteCacheBackend(_LeaseMixin, CacheBackendBase):
     """A cache in a SQLite file; entries expire ``ttl`` seconds after they are set (None: never).
 
     Expired entries are never returned; ``set_many`` deletes them from the file.
@@ -509,6 +590,7 @@ class SqliteCacheBackend(CacheBackendBase):
         self.default_ttl = default_ttl
         self._db = _Database(os.fspath(path), timeout=timeout, journal=journal)
         self._conn = _Connection(self._db, f"sqlite cache {self._db.path}")
+        self._lease_scope = "cache"
         with self._conn.read():
             pass  # fail now, not at the first write, when the file cannot be used
 

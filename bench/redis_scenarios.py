@@ -1,0 +1,305 @@
+"""Scenarios 2-4 on a private redis-server: state writes, warm cache reruns, resume."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import time
+import uuid
+
+import cascade_core as cs
+from cascade_core._codec import Codec, state_key
+
+from . import workloads as w
+from .common import (
+    RedisServer,
+    Result,
+    Row,
+    Seconds,
+    Target,
+    commandstats,
+    delta,
+    format_commands,
+    interleave,
+    median,
+)
+
+
+def _payload_shape(run_id: str = "20261127-214233-3f9a1c2b") -> tuple[int, int]:
+    """(node id length, payload length) of what Cascade stores for a chain's small-int result."""
+    graph_value = cs.run(w.inc(41), state_backend=cs.MemoryStateStore(), cache_backend=cs.MemoryCacheBackend())
+    assert graph_value == 42
+    from cascade_core._graph import build_graph
+
+    node_id = build_graph(w.inc(41)).nodes[0].id
+    payload = Codec("pickle", []).dumps(state_key(run_id, node_id), 1234)
+    return len(node_id), len(payload)
+
+
+# --------------------------------------------------------------------------- 2. state on redis
+
+
+def state(server: RedisServer, quick: bool) -> Result:
+    result = Result("redis-state", "2. State on Redis (cache in memory)")
+    client = server.client()
+    url = server.url()
+    n_chain = 2000
+    n_fan = 10_000
+    repeats = 3 if quick else 9
+    id_len, payload_len = _payload_shape()
+    field_names = [f"{i:0{id_len}x}"[-id_len:] for i in range(max(n_chain, n_fan))]
+    value = os.urandom(payload_len)
+
+    def cascade_chain(state_backend, workers=1, builder=w.chain, n=n_chain):
+        def case():
+            cache = cs.MemoryCacheBackend()
+            started = time.perf_counter()
+            cs.run(builder(n), state_backend=state_backend() if callable(state_backend) else state_backend,
+                   cache_backend=cache, max_workers=workers)
+            return Seconds(time.perf_counter() - started)
+
+        return case
+
+    def raw_hset_loop(n=n_chain):
+        def case():
+            key = f"bench:raw:{uuid.uuid4().hex}"
+            started = time.perf_counter()
+            for name in field_names[:n]:
+                client.hset(key, name, value)
+            elapsed = time.perf_counter() - started
+            client.delete(key)
+            return Seconds(elapsed)
+
+        return case
+
+    def raw_pipelined(n=n_fan):
+        def case():
+            key = f"bench:raw:{uuid.uuid4().hex}"
+            started = time.perf_counter()
+            pipe = client.pipeline(transaction=False)
+            for name in field_names[:n]:
+                pipe.hset(key, name, value)
+            pipe.execute()
+            elapsed = time.perf_counter() - started
+            client.delete(key)
+            return Seconds(elapsed)
+
+        return case
+
+    times = interleave(
+        {
+            "raw HSET loop": raw_hset_loop(),
+            "Cascade chain, redis state": cascade_chain(url),
+            "Cascade chain, memory state": cascade_chain(lambda: cs.MemoryStateStore()),
+        },
+        repeats,
+    )
+    client.flushdb()
+    per = {name: median(runs) / n_chain * 1e6 for name, runs in times.items()}
+    for name, runs in times.items():
+        result.rows.append(Row(f"chain of {n_chain:,}: {name}", per[name], "µs/task",
+                               f"total {median(runs) * 1e3:.1f} ms", len(runs)))
+    ratio = per["Cascade chain, redis state"] / per["raw HSET loop"]
+    result.targets.append(Target(
+        "chain of 2,000 on redis state vs raw HSET loop",
+        f"{per['Cascade chain, redis state']:.1f} vs {per['raw HSET loop']:.1f} µs per item = {ratio:.2f}x",
+        "<= 1.3x", ratio <= 1.3))
+    # The commands one chain run sends.
+    before = commandstats(client)
+    cs.run(w.chain(n_chain), state_backend=url, cache_backend=cs.MemoryCacheBackend(), max_workers=1)
+    chain_cmds = delta(before, commandstats(client))
+    result.notes.append(
+        f"Raw loop: one `HSET key field value` per item on one key, field {id_len} chars (a node id), value "
+        f"{payload_len} bytes (Cascade's sealed payload of a small int: 5-byte header, 8-byte checksum, pickle). "
+        f"Commands of one Cascade chain run of {n_chain:,}: {format_commands(chain_cmds)}."
+    )
+    client.flushdb()
+
+    fan_repeats = 3 if quick else 5
+    times = interleave(
+        {
+            "raw HSET pipeline (one round trip)": raw_pipelined(),
+            "raw HSET loop": raw_hset_loop(n_fan),
+            "Cascade fan-out, redis state, max_workers=8": cascade_chain(url, 8, w.fan, n_fan),
+            "Cascade fan-out, memory state, max_workers=8": cascade_chain(lambda: cs.MemoryStateStore(), 8, w.fan,
+                                                                          n_fan),
+        },
+        fan_repeats,
+    )
+    before = commandstats(client)
+    cs.run(w.fan(n_fan), state_backend=url, cache_backend=cs.MemoryCacheBackend(), max_workers=8)
+    fan_cmds = delta(before, commandstats(client))
+    client.flushdb()
+    throughput = {}
+    for name, runs in times.items():
+        tps = n_fan / median(runs)
+        throughput[name] = tps
+        result.rows.append(Row(f"fan-out of {n_fan:,}: {name}", tps, "items/s",
+                               f"total {median(runs) * 1e3:.0f} ms", len(runs)))
+    result.notes.append(
+        f"Commands of one Cascade fan-out run of {n_fan:,} tasks with max_workers=8: {format_commands(fan_cmds)} "
+        "(each `put_results` is one pipeline: HSET results, HSET + HSETNX meta, 4 EXPIRE)."
+    )
+    result.plot = {"kind": "bars", "title": f"Chain of {n_chain:,}: cost per task/item (lower is better)",
+                   "values": {k: v for k, v in per.items()}, "unit": "µs per task"}
+    result.extra_plot = {"values": throughput}  # type: ignore[attr-defined]
+    return result
+
+
+# --------------------------------------------------------------------------- 3. warm rerun from the cache
+
+
+def warm_cache(server: RedisServer, quick: bool) -> Result:
+    result = Result("warm-cache", "3. Warm rerun from the Redis cache")
+    client = server.client(db=1)
+    url = server.url(1)
+    state_url = server.url(2)
+    sizes = (1000, 10_000)
+    repeats = 3 if quick else 7
+    prefix = "cascade:cache:"
+    figures: dict[str, float] = {}
+    cmd_rows = []
+    for n in sizes:
+        client.flushdb()
+        # Cold run fills the cache.
+        cs.run(w.fan(n, w.cached_inc, w.cached_total), state_backend=cs.MemoryStateStore(), cache_backend=url)
+        keys = sorted(k for k in client.scan_iter(match=prefix + "*", count=1000))
+        assert len(keys) == n + 1, len(keys)
+
+        def warm(state_backend):
+            def case():
+                started = time.perf_counter()
+                value = cs.run(w.fan(n, w.cached_inc, w.cached_total),
+                               state_backend=state_backend(), cache_backend=url)
+                elapsed = time.perf_counter() - started
+                assert value == n * (n + 1) // 2
+                return Seconds(elapsed)
+
+            return case
+
+        def raw_mget():
+            values = client.mget(keys)
+            return [pickle.loads(v[13:]) for v in values]
+
+        cases = {
+            "raw MGET + pickle.loads": raw_mget,
+            "Cascade warm run, memory state": warm(cs.MemoryStateStore),
+            "Cascade warm run, redis state": warm(lambda: state_url),
+        }
+        times = interleave(cases, repeats)
+        for name, runs in times.items():
+            figures[f"{name} (N={n:,})"] = median(runs) * 1e3
+            result.rows.append(Row(f"N={n:,}: {name}", median(runs) * 1e3, "ms", "", len(runs)))
+        ratio = median(times["Cascade warm run, memory state"]) / median(times["raw MGET + pickle.loads"])
+        ratio_r = median(times["Cascade warm run, redis state"]) / median(times["raw MGET + pickle.loads"])
+        if n == 10_000:
+            result.targets.append(Target(
+                "warm run of 10,000 cached tasks vs raw MGET + pickle.loads",
+                f"{median(times['Cascade warm run, memory state']) * 1e3:.1f} vs "
+                f"{median(times['raw MGET + pickle.loads']) * 1e3:.1f} ms = {ratio:.2f}x "
+                f"(with redis state {ratio_r:.2f}x)",
+                "<= 3x", ratio <= 3))
+        for label, state_backend in (("memory state", cs.MemoryStateStore), ("redis state", lambda: state_url)):
+            cache_client = client
+            before = commandstats(cache_client)
+            cs.run(w.fan(n, w.cached_inc, w.cached_total), state_backend=state_backend(), cache_backend=url)
+            counts = delta(before, commandstats(cache_client))
+            cmd_rows.append([f"{n:,}", label, str(sum(counts.values())), format_commands(counts)])
+        server.client(db=2).flushdb()
+    result.extra_tables.append(("Redis commands sent by one warm run (INFO commandstats delta, whole server)",
+                                ["N", "state", "commands", "by command"], cmd_rows))
+    counts_by_n = {row[0]: int(row[2]) for row in cmd_rows if row[1] == "memory state"}
+    steady = len(set(counts_by_n.values())) == 1
+    result.targets.append(Target(
+        "warm-run command count does not grow with N",
+        ", ".join(f"N={k}: {v}" for k, v in counts_by_n.items()), "constant", steady))
+    result.notes.append(
+        "Each task of the fan-out and its reduce are `cache=True` (N+1 entries). The raw baseline MGETs the same "
+        "N+1 keys on an already connected client and unpickles each body; the Cascade run includes building "
+        "the graph, computing N+1 cache keys, opening its connection pool, verifying each payload's checksum, "
+        "and storing N+1 results in the run's state."
+    )
+    client.flushdb()
+    result.plot = {"kind": "bars", "title": "Warm rerun (lower is better)", "values": figures, "unit": "ms"}
+    return result
+
+
+# --------------------------------------------------------------------------- 4. resume
+
+
+def resume(server: RedisServer, quick: bool) -> Result:
+    n = 9_999  # a fan-out of 9,999 into a reduce: 10,000 tasks, 9,999 results stored when the reduce fails
+    result = Result("resume", f"4. Resume a {n + 1:,}-task run with {n:,} results stored")
+    client = server.client(db=3)
+    url = server.url(3)
+    repeats = 2 if quick else 5
+    tmp = tempfile.mkdtemp(prefix="cascade-bench-")
+    sqlite_url = f"sqlite:///{os.path.join(tmp, 'resume.db')}"
+    cmds: dict[str, int] = {}
+
+    def case(state_url, track=False):
+        def run_case():
+            run_id = f"resume-{uuid.uuid4().hex[:12]}"
+            w.FAIL["on"] = True
+            try:
+                cs.run(w.fan(n, w.inc, w.flaky_total), state_backend=state_url,
+                       cache_backend=cs.MemoryCacheBackend(), run_id=run_id)
+                raise AssertionError("the first run should fail")
+            except cs.TaskFailed:
+                pass
+            finally:
+                w.FAIL["on"] = False
+            before = commandstats(client) if track else None
+            started = time.perf_counter()
+            value = cs.run(w.fan(n, w.inc, w.flaky_total), state_backend=state_url,
+                           cache_backend=cs.MemoryCacheBackend(), run_id=run_id)
+            elapsed = time.perf_counter() - started
+            assert value == n * (n + 1) // 2
+            if track:
+                cmds.clear()
+                cmds.update(delta(before, commandstats(client)))
+            return Seconds(elapsed)
+
+        return run_case
+
+    def full(state_url):
+        def run_case():
+            started = time.perf_counter()
+            cs.run(w.fan(n, w.inc, w.flaky_total), state_backend=state_url, cache_backend=cs.MemoryCacheBackend())
+            return Seconds(time.perf_counter() - started)
+
+        return run_case
+
+    import logging
+
+    logging.getLogger("cascade").setLevel(logging.CRITICAL)  # the planned failure logs an error
+    try:
+        times = interleave({
+            "resume, redis state": case(url, track=True),
+            "resume, sqlite state": case(sqlite_url),
+            "full run (reference), redis state": full(url),
+            "full run (reference), sqlite state": full(sqlite_url),
+        }, repeats)
+    finally:
+        logging.getLogger("cascade").setLevel(logging.NOTSET)
+        import shutil
+
+        client.flushdb()
+        shutil.rmtree(tmp, ignore_errors=True)
+    figures = {}
+    for name, runs in times.items():
+        figures[name] = median(runs) * 1e3
+        result.rows.append(Row(name, median(runs) * 1e3, "ms", "graph building included", len(runs)))
+    result.notes.append(
+        f"The reduce fails on the first run, so {n:,} results are stored; the timed rerun uses the same run id "
+        f"and executes only the reduce. Redis commands of the resumed run: {format_commands(cmds)} "
+        f"({sum(cmds.values())} commands; each engine step is one call: HKEYS, HMGET of the reduce's "
+        "inputs, and a few pipelined writes)."
+    )
+    result.targets.append(Target(
+        "resume round trips on redis (report)", f"{sum(cmds.values())} commands: {format_commands(cmds)}",
+        "report (no target)", None))
+    result.plot = {"kind": "bars", "title": f"Resume of {n + 1:,} tasks (lower is better)", "values": figures,
+                   "unit": "ms"}
+    return result
