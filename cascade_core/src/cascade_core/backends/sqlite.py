@@ -163,7 +163,8 @@ class _LeaseMixin:
                 kept.update(
                     row[0]
                     for row in conn.execute(
-                        f"SELECT name FROM leases WHERE scope = ? AND owner = ? AND expires_at > ? AND name IN ({marks})",
+                        "SELECT name FROM leases WHERE scope = ? AND owner = ? AND expires_at > ?"
+                        f" AND name IN ({marks})",
                         args,
                     )
                 )
