@@ -61,8 +61,21 @@ def main() -> None:
     cs.run(target, state_backend=state_backend(), cache_backend=cs.MemoryCacheBackend(), max_workers=1)
     peak = peak_kib()
     nodes = n + 1 if shape == "fan" else n
-    print(json.dumps({"n": n, "nodes": nodes, "shape": shape, "state": state, "base_kib": base,
-                      "build_kib": built - base, "run_kib": peak - base, "seconds": time.perf_counter() - started, "hwm_reset": exact}))
+    print(
+        json.dumps(
+            {
+                "n": n,
+                "nodes": nodes,
+                "shape": shape,
+                "state": state,
+                "base_kib": base,
+                "build_kib": built - base,
+                "run_kib": peak - base,
+                "seconds": time.perf_counter() - started,
+                "hwm_reset": exact,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

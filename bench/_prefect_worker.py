@@ -47,8 +47,9 @@ def main() -> None:
             pflow(n)
             times["Prefect"].append(time.perf_counter() - t)
             t = time.perf_counter()
-            cs.run(builder(n), state_backend=cs.MemoryStateStore(), cache_backend=cs.MemoryCacheBackend(),
-                   max_workers=1)
+            cs.run(
+                builder(n), state_backend=cs.MemoryStateStore(), cache_backend=cs.MemoryCacheBackend(), max_workers=1
+            )
             times["Cascade max_workers=1 (same process)"].append(time.perf_counter() - t)
         out[shape] = times
     print(json.dumps(out))

@@ -34,8 +34,9 @@ def sqlite(quick: bool) -> Result:
         conn = sqlite3.connect(path, isolation_level=None)
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")  # what the backend sets in WAL mode
-        conn.execute("CREATE TABLE IF NOT EXISTS raw (run_id TEXT, node_id TEXT, payload BLOB, "
-                     "PRIMARY KEY (run_id, node_id))")
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS raw (run_id TEXT, node_id TEXT, payload BLOB, PRIMARY KEY (run_id, node_id))"
+        )
         run_id = os.urandom(6).hex()
         started = time.perf_counter()
         for node_id in ids:
@@ -70,29 +71,40 @@ def sqlite(quick: bool) -> Result:
         return Seconds(time.perf_counter() - started)
 
     try:
-        times = interleave({
-            "raw INSERT+COMMIT loop": raw_loop,
-            "raw INSERT+COMMIT+SELECT loop": raw_loop_select,
-            "Cascade chain, sqlite state": cascade_chain,
-            "Cascade chain, memory state": cascade_memory,
-        }, repeats)
+        times = interleave(
+            {
+                "raw INSERT+COMMIT loop": raw_loop,
+                "raw INSERT+COMMIT+SELECT loop": raw_loop_select,
+                "Cascade chain, sqlite state": cascade_chain,
+                "Cascade chain, memory state": cascade_memory,
+            },
+            repeats,
+        )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     per = {name: median(runs) / n * 1e6 for name, runs in times.items()}
     for name, runs in times.items():
         result.rows.append(Row(name, per[name], "µs/task", f"total {median(runs) * 1e3:.1f} ms", len(runs)))
     ratio = per["Cascade chain, sqlite state"] / per["raw INSERT+COMMIT loop"]
-    result.targets.append(Target(
-        "chain of 2,000 on sqlite vs raw INSERT+COMMIT loop (report)",
-        f"{per['Cascade chain, sqlite state']:.1f} vs {per['raw INSERT+COMMIT loop']:.1f} µs = {ratio:.2f}x",
-        "report (no target)", None))
+    result.targets.append(
+        Target(
+            "chain of 2,000 on sqlite vs raw INSERT+COMMIT loop (report)",
+            f"{per['Cascade chain, sqlite state']:.1f} vs {per['raw INSERT+COMMIT loop']:.1f} µs = {ratio:.2f}x",
+            "report (no target)",
+            None,
+        )
+    )
     result.notes.append(
         "Raw loop: one connection, WAL, synchronous=NORMAL (what the backend sets), `BEGIN IMMEDIATE; INSERT OR "
         "REPLACE ...; COMMIT` per row on a (run_id, node_id) primary key, 28-byte payloads, same file. Cascade "
         "writes each finished task of a chain in its own transaction (results row + the run's `updated` stamp)."
     )
-    result.plot = {"kind": "bars", "title": f"Chain of {n:,} on SQLite (lower is better)", "values": per,
-                   "unit": "µs per task"}
+    result.plot = {
+        "kind": "bars",
+        "title": f"Chain of {n:,} on SQLite (lower is better)",
+        "values": per,
+        "unit": "µs per task",
+    }
     return result
 
 
@@ -118,8 +130,9 @@ def startup(quick: bool) -> Result:
         commands["import prefect"] = [py, "-c", "import prefect"]
 
     def launcher(cmd):
-        return lambda: subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-                                      cwd=repo_root(), check=False)
+        return lambda: subprocess.run(
+            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=repo_root(), check=False
+        )
 
     times = interleave({name: launcher(cmd) for name, cmd in commands.items()}, repeats, warmup=1)
     base = median(times["python -c pass"])
@@ -132,10 +145,14 @@ def startup(quick: bool) -> Result:
     if "import dask" in times:
         core = median(times["import cascade_core"]) - base
         dask_net = median(times["import dask"]) - base
-        result.targets.append(Target(
-            "import cascade_core vs import dask (net of `python -c pass`)",
-            f"{core * 1e3:.1f} vs {dask_net * 1e3:.1f} ms = {core / dask_net:.2f}x",
-            "< 0.5x", core < 0.5 * dask_net))
+        result.targets.append(
+            Target(
+                "import cascade_core vs import dask (net of `python -c pass`)",
+                f"{core * 1e3:.1f} vs {dask_net * 1e3:.1f} ms = {core / dask_net:.2f}x",
+                "< 0.5x",
+                core < 0.5 * dask_net,
+            )
+        )
     result.notes.append(
         "`cascade backends` runs as `python -m cascade_core backends` (the console-script shim of a pyenv/venv "
         "adds its own start-up). Every command is run once before timing (warm OS cache, compiled bytecode)."
@@ -155,8 +172,13 @@ def memory(quick: bool) -> Result:
     for n in sizes:
         for shape in ("fan", "chain"):
             for state in ("null", "memory"):
-                proc = subprocess.run([sys.executable, "-m", "bench._memory_worker", str(n), shape, state],
-                                      capture_output=True, text=True, cwd=repo_root(), timeout=600)
+                proc = subprocess.run(
+                    [sys.executable, "-m", "bench._memory_worker", str(n), shape, state],
+                    capture_output=True,
+                    text=True,
+                    cwd=repo_root(),
+                    timeout=600,
+                )
                 line = next((x for x in reversed(proc.stdout.splitlines()) if x.startswith("{")), None)
                 if line is None:
                     result.notes.append(f"memory worker failed for {n} {shape} {state}: {proc.stderr[-300:]}")
@@ -166,20 +188,37 @@ def memory(quick: bool) -> Result:
                 label = f"{shape}, {'engine only (state discarded)' if state == 'null' else 'memory state'}"
                 per_node = data["run_kib"] * 1024 / data["nodes"]
                 figures.setdefault(label, {})[f"{n:,}"] = per_node
-                result.rows.append(Row(
-                    f"{n:,} tasks, {label}", per_node, "bytes/node",
-                    f"build {data['build_kib'] * 1024 / data['nodes']:.0f} B/node; peak over baseline "
-                    f"{data['run_kib'] / 1024:.1f} MiB; {data['seconds']:.2f} s", 1))
+                result.rows.append(
+                    Row(
+                        f"{n:,} tasks, {label}",
+                        per_node,
+                        "bytes/node",
+                        f"build {data['build_kib'] * 1024 / data['nodes']:.0f} B/node; peak over baseline "
+                        f"{data['run_kib'] / 1024:.1f} MiB; {data['seconds']:.2f} s",
+                        1,
+                    )
+                )
     engine_max = max((r["run_kib"] * 1024 / r["nodes"] for r in rows if r["state"] == "null"), default=0.0)
-    result.targets.append(Target(
-        "engine memory per node (state discarded), worst case",
-        f"{engine_max:.0f} bytes/node = {engine_max / 1024:.2f} KiB", "<= 2 KiB", engine_max <= 2048))
+    result.targets.append(
+        Target(
+            "engine memory per node (state discarded), worst case",
+            f"{engine_max:.0f} bytes/node = {engine_max / 1024:.2f} KiB",
+            "<= 2 KiB",
+            engine_max <= 2048,
+        )
+    )
     result.notes.append(
         "Each cell is a fresh subprocess: import, one tiny warm-up run, then `ru_maxrss` as baseline; peak RSS "
         "over that baseline after building the graph (build) and after running it (peak), divided by the node "
-        "count. The graph's own LazyResult objects count: they are what the user builds. \"engine only\" uses a "
-        "state backend that discards writes; \"memory state\" keeps every sealed payload in the process."
+        'count. The graph\'s own LazyResult objects count: they are what the user builds. "engine only" uses a '
+        'state backend that discards writes; "memory state" keeps every sealed payload in the process.'
     )
-    result.plot = {"kind": "grouped", "groups": figures, "unit": "bytes per node", "log": False,
-                   "title": "Peak memory per node (lower is better)", "line": 2048}
+    result.plot = {
+        "kind": "grouped",
+        "groups": figures,
+        "unit": "bytes per node",
+        "log": False,
+        "title": "Peak memory per node (lower is better)",
+        "line": 2048,
+    }
     return result

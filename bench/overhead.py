@@ -54,8 +54,13 @@ def run(quick: bool) -> Result:
             overhead_us = (med - plain_s) / tasks * 1e6 if name != "plain Python" else med / tasks * 1e6
             per_task[shape][name] = overhead_us
             result.rows.append(
-                Row(f"{shape}: {name}", overhead_us, "µs/task",
-                    f"total {med * 1e3:.2f} ms (min {min(runs) * 1e3:.2f}, max {max(runs) * 1e3:.2f})", len(runs))
+                Row(
+                    f"{shape}: {name}",
+                    overhead_us,
+                    "µs/task",
+                    f"total {med * 1e3:.2f} ms (min {min(runs) * 1e3:.2f}, max {max(runs) * 1e3:.2f})",
+                    len(runs),
+                )
             )
     prefect = _prefect(quick)
     if prefect.get("error"):
@@ -69,8 +74,13 @@ def run(quick: bool) -> Result:
                 med = median(p[name])
                 per_task[shape][f"{name} N={pn}"] = med / tasks * 1e6
                 result.rows.append(
-                    Row(f"{shape}: {name}, N={pn}", med / tasks * 1e6, "µs/task",
-                        f"total {med * 1e3:.1f} ms per flow/run, flow overhead included", len(p[name]))
+                    Row(
+                        f"{shape}: {name}, N={pn}",
+                        med / tasks * 1e6,
+                        "µs/task",
+                        f"total {med * 1e3:.1f} ms per flow/run, flow overhead included",
+                        len(p[name]),
+                    )
                 )
         result.notes.append(
             f"Prefect {prefect['version']} ran in its own process against a temporary ephemeral API server "
@@ -83,14 +93,22 @@ def run(quick: bool) -> Result:
             pt = per_task[shape]
             sync_ratio = pt["Dask sync"] / pt["Cascade max_workers=1"]
             thr_ratio = pt["Dask threads"] / pt["Cascade default workers"]
-            result.targets.append(Target(
-                f"{shape}: max_workers=1 vs Dask sync",
-                f"{pt['Cascade max_workers=1']:.1f} vs {pt['Dask sync']:.1f} µs/task = {sync_ratio:.1f}x lower",
-                ">= 20x lower", sync_ratio >= 20))
-            result.targets.append(Target(
-                f"{shape}: default workers vs Dask threads",
-                f"{pt['Cascade default workers']:.1f} vs {pt['Dask threads']:.1f} µs/task = {thr_ratio:.1f}x lower",
-                ">= 5x lower", thr_ratio >= 5))
+            result.targets.append(
+                Target(
+                    f"{shape}: max_workers=1 vs Dask sync",
+                    f"{pt['Cascade max_workers=1']:.1f} vs {pt['Dask sync']:.1f} µs/task = {sync_ratio:.1f}x lower",
+                    ">= 20x lower",
+                    sync_ratio >= 20,
+                )
+            )
+            result.targets.append(
+                Target(
+                    f"{shape}: default workers vs Dask threads",
+                    f"{pt['Cascade default workers']:.1f} vs {pt['Dask threads']:.1f} µs/task = {thr_ratio:.1f}x lower",
+                    ">= 5x lower",
+                    thr_ratio >= 5,
+                )
+            )
     else:
         result.notes.append("Dask is not installed: `pip install -r bench/requirements.txt`.")
     result.notes.append(
@@ -98,8 +116,13 @@ def run(quick: bool) -> Result:
         "Each Cascade run gets fresh in-memory state and cache (no result of an earlier repeat is reused). "
         "Dask `delayed` uses its default (impure, uuid-keyed) tokens."
     )
-    result.plot = {"kind": "grouped", "groups": per_task, "unit": "µs per task (log)", "log": True,
-                   "title": "Overhead per trivial task (lower is better)"}
+    result.plot = {
+        "kind": "grouped",
+        "groups": per_task,
+        "unit": "µs per task (log)",
+        "log": True,
+        "title": "Overhead per trivial task (lower is better)",
+    }
     return result
 
 
@@ -110,21 +133,26 @@ def _prefect(quick: bool) -> dict:
 
     home = tempfile.mkdtemp(prefix="cascade-bench-prefect-")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update({
-        "PREFECT_HOME": home,
-        "PREFECT_SERVER_EPHEMERAL_ENABLED": "true",
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "DO_NOT_TRACK": "1",
-        "PREFECT_LOGGING_LEVEL": "ERROR",
-        "PREFECT_LOGGING_TO_API_ENABLED": "false",
-        "PREFECT_SERVER_LOGGING_LEVEL": "ERROR",
-    })
+    env.update(
+        {
+            "PREFECT_HOME": home,
+            "PREFECT_SERVER_EPHEMERAL_ENABLED": "true",
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "DO_NOT_TRACK": "1",
+            "PREFECT_LOGGING_LEVEL": "ERROR",
+            "PREFECT_LOGGING_TO_API_ENABLED": "false",
+            "PREFECT_SERVER_LOGGING_LEVEL": "ERROR",
+        }
+    )
     n = 10 if quick else 30
     repeats = 2 if quick else 5
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "bench._prefect_worker", str(n), str(repeats)],
-            capture_output=True, text=True, env=env, timeout=600 if not quick else 240,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=600 if not quick else 240,
         )
     except subprocess.TimeoutExpired:
         return {"error": "timed out"}

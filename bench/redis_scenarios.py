@@ -55,8 +55,12 @@ def state(server: RedisServer, quick: bool) -> Result:
         def case():
             cache = cs.MemoryCacheBackend()
             started = time.perf_counter()
-            cs.run(builder(n), state_backend=state_backend() if callable(state_backend) else state_backend,
-                   cache_backend=cache, max_workers=workers)
+            cs.run(
+                builder(n),
+                state_backend=state_backend() if callable(state_backend) else state_backend,
+                cache_backend=cache,
+                max_workers=workers,
+            )
             return Seconds(time.perf_counter() - started)
 
         return case
@@ -98,13 +102,18 @@ def state(server: RedisServer, quick: bool) -> Result:
     client.flushdb()
     per = {name: median(runs) / n_chain * 1e6 for name, runs in times.items()}
     for name, runs in times.items():
-        result.rows.append(Row(f"chain of {n_chain:,}: {name}", per[name], "µs/task",
-                               f"total {median(runs) * 1e3:.1f} ms", len(runs)))
+        result.rows.append(
+            Row(f"chain of {n_chain:,}: {name}", per[name], "µs/task", f"total {median(runs) * 1e3:.1f} ms", len(runs))
+        )
     ratio = per["Cascade chain, redis state"] / per["raw HSET loop"]
-    result.targets.append(Target(
-        "chain of 2,000 on redis state vs raw HSET loop",
-        f"{per['Cascade chain, redis state']:.1f} vs {per['raw HSET loop']:.1f} µs per item = {ratio:.2f}x",
-        "<= 1.3x", ratio <= 1.3))
+    result.targets.append(
+        Target(
+            "chain of 2,000 on redis state vs raw HSET loop",
+            f"{per['Cascade chain, redis state']:.1f} vs {per['raw HSET loop']:.1f} µs per item = {ratio:.2f}x",
+            "<= 1.3x",
+            ratio <= 1.3,
+        )
+    )
     # The commands one chain run sends.
     before = commandstats(client)
     cs.run(w.chain(n_chain), state_backend=url, cache_backend=cs.MemoryCacheBackend(), max_workers=1)
@@ -122,8 +131,9 @@ def state(server: RedisServer, quick: bool) -> Result:
             "raw HSET pipeline (one round trip)": raw_pipelined(),
             "raw HSET loop": raw_hset_loop(n_fan),
             "Cascade fan-out, redis state, max_workers=8": cascade_chain(url, 8, w.fan, n_fan),
-            "Cascade fan-out, memory state, max_workers=8": cascade_chain(lambda: cs.MemoryStateStore(), 8, w.fan,
-                                                                          n_fan),
+            "Cascade fan-out, memory state, max_workers=8": cascade_chain(
+                lambda: cs.MemoryStateStore(), 8, w.fan, n_fan
+            ),
         },
         fan_repeats,
     )
@@ -135,14 +145,19 @@ def state(server: RedisServer, quick: bool) -> Result:
     for name, runs in times.items():
         tps = n_fan / median(runs)
         throughput[name] = tps
-        result.rows.append(Row(f"fan-out of {n_fan:,}: {name}", tps, "items/s",
-                               f"total {median(runs) * 1e3:.0f} ms", len(runs)))
+        result.rows.append(
+            Row(f"fan-out of {n_fan:,}: {name}", tps, "items/s", f"total {median(runs) * 1e3:.0f} ms", len(runs))
+        )
     result.notes.append(
         f"Commands of one Cascade fan-out run of {n_fan:,} tasks with max_workers=8: {format_commands(fan_cmds)} "
         "(each `put_results` is one pipeline: HSET results, HSET + HSETNX meta, 4 EXPIRE)."
     )
-    result.plot = {"kind": "bars", "title": f"Chain of {n_chain:,}: cost per task/item (lower is better)",
-                   "values": {k: v for k, v in per.items()}, "unit": "µs per task"}
+    result.plot = {
+        "kind": "bars",
+        "title": f"Chain of {n_chain:,}: cost per task/item (lower is better)",
+        "values": {k: v for k, v in per.items()},
+        "unit": "µs per task",
+    }
     result.extra_plot = {"values": throughput}  # type: ignore[attr-defined]
     return result
 
@@ -167,23 +182,28 @@ def warm_cache(server: RedisServer, quick: bool) -> Result:
         keys = sorted(k for k in client.scan_iter(match=prefix + "*", count=1000))
         assert len(keys) == n + 1, len(keys)
 
-        def warm(state_backend):
+        def warm(state_backend, n=n):
             def case():
                 started = time.perf_counter()
-                value = cs.run(w.fan(n, w.cached_inc, w.cached_total),
-                               state_backend=state_backend(), cache_backend=url)
+                value = cs.run(w.fan(n, w.cached_inc, w.cached_total), state_backend=state_backend(), cache_backend=url)
                 elapsed = time.perf_counter() - started
                 assert value == n * (n + 1) // 2
                 return Seconds(elapsed)
 
             return case
 
-        def raw_mget():
+        def raw_mget(keys=keys):
             values = client.mget(keys)
             return [pickle.loads(v[13:]) for v in values]
 
+        def build_only(n=n):
+            from cascade_core._graph import build_graph
+
+            build_graph(w.fan(n, w.cached_inc, w.cached_total))
+
         cases = {
             "raw MGET + pickle.loads": raw_mget,
+            "Cascade graph build only (task calls + build_graph)": build_only,
             "Cascade warm run, memory state": warm(cs.MemoryStateStore),
             "Cascade warm run, redis state": warm(lambda: state_url),
         }
@@ -194,12 +214,16 @@ def warm_cache(server: RedisServer, quick: bool) -> Result:
         ratio = median(times["Cascade warm run, memory state"]) / median(times["raw MGET + pickle.loads"])
         ratio_r = median(times["Cascade warm run, redis state"]) / median(times["raw MGET + pickle.loads"])
         if n == 10_000:
-            result.targets.append(Target(
-                "warm run of 10,000 cached tasks vs raw MGET + pickle.loads",
-                f"{median(times['Cascade warm run, memory state']) * 1e3:.1f} vs "
-                f"{median(times['raw MGET + pickle.loads']) * 1e3:.1f} ms = {ratio:.2f}x "
-                f"(with redis state {ratio_r:.2f}x)",
-                "<= 3x", ratio <= 3))
+            result.targets.append(
+                Target(
+                    "warm run of 10,000 cached tasks vs raw MGET + pickle.loads",
+                    f"{median(times['Cascade warm run, memory state']) * 1e3:.1f} vs "
+                    f"{median(times['raw MGET + pickle.loads']) * 1e3:.1f} ms = {ratio:.2f}x "
+                    f"(with redis state {ratio_r:.2f}x)",
+                    "<= 3x",
+                    ratio <= 3,
+                )
+            )
         for label, state_backend in (("memory state", cs.MemoryStateStore), ("redis state", lambda: state_url)):
             cache_client = client
             before = commandstats(cache_client)
@@ -207,13 +231,23 @@ def warm_cache(server: RedisServer, quick: bool) -> Result:
             counts = delta(before, commandstats(cache_client))
             cmd_rows.append([f"{n:,}", label, str(sum(counts.values())), format_commands(counts)])
         server.client(db=2).flushdb()
-    result.extra_tables.append(("Redis commands sent by one warm run (INFO commandstats delta, whole server)",
-                                ["N", "state", "commands", "by command"], cmd_rows))
+    result.extra_tables.append(
+        (
+            "Redis commands sent by one warm run (INFO commandstats delta, whole server)",
+            ["N", "state", "commands", "by command"],
+            cmd_rows,
+        )
+    )
     counts_by_n = {row[0]: int(row[2]) for row in cmd_rows if row[1] == "memory state"}
     steady = len(set(counts_by_n.values())) == 1
-    result.targets.append(Target(
-        "warm-run command count does not grow with N",
-        ", ".join(f"N={k}: {v}" for k, v in counts_by_n.items()), "constant", steady))
+    result.targets.append(
+        Target(
+            "warm-run command count does not grow with N",
+            ", ".join(f"N={k}: {v}" for k, v in counts_by_n.items()),
+            "constant",
+            steady,
+        )
+    )
     result.notes.append(
         "Each task of the fan-out and its reduce are `cache=True` (N+1 entries). The raw baseline MGETs the same "
         "N+1 keys on an already connected client and unpickles each body; the Cascade run includes building "
@@ -243,8 +277,12 @@ def resume(server: RedisServer, quick: bool) -> Result:
             run_id = f"resume-{uuid.uuid4().hex[:12]}"
             w.FAIL["on"] = True
             try:
-                cs.run(w.fan(n, w.inc, w.flaky_total), state_backend=state_url,
-                       cache_backend=cs.MemoryCacheBackend(), run_id=run_id)
+                cs.run(
+                    w.fan(n, w.inc, w.flaky_total),
+                    state_backend=state_url,
+                    cache_backend=cs.MemoryCacheBackend(),
+                    run_id=run_id,
+                )
                 raise AssertionError("the first run should fail")
             except cs.TaskFailed:
                 pass
@@ -252,8 +290,12 @@ def resume(server: RedisServer, quick: bool) -> Result:
                 w.FAIL["on"] = False
             before = commandstats(client) if track else None
             started = time.perf_counter()
-            value = cs.run(w.fan(n, w.inc, w.flaky_total), state_backend=state_url,
-                           cache_backend=cs.MemoryCacheBackend(), run_id=run_id)
+            value = cs.run(
+                w.fan(n, w.inc, w.flaky_total),
+                state_backend=state_url,
+                cache_backend=cs.MemoryCacheBackend(),
+                run_id=run_id,
+            )
             elapsed = time.perf_counter() - started
             assert value == n * (n + 1) // 2
             if track:
@@ -275,12 +317,15 @@ def resume(server: RedisServer, quick: bool) -> Result:
 
     logging.getLogger("cascade").setLevel(logging.CRITICAL)  # the planned failure logs an error
     try:
-        times = interleave({
-            "resume, redis state": case(url, track=True),
-            "resume, sqlite state": case(sqlite_url),
-            "full run (reference), redis state": full(url),
-            "full run (reference), sqlite state": full(sqlite_url),
-        }, repeats)
+        times = interleave(
+            {
+                "resume, redis state": case(url, track=True),
+                "resume, sqlite state": case(sqlite_url),
+                "full run (reference), redis state": full(url),
+                "full run (reference), sqlite state": full(sqlite_url),
+            },
+            repeats,
+        )
     finally:
         logging.getLogger("cascade").setLevel(logging.NOTSET)
         import shutil
@@ -297,9 +342,18 @@ def resume(server: RedisServer, quick: bool) -> Result:
         f"({sum(cmds.values())} commands; each engine step is one call: HKEYS, HMGET of the reduce's "
         "inputs, and a few pipelined writes)."
     )
-    result.targets.append(Target(
-        "resume round trips on redis (report)", f"{sum(cmds.values())} commands: {format_commands(cmds)}",
-        "report (no target)", None))
-    result.plot = {"kind": "bars", "title": f"Resume of {n + 1:,} tasks (lower is better)", "values": figures,
-                   "unit": "ms"}
+    result.targets.append(
+        Target(
+            "resume round trips on redis (report)",
+            f"{sum(cmds.values())} commands: {format_commands(cmds)}",
+            "report (no target)",
+            None,
+        )
+    )
+    result.plot = {
+        "kind": "bars",
+        "title": f"Resume of {n + 1:,} tasks (lower is better)",
+        "values": figures,
+        "unit": "ms",
+    }
     return result

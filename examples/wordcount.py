@@ -5,9 +5,11 @@ Run it twice; the second run is served from the cache:
     cascade run examples/wordcount.py:pipeline
     cascade run examples/wordcount.py:pipeline
 
-Make it fail on purpose, then resume with the command it prints:
+Make it fail on purpose, then resume with the command it prints, the cause fixed
+(``fail=false``): only the failed task runs again.
 
     cascade run examples/wordcount.py:pipeline --param fail=true
+    cascade run examples/wordcount.py:pipeline --param fail=false --run-id <the printed run id>
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ def merge(counts: list[dict[str, int]]) -> dict[str, int]:
 @cs.task(retries=1, retry_delay=0.1)
 def report(totals: dict[str, int], fail: bool) -> str:
     if fail:
-        raise RuntimeError("failing on purpose (--param fail=true); rerun without it to resume")
+        raise RuntimeError("failing on purpose: resume with --param fail=false")
     top = sorted(totals.items(), key=lambda item: (-item[1], item[0]))[:3]
     return ", ".join(f"{word}={count}" for word, count in top)
 

@@ -130,21 +130,37 @@ def _api_cases(sqlite_uri: str, redis_uri: str, tmp_path, closed_port: int, auth
         ("negative ttl", cs.InvalidURIError, lambda: run(square(1), cache_backend=f"redis://{host}/0?ttl=-5")),
         ("non-numeric state_ttl", cs.InvalidURIError, lambda: run(square(1), state_backend=f"{redis_uri}?state_ttl=a")),
         ("empty ttl", cs.InvalidURIError, lambda: run(square(1), cache_backend=f"{redis_uri}?ttl=")),
-        ("sqlite negative timeout", cs.InvalidURIError, lambda: run(square(1), state_backend=sqlite_uri + "?timeout=-1")),
+        (
+            "sqlite negative timeout",
+            cs.InvalidURIError,
+            lambda: run(square(1), state_backend=sqlite_uri + "?timeout=-1"),
+        ),
         ("memory bad ttl", cs.InvalidURIError, lambda: run(square(1), cache_backend="memory://?ttl=zero")),
         ("unknown redis option", cs.InvalidURIError, lambda: run(square(1), state_backend=f"{redis_uri}?prefx=a")),
         ("unknown sqlite option", cs.InvalidURIError, lambda: run(square(1), state_backend=sqlite_uri + "?foo=1")),
-        ("TLS option on redis://", cs.InvalidURIError,
-         lambda: run(square(1), state_backend=f"{redis_uri}?ssl_cert_reqs=none")),
+        (
+            "TLS option on redis://",
+            cs.InvalidURIError,
+            lambda: run(square(1), state_backend=f"{redis_uri}?ssl_cert_reqs=none"),
+        ),
         ("bad TLS value", cs.InvalidURIError, lambda: run(square(1), state_backend="rediss://h/0?ssl_cert_reqs=maybe")),
-        ("unescaped @ in password", cs.BackendUnavailableError,
-         lambda: run(square(1), state_backend=f"redis://:p@ss@127.0.0.1:{closed_port}/0")),
-        ("non-ASCII password, wrong", cs.BackendUnavailableError,
-         lambda: run(square(1), state_backend=f"redis://:%C3%A9t%C3%A9@127.0.0.1:{auth_port}/0")),
+        (
+            "unescaped @ in password",
+            cs.BackendUnavailableError,
+            lambda: run(square(1), state_backend=f"redis://:p@ss@127.0.0.1:{closed_port}/0"),
+        ),
+        (
+            "non-ASCII password, wrong",
+            cs.BackendUnavailableError,
+            lambda: run(square(1), state_backend=f"redis://:%C3%A9t%C3%A9@127.0.0.1:{auth_port}/0"),
+        ),
         ("backend down", cs.BackendUnavailableError, lambda: run(square(1), state_backend=down)),
         ("cache down", cs.BackendUnavailableError, lambda: run(square(1), cache_backend=down)),
-        ("sqlite missing directory", cs.BackendUnavailableError,
-         lambda: run(square(1), state_backend=f"sqlite:///{tmp_path / 'nope' / 'x.db'}")),
+        (
+            "sqlite missing directory",
+            cs.BackendUnavailableError,
+            lambda: run(square(1), state_backend=f"sqlite:///{tmp_path / 'nope' / 'x.db'}"),
+        ),
         ("missing param", cs.ParamError, lambda: run(square(n))),
         ("mistyped param", cs.ParamError, lambda: run(square(n), params={"n": "four"})),
         ("unknown param", cs.ParamError, lambda: run(square(n), params={"n": 1, "m": 2})),
@@ -162,10 +178,16 @@ def _api_cases(sqlite_uri: str, redis_uri: str, tmp_path, closed_port: int, auth
         ("bad lease ttl", cs.DefinitionError, lambda: cs.Engine(lease_ttl=-1)),
         ("unhashable cache input", cs.HashingError, lambda: run(hash_me(threading.Lock()))),
         ("unserializable result", cs.TaskFailed, lambda: run(make_lock(), state_backend=sqlite_uri)),
-        ("oversized result", cs.TaskFailed,
-         lambda: run(big(), state_backend=f"{redis_uri}?max_value_size=1K", cache_backend=redis_uri)),
-        ("json-unserializable result", cs.TaskFailed,
-         lambda: run(a_set(), state_backend=f"{redis_uri}?serializer=json", cache_backend=redis_uri)),
+        (
+            "oversized result",
+            cs.TaskFailed,
+            lambda: run(big(), state_backend=f"{redis_uri}?max_value_size=1K", cache_backend=redis_uri),
+        ),
+        (
+            "json-unserializable result",
+            cs.TaskFailed,
+            lambda: run(a_set(), state_backend=f"{redis_uri}?serializer=json", cache_backend=redis_uri),
+        ),
         ("corrupted stored row", cs.IntegrityError, resume_corrupted("flip")),
         ("truncated stored row", cs.IntegrityError, resume_corrupted("truncate")),
         ("signed row, no key", cs.IntegrityError, signed_then_unsigned),
@@ -222,14 +244,21 @@ def test_cli_bad_input(name, args, stores, tmp_path):
         "number = 42\n"
     )
     env = {**os.environ, "CASCADE_STATE": sqlite_uri, "CASCADE_CACHE": sqlite_uri}
-    result = subprocess.run([sys.executable, "-m", "cascade_core", *args], capture_output=True, text=True,
-                            cwd=tmp_path, env=env, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "cascade_core", *args], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60
+    )
     assert result.returncode == 2, (name, result.stdout, result.stderr)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), (name, result.stderr)
     assert "Traceback" not in result.stderr
-    debug = subprocess.run([sys.executable, "-m", "cascade_core", "--debug", *args], capture_output=True,
-                           text=True, cwd=tmp_path, env=env, timeout=60)
+    debug = subprocess.run(
+        [sys.executable, "-m", "cascade_core", "--debug", *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=60,
+    )
     assert debug.returncode == 2
     if name != "unknown command":  # argparse errors have no traceback to show
         assert "Traceback" in debug.stderr, name

@@ -114,8 +114,15 @@ def test_no_secret_in_anything_a_run_shows(auth_uri, closed_port, caplog, capsys
         captured.append(repr(report) + str(report.error))
     factory = registry.state_factory(BackendURI.parse(auth_uri))
     cache = registry.cache_backend(BackendURI.parse(auth_uri))
-    captured += [repr(factory), str(factory), repr(factory("r")), repr(cache), str(cache),
-                 repr(BackendURI.parse(auth_uri)), str(BackendURI.parse(auth_uri))]
+    captured += [
+        repr(factory),
+        str(factory),
+        repr(factory("r")),
+        repr(cache),
+        str(cache),
+        repr(BackendURI.parse(auth_uri)),
+        str(BackendURI.parse(auth_uri)),
+    ]
     factory.close()
     cache.close()
     out, err = capsys.readouterr()
@@ -128,8 +135,9 @@ def test_no_secret_in_anything_a_run_shows(auth_uri, closed_port, caplog, capsys
 
 def _cli(args: list[str], cwd) -> tuple[int, str]:
     env = {**os.environ, "COLUMNS": "200"}
-    result = subprocess.run([sys.executable, "-m", "cascade_core", *args], capture_output=True, text=True,
-                            env=env, cwd=cwd, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "cascade_core", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=120
+    )
     return result.returncode, result.stdout + result.stderr
 
 

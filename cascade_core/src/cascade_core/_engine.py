@@ -31,6 +31,7 @@ from ._graph import Graph, build_graph, encode_inputs, shape_result, substitute
 from ._hashing import UnhashableInput, digest, encode
 from ._leases import Backoff
 from ._resolve import CacheSpec, StateSpec, resolve_cache, resolve_state
+from ._task import LazyResult
 
 log = logging.getLogger("cascade")
 
@@ -69,8 +70,8 @@ def _check_run_id(run_id: Any) -> str:
     return run_id
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+def _stamp(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="milliseconds")
 
 
 def _default_workers() -> int:
@@ -242,7 +243,10 @@ class _Run:
         self.debug = log.isEnabledFor(logging.DEBUG)
         self._init_leases(engine)
         # Per-task records for `cascade runs show`, when the backend can keep them.
-        self.records: dict[str, dict[str, Any]] | None = (
+        # index -> (status, duration, size, error or reason, perf_counter when it finished);
+        # turned into JSON once, at the end.
+        self._clock = (time.time(), time.perf_counter())
+        self.records: dict[int, tuple[str, float, int | None, str | None, float]] | None = (
             {} if callable(getattr(state, "put_task_records", None)) else None
         )
 
@@ -286,30 +290,50 @@ class _Run:
                 self.status[node.index] = SKIPPED
                 self.counts["skipped"] += 1
                 self._emit_skipped(node.index, "not needed")
-        self._schedule(must_run)
+        try:
+            self._schedule(must_run)
+        except BaseException as exc:
+            # Ctrl-C or a store that went away: say so in the run's info if the store still answers.
+            status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "crashed"
+            try:
+                self.state.set_run_info({"status": status, "error": f"{type(exc).__name__}: {_one_line(exc)}"})
+            except Exception:  # the store may be the reason; the original error matters more
+                pass
+            raise
         return self._finish()
+
+    def _record_json(self) -> dict[str, str]:
+        """The task records as JSON strings (built by hand: json.dumps per task costs more than the task)."""
+        import json
+
+        wall, perf = self._clock
+        names: dict[int, str] = {}
+        out: dict[str, str] = {}
+        for index, (status, duration, size, text, at) in self.records.items():  # type: ignore[union-attr]
+            finished = json.dumps(_stamp(wall + at - perf))
+            task = self.nodes[index].task
+            name = names.get(id(task))
+            if name is None:
+                name = names[id(task)] = json.dumps(task.name)
+            extra = f', "size": {size}' if size is not None else ""
+            if text is not None:
+                extra += f', "{"reason" if status == "skipped" else "error"}": {json.dumps(text)}'
+            out[self.nodes[index].id] = (
+                f'{{"task": {name}, "status": "{status}", "duration": {duration:.6f}{extra}, "finished": {finished}}}'
+            )
+        return out
 
     def _finish(self) -> RunReport:
         if self.skipped:
             self.state.mark_skipped(self.skipped)
             if self.records is not None:
-                for index in range(len(self.nodes)):
-                    node = self.nodes[index]
+                for node in self.nodes:
                     if node.id in self.skipped:
-                        self.records[node.id] = {
-                            "task": node.task.name,
-                            "status": "skipped",
-                            "reason": self.skipped[node.id],
-                        }
+                        self.records[node.index] = ("skipped", 0.0, None, self.skipped[node.id], time.perf_counter())
         if self.records:
-            import json
-
-            finished = _now()
-            self.state.put_task_records(
-                {node_id: json.dumps({**record, "finished": finished}) for node_id, record in self.records.items()}
-            )
+            self.state.put_task_records(self._record_json())
         status = "failed" if self.failures else "succeeded"
-        end_info = {"status": status}
+        end_info = {"status": status, "failed_task": "", "error": ""}  # clears an earlier attempt's failure
         end_info.update({f"count_{name}": str(value) for name, value in self.counts.items()})
         error = None
         failed_task = None
@@ -405,7 +429,7 @@ class _Run:
         except UnhashableInput:
             return None
 
-    def _prefetch_cache(self) -> dict[int, bytes]:
+    def _prefetch_cache(self) -> dict[int, tuple[bytes, bytes]]:
         """Compute every cache key that needs no computed value, and fetch them all at once."""
         nodes, keys, status = self.nodes, self.keys, self.status
         tokens: list[str | None] = [None] * len(nodes)
@@ -423,36 +447,33 @@ class _Run:
         for index in wanted.values():
             self.looked_up[index] = 1
         found = self.cache.get_many(list(wanted))
-        hits: dict[int, bytes] = {}
-        for key, payload in found.items():
-            index = wanted[key]
-            if self._verify_cache(key, payload):
-                hits[index] = payload
-                status[index] = DONE
+        hits = self._verified_hits(found, wanted)  # type: ignore[arg-type]
+        for index in hits:
+            status[index] = DONE
         return hits
 
-    def _verify_cache(self, key: str, payload: bytes) -> bool:
-        try:
-            self.cache_codec.open(cache_storage_key(key), payload)
-            return True
-        except IntegrityError as exc:
-            log.warning("ignoring cache entry: %s; the task runs again and overwrites it", exc)
-            return False
+    def _verified_hits(self, found: dict[str, bytes], wanted: dict[str, int]) -> dict[int, tuple[bytes, bytes]]:
+        """Node index -> (serializer code, body) of every cache entry that passes its check."""
+        hits = {}
+        for key, payload in found.items():
+            try:
+                hits[wanted[key]] = self.cache_codec.open(cache_storage_key(key), payload)
+            except IntegrityError as exc:
+                log.warning("ignoring cache entry: %s; the task runs again and overwrites it", exc)
+        return hits
 
-    def _record_cache_hits(self, hits: dict[int, bytes], need_value: bytearray | None) -> None:
+    def _record_cache_hits(self, hits: dict[int, tuple[bytes, bytes]], need_value: bytearray | None) -> None:
         if not hits:
             return
         to_store: dict[str, bytes] = {}
-        for index, payload in hits.items():
+        for index, (code, body) in hits.items():
             node = self.nodes[index]
-            cache_key = cache_storage_key(self.keys[index])  # type: ignore[arg-type]
-            code, body = self.cache_codec.open(cache_key, payload)
             if need_value is None or need_value[index]:
-                self.results[index] = self.cache_codec.loads(cache_key, payload)
+                self.results[index] = self.cache_codec.deserialize(cache_storage_key(self.keys[index]), code, body)  # type: ignore[arg-type]
             to_store[node.id] = self.codec.seal(state_key(self.run_id, node.id), code, body)
             self.counts["cached"] += 1
             if self.records is not None:
-                self.records[node.id] = {"task": node.task.name, "status": "cached", "duration": 0.0, "size": len(body)}
+                self.records[index] = ("cached", 0.0, len(body), None, time.perf_counter())
         self.state.put_results(to_store)
         if self.events or self.debug:
             for index in hits:
@@ -488,8 +509,7 @@ class _Run:
             wanted[key] = index
         if not wanted:
             return ready
-        found = self.cache.get_many(list(wanted))
-        hits = {wanted[key]: payload for key, payload in found.items() if self._verify_cache(key, payload)}
+        hits = self._verified_hits(self.cache.get_many(list(wanted)), wanted)
         if not hits:
             return ready
         for index in hits:
@@ -525,7 +545,17 @@ class _Run:
         inline_only = self.workers == 1
         runnable: deque[int] = deque()
         backoff = Backoff()
+        # Nothing to look up or claim: a lone ready sync node can go straight to execution.
+        direct = (
+            self.cache_locks is None and self.node_leases is None and not any(node.task.cache_policy for node in nodes)
+        )
         while True:
+            if direct and ready and not runnable and (inline_only or (self.inflight == 0 and len(ready) == 1)):
+                index = ready[0]
+                if not nodes[index].task.is_async:
+                    ready.popleft()
+                    self._run_inline(index)
+                    continue
             if ready:
                 candidates = list(ready)
                 ready.clear()
@@ -558,6 +588,25 @@ class _Run:
             if self.inflight == 0:
                 return
             self._wait_for_completions()
+
+    def _run_inline(self, index: int) -> None:
+        """Run one sync node in this thread and store it; the fast path of a chain."""
+        if self.events or self.debug:
+            self._started(index)
+        outcome = self._call(index)
+        if not outcome[1] or self.keys[index] is not None:
+            self._complete([outcome])
+            return
+        _, _, value, body, duration = outcome
+        node = self.nodes[index]
+        self.results[index] = value
+        self.status[index] = DONE
+        self.counts["executed"] += 1
+        if self.records is not None:
+            self.records[index] = ("done", duration, len(body), None, time.perf_counter())
+        codec = self.codec
+        self.state.put_results({node.id: codec.seal(state_key(self.run_id, node.id), codec._code, body)})
+        self._release([(index, duration)])
 
     def _dispatch(self, index: int) -> None:
         import queue
@@ -694,8 +743,7 @@ class _Run:
         """Record cache entries that appeared for these nodes; mark them done and release downstream."""
         if not keys:
             return []
-        found = self.cache.get_many(list(keys))
-        hits = {keys[key]: payload for key, payload in found.items() if self._verify_cache(key, payload)}
+        hits = self._verified_hits(self.cache.get_many(list(keys)), keys)
         for index in hits:
             self.status[index] = DONE
         if hits:
@@ -726,10 +774,16 @@ class _Run:
 
     def _arguments(self, index: int) -> tuple[tuple, dict]:
         lazy = self.nodes[index].lazy
-        graph, results, params = self.graph, self.results, self.graph.params
         if not lazy.deps and not lazy.has_params:
             return lazy.args, lazy.kwargs
-        args = substitute(lazy.args, results, graph, params)
+        graph, results, params = self.graph, self.results, self.graph.params
+        index_of = graph.index_of
+        args = tuple(
+            [
+                results[index_of[id(arg)]] if type(arg) is LazyResult else substitute(arg, results, graph, params)
+                for arg in lazy.args
+            ]
+        )
         kwargs = substitute(lazy.kwargs, results, graph, params) if lazy.kwargs else lazy.kwargs
         return args, kwargs
 
@@ -838,23 +892,19 @@ class _Run:
                     fatal = fatal or value
                 self._fail(index, value)
                 if self.records is not None:
-                    self.records[node.id] = {
-                        "task": node.task.name,
-                        "status": "failed",
-                        "duration": round(duration, 6),
-                        "error": f"{type(value).__name__}: {_one_line(value)}",
-                    }
+                    self.records[index] = (
+                        "failed",
+                        duration,
+                        None,
+                        f"{type(value).__name__}: {_one_line(value)}",
+                        time.perf_counter(),
+                    )
                 continue
             results[index] = value
             status[index] = DONE
             self.counts["executed"] += 1
             if self.records is not None:
-                self.records[node.id] = {
-                    "task": node.task.name,
-                    "status": "done",
-                    "duration": round(duration, 6),
-                    "size": len(body),
-                }
+                self.records[index] = ("done", duration, len(body), None, time.perf_counter())
             to_store[node.id] = self.codec.seal(state_key(self.run_id, node.id), self.codec._code, body)
             key = self.keys[index]
             if key is not None:
@@ -906,7 +956,12 @@ class _Run:
         self.counts["failed"] += 1
         self.failures.append((index, error))
         log.error(
-            "task %s failed in run %s: %s: %s", node.task.name, self.run_id, type(error).__name__, _one_line(error)
+            "task %s failed in run %s: %s: %s",
+            node.task.name,
+            self.run_id,
+            type(error).__name__,
+            _one_line(error),
+            extra={"cascade_event": "task_failed"},
         )
         if self.events:
             self.events.hook.cascade_task_failed(run_id=self.run_id, task=node.task.name, node_id=node.id, error=error)

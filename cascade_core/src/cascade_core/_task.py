@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import itertools
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar, overload
 
@@ -137,12 +138,16 @@ class Task(Generic[R]):
         return f"<task {self.name}>"
 
 
+_creation_counter = itertools.count()
+
+
 class LazyResult(Generic[R]):
     """The not-yet-computed result of one task call: a node of the graph."""
 
-    __slots__ = ("task", "args", "kwargs", "deps", "ordering", "has_params", "__weakref__")
+    __slots__ = ("task", "args", "kwargs", "deps", "ordering", "has_params", "seq", "__weakref__")
 
     def __init__(self, task: Task[R], args: tuple, kwargs: dict[str, Any]) -> None:
+        self.seq = next(_creation_counter)  # creation order is a topological order of data dependencies
         self.task = task
         self.args = args
         self.kwargs = kwargs

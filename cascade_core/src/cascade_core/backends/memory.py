@@ -53,17 +53,24 @@ class LeaseTable:
 
 
 class _Run:
-    __slots__ = ("results", "skipped", "info", "records")
+    __slots__ = ("results", "skipped", "info", "records", "created", "updated")
 
     def __init__(self) -> None:
+        self.created = self.updated = 0.0
         self.records: dict[str, str] = {}
         self.results: dict[str, bytes] = {}
         self.skipped: dict[str, str] = {}
         self.info: dict[str, str] = {}
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+def _stamp(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _info(run: _Run) -> dict[str, str]:
+    if not run.created:
+        return dict(run.info)
+    return {**run.info, "created": _stamp(run.created), "updated": _stamp(run.updated)}
 
 
 class MemoryStateStore:
@@ -91,17 +98,17 @@ class MemoryStateStore:
     def for_write(self, run_id: str) -> _Run:
         """The run's record, created on the first write; stamps ``created`` and ``updated``. Hold ``lock``."""
         run = self._runs.get(run_id)
+        now = time.time()
         if run is None:
             run = self._runs[run_id] = _Run()
-        now = _now()
-        run.info.setdefault("created", now)
-        run.info["updated"] = now
+            run.created = now
+        run.updated = now  # a float: formatting a timestamp on every write costs more than the write
         return run
 
     def list_runs(self) -> list[dict[str, str]]:
         with self.lock:
             items = list(self._runs.items())
-            return [{**run.info, "run_id": run_id, "results": str(len(run.results))} for run_id, run in items]
+            return [{**_info(run), "run_id": run_id, "results": str(len(run.results))} for run_id, run in items]
 
     def delete_run(self, run_id: str) -> bool:
         with self.lock:
@@ -162,7 +169,7 @@ class MemoryStateBackend(StateBackendBase):
 
     def get_run_info(self) -> dict[str, str]:
         with self._lock:
-            return dict(self._read().info)
+            return _info(self._read())
 
     def put_task_records(self, records: Mapping[str, str]) -> None:
         if records:

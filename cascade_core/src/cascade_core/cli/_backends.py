@@ -6,7 +6,7 @@ import argparse
 import time
 from typing import Any
 
-from .._errors import CascadeError
+from .._errors import CascadeError, InvalidURIError
 from ._main import EXIT_FAILED, EXIT_OK
 from ._output import print_json, print_table
 
@@ -95,6 +95,8 @@ def check_uri(args: argparse.Namespace) -> int:
         try:
             _round_trip(kind, uri, probe)
             result = {"backend": kind, "ok": True, "seconds": round(time.perf_counter() - started, 6), "error": None}
+        except InvalidURIError:
+            raise  # bad input (exit 2), not a failed check: the URI is wrong whatever the server does
         except CascadeError as exc:
             ok = False
             result = {

@@ -64,7 +64,9 @@ def cli_logging(debug: bool) -> Iterator[CliHandler]:
     logger.propagate = False  # the CLI owns presentation; a workflow's basicConfig must not double it
     saved_showwarning = warnings.showwarning
 
-    def showwarning(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+    def showwarning(
+        message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None
+    ) -> None:
         text = str(message).strip().splitlines()
         where = f" ({filename}:{lineno})" if debug else ""
         handler.handle(

@@ -9,8 +9,8 @@ from typing import Any
 
 
 def print_json(data: Any) -> None:
-    json.dump(data, sys.stdout, indent=2, default=str)
-    sys.stdout.write("\n")
+    # One write: the secret scrubber (see _secrets) must see whole strings.
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:

@@ -1,42 +1,63 @@
-"""Live progress for ``cascade run``: one redrawn line on a terminal, log lines otherwise."""
+"""Progress of ``cascade run``: a redrawn line on a terminal, one plain line per event otherwise.
+
+Modes: ``live`` (stderr is a terminal), ``lines`` (stderr is a file or a pipe) and ``quiet``
+(``--json`` or ``--no-progress``: nothing but warnings). In every mode the observer collects
+the failed tasks, which the final summary reports.
+"""
 
 from __future__ import annotations
 
-import sys
+import os
+import shutil
 import threading
 import time
 from typing import Any
 
 from .._events import hookimpl  # type: ignore[attr-defined]
 
+LIVE, LINES, QUIET = "live", "lines", "quiet"
+
+_CLEAR_LINE = "\r\x1b[2K"
+
+
+def one_line(error: BaseException) -> str:
+    """``Type: first line of the message``."""
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+
 
 class Progress:
-    """A pluggy observer that counts task outcomes and shows them."""
+    """A pluggy observer that counts task outcomes and shows them on ``stream``."""
 
-    def __init__(self, stream: Any, live: bool) -> None:
+    def __init__(self, stream: Any, mode: str) -> None:
         self.stream = stream
-        self.live = live
+        self.mode = mode
         self.total = 0
         self.counts = {"done": 0, "running": 0, "cached": 0, "resumed": 0, "failed": 0, "skipped": 0}
+        self.failures: list[tuple[str, str]] = []  # (task, one-line cause), in the order they happened
         self.started = time.monotonic()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
+        self._drawn = False  # a live line is on screen (so a message must clear it first)
+
+    # -- events (called from the engine's driver thread) -------------------------
 
     @hookimpl
     def cascade_run_started(self, run_id: str, tasks: int) -> None:
         self.total = tasks
         self.started = time.monotonic()
-        self._write_line(f"run {run_id}: {tasks} tasks")
-        if self.live:
+        if self.mode != QUIET:
+            self.write_line(f"run {run_id}: {tasks} tasks")
+        if self.mode == LIVE:
             self._ticker = threading.Thread(target=self._tick, name="cascade-progress", daemon=True)
             self._ticker.start()
 
     @hookimpl
     def cascade_task_started(self, task: str) -> None:
-        self._bump("running", 1)
-        if not self.live:
-            self._write_line(f"started  {task}")
+        with self._lock:
+            self.counts["running"] += 1
+        self._event(f"started  {task}")
 
     @hookimpl
     def cascade_task_finished(self, task: str, duration: float, cached: bool) -> None:
@@ -46,65 +67,93 @@ class Progress:
                 self.counts["cached"] += 1
             else:
                 self.counts["running"] -= 1
-        if not self.live:
-            self._write_line(f"{'cached  ' if cached else 'finished'} {task} ({duration:.3f}s)")
+        self._event(f"cached   {task}" if cached else f"finished {task} ({duration:.3f}s)")
 
     @hookimpl
     def cascade_task_skipped(self, task: str, reason: str) -> None:
-        self._bump("resumed" if reason == "resumed" else "skipped", 1)
-        if not self.live and reason != "resumed":
-            self._write_line(f"skipped  {task}: {reason}")
+        with self._lock:
+            self.counts["resumed" if reason == "resumed" else "skipped"] += 1
+        self._event(f"resumed  {task}" if reason == "resumed" else f"skipped  {task}: {reason}")
 
     @hookimpl
     def cascade_task_failed(self, task: str, error: BaseException) -> None:
+        cause = one_line(error)
         with self._lock:
             self.counts["failed"] += 1
             self.counts["running"] -= 1
-        if not self.live:
-            self._write_line(
-                f"failed   {task}: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
-            )
+            self.failures.append((task, cause))
+        self._event(f"failed   {task}: {cause}")
 
-    def _bump(self, name: str, amount: int) -> None:
-        with self._lock:
-            self.counts[name] += amount
+    # -- drawing ---------------------------------------------------------------
 
     def render(self) -> str:
-        c = self.counts
-        elapsed = time.monotonic() - self.started
-        finished = c["done"] + c["resumed"]
-        return (
-            f"{finished}/{self.total} done  {c['running']} running  {c['cached']} cached  "
-            f"{c['resumed']} resumed  {c['failed']} failed  {elapsed:6.1f}s"
+        """``12/18 done  2 running  3 cached  1 resumed  0 failed  elapsed 1.3s``."""
+        with self._lock:
+            c = dict(self.counts)
+        text = (
+            f"{c['done'] + c['resumed']}/{self.total} done  {c['running']} running  {c['cached']} cached  "
+            f"{c['resumed']} resumed  {c['failed']} failed"
         )
+        if c["skipped"]:
+            text += f"  {c['skipped']} skipped"
+        return text + f"  elapsed {time.monotonic() - self.started:.1f}s"
+
+    def _event(self, text: str) -> None:
+        if self.mode == LINES:
+            self.write_line(f"[{time.monotonic() - self.started:7.2f}s] {text}")
+
+    def write_line(self, text: str) -> None:
+        """Print a message; on a terminal above the live line, which is redrawn after it."""
+        with self._lock:
+            if self._drawn:
+                self.stream.write(_CLEAR_LINE)
+            self.stream.write(text + "\n")
+            if self._drawn:
+                self._draw_locked()
+            self.stream.flush()
 
     def _tick(self) -> None:
         while not self._stop.wait(0.1):
-            self._draw()
+            with self._lock:
+                self._draw_locked()
+                self.stream.flush()
 
-    def _draw(self) -> None:
-        self.stream.write("\r\x1b[2K" + self.render())
-        self.stream.flush()
-
-    def _write_line(self, text: str) -> None:
-        if self.live:
-            self.stream.write("\r\x1b[2K" + text + "\n")
-        else:
-            self.stream.write(text + "\n")
-        self.stream.flush()
+    def _draw_locked(self) -> None:
+        # Never wider than the terminal: a wrapped line could not be cleared with \r.
+        width = max(20, _columns(self.stream) - 1)
+        self.stream.write(_CLEAR_LINE + self.render()[:width])
+        self._drawn = True
 
     def close(self) -> None:
+        """Stop redrawing; leave the final counts on their own line."""
         self._stop.set()
         if self._ticker is not None:
             self._ticker.join()
-            self._draw()
-            self.stream.write("\n")
-            self.stream.flush()
+            self._ticker = None
+            with self._lock:
+                self._draw_locked()
+                self.stream.write("\n")
+                self._drawn = False
+                self.stream.flush()
 
 
-def make_progress(enabled: bool) -> Progress | None:
-    """A live line on a terminal (stderr), plain lines when stderr is not a terminal."""
-    if not enabled:
-        return None
-    stream = sys.stderr
-    return Progress(stream, live=stream.isatty())
+def _columns(stream: Any) -> int:
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, ValueError, OSError):
+        return shutil.get_terminal_size((80, 24)).columns
+
+
+def make_progress(mode: str) -> Progress:
+    import sys
+
+    return Progress(sys.stderr, mode)
+
+
+def choose_mode(stream: Any, quiet: bool) -> str:
+    if quiet:
+        return QUIET
+    try:
+        return LIVE if stream.isatty() else LINES
+    except (AttributeError, ValueError):  # a closed or unusual stream
+        return LINES

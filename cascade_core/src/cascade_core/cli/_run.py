@@ -1,30 +1,38 @@
-"""``cascade run``: run a workflow target from a file or module, with progress and a resume hint."""
+"""``cascade run``: run a workflow target with progress, a summary and, on failure, the resume command."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import os
 import shlex
 import sys
-from pathlib import Path
 from typing import Any
 
-from .._errors import CascadeError, TargetError, UsageError
-from ._main import EXIT_FAILED, EXIT_OK
+from .._errors import UsageError
+from ._main import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 
 STATE_ENV = "CASCADE_STATE"
 CACHE_ENV = "CASCADE_CACHE"
 DEFAULT_STORE = "sqlite:///.cascade.db"
+RESULT_REPR_LIMIT = 2000  # characters of the result's repr in the text summary
 
 
 def default_state() -> str:
-    return os.environ.get(STATE_ENV, DEFAULT_STORE)
+    return os.environ.get(STATE_ENV) or DEFAULT_STORE
 
 
 def default_cache() -> str:
-    return os.environ.get(CACHE_ENV, DEFAULT_STORE)
+    return os.environ.get(CACHE_ENV) or DEFAULT_STORE
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return value
 
 
 def add_parser(commands: Any) -> None:
@@ -32,7 +40,8 @@ def add_parser(commands: Any) -> None:
         "run",
         help="run a workflow target",
         description="Run TARGET, given as path/to/file.py:NAME or package.module:NAME, where NAME is a lazy "
-        "result or a function returning one.",
+        "result or a function returning one. Exit 0 when the run succeeded, 1 when a task failed "
+        "(the resume command is printed), 2 for bad input.",
     )
     parser.add_argument("target", metavar="PATH_OR_MODULE:TARGET")
     parser.add_argument(
@@ -49,10 +58,10 @@ def add_parser(commands: Any) -> None:
     parser.add_argument(
         "--cache", default=None, metavar="URI", help=f"cache backend URI (default: ${CACHE_ENV} or {DEFAULT_STORE})"
     )
-    parser.add_argument("--run-id", default=None, help="resume or name the run (default: a fresh id)")
-    parser.add_argument("--workers", type=int, default=None, metavar="N", help="at most N tasks at once")
-    parser.add_argument("--json", action="store_true", help="print one JSON object at the end")
-    parser.add_argument("--no-progress", action="store_true", help="no live progress line on a terminal")
+    parser.add_argument("--run-id", default=None, metavar="ID", help="resume or name the run (default: a fresh id)")
+    parser.add_argument("--workers", type=positive_int, default=None, metavar="N", help="at most N tasks at once")
+    parser.add_argument("--json", action="store_true", help="print one JSON object at the end (no progress)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress display, only the summary")
     parser.set_defaults(handler=run_command)
 
 
@@ -66,128 +75,139 @@ def parse_params(items: list[str]) -> dict[str, str]:
     return params
 
 
-def load_target(spec: str) -> Any:
-    """Import ``file.py:name`` or ``module:name`` and return a lazy result (calling a function if needed)."""
-    from .._task import LazyResult, Task
-
-    location, colon, name = spec.rpartition(":")
-    if not colon or not location or not name:
-        raise UsageError(f"target {spec!r} must look like path/to/file.py:NAME or package.module:NAME")
-    if location.endswith(".py") or os.sep in location or "/" in location:
-        path = Path(location)
-        if not path.is_file():
-            raise UsageError(f"no such file: {location}")
-        # Named after the file, as a script run directly names its tasks (see _task._module_name).
-        module_name = path.stem
-        module_spec = importlib.util.spec_from_file_location(module_name, path)
-        if module_spec is None or module_spec.loader is None:
-            raise UsageError(f"cannot import {location}")
-        module = importlib.util.module_from_spec(module_spec)
-        sys.modules[module_name] = module
-        sys.path.insert(0, str(path.parent.resolve()))
-        module_spec.loader.exec_module(module)
-    else:
-        sys.path.insert(0, os.getcwd())
-        try:
-            module = importlib.import_module(location)
-        except ImportError as exc:
-            raise UsageError(f"cannot import module {location!r}: {exc}") from exc
-    try:
-        obj = getattr(module, name)
-    except AttributeError:
-        raise UsageError(f"{location} has no attribute {name!r}") from None
-    if isinstance(obj, (LazyResult, list, dict, tuple)):
-        return obj
-    if isinstance(obj, Task) or callable(obj):
-        value = obj()
-        if isinstance(value, (LazyResult, list, dict, tuple)):
-            return value
-        raise TargetError(f"{spec} returned {type(value).__name__}, not a lazy result: return a task call")
-    raise TargetError(f"{spec} is {type(obj).__name__}, not a lazy result or a function returning one")
-
-
 def run_command(args: argparse.Namespace) -> int:
-    import json
-    import time
-
-    from .._engine import Engine
+    from .._engine import Engine, _check_run_id, new_run_id
     from .._uri import BackendURI
-    from ._progress import make_progress
+    from ._logs import CliHandler
+    from ._progress import QUIET, choose_mode, make_progress
+    from ._target import load_target
 
     params = parse_params(args.param)
     state_uri = BackendURI.parse(args.state or default_state())
     cache_uri = BackendURI.parse(args.cache or default_cache())
+    run_id = _check_run_id(args.run_id) if args.run_id is not None else new_run_id()
     target = load_target(args.target)
-    from .._engine import new_run_id
-
-    run_id = args.run_id or new_run_id()
-    progress = make_progress(enabled=not args.no_progress and not args.json)
-    engine = Engine(state_uri, cache_uri, max_workers=args.workers, observers=[progress] if progress else [])
-    started = time.perf_counter()
+    progress = make_progress(choose_mode(sys.stderr, quiet=args.json or args.no_progress))
+    handler = next((h for h in _cascade_handlers() if isinstance(h, CliHandler)), None)
+    if handler is not None and progress.mode != QUIET:
+        handler.sink = progress.write_line  # log lines go above the live line
+    engine = Engine(state_uri, cache_uri, max_workers=args.workers, observers=[progress])
+    resume = _resume_command(args, run_id)
     try:
         report = engine.execute(target, params, run_id=run_id)
+    except KeyboardInterrupt:
+        progress.close()
+        print(f"interrupted: run {run_id} stopped; finished tasks are stored", file=sys.stderr)
+        _print_resume(resume)
+        return EXIT_INTERRUPTED
     finally:
-        if progress:
-            progress.close()
-    duration = round(time.perf_counter() - started, 6)
-    resume = _resume_command(args, run_id)
+        progress.close()
+        if handler is not None:
+            handler.sink = None
+    failures = progress.failures or (
+        [(report.failed_task or "?", _cause(report.error))] if report.error is not None else []
+    )
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "run_id": report.run_id,
-                    "status": report.status,
-                    "counts": report.counts,
-                    "duration_s": duration,
-                    "result": _jsonable(report.value),
-                    **(
-                        {"failed_task": report.failed_task, "error": str(report.error), "resume": resume}
-                        if report.error
-                        else {}
-                    ),
-                }
-            )
-        )
+        payload: dict[str, Any] = {
+            "run_id": report.run_id,
+            "status": report.status,
+            "counts": report.counts,
+            "duration_s": round(report.duration_s, 6),
+            "result": _jsonable(report.value) if report.error is None else None,
+        }
+        if report.error is not None:
+            payload.update(failed_task=report.failed_task, error=_cause(report.error), resume=resume.command)
+        print(_dumps(payload))
     else:
-        counts = ", ".join(f"{v} {k}" for k, v in report.counts.items() if v and k != "total")
-        print(f"run {report.run_id} {report.status} in {duration:.2f}s ({counts or 'nothing to do'})")
+        counts = ", ".join(f"{value} {name}" for name, value in report.counts.items() if value and name != "total")
+        print(
+            f"run {report.run_id} {report.status} in {report.duration_s:.2f}s: "
+            f"{report.counts.get('total', 0)} tasks ({counts or 'nothing to do'})"
+        )
         if report.error is None:
-            print(f"result: {report.value!r}")
-    if report.error is not None:
-        print(f"error: task {report.failed_task!r} failed: {_cause(report.error)}", file=sys.stderr)
-        print(f"to resume: {resume}", file=sys.stderr)
-        return EXIT_FAILED
-    return EXIT_OK
+            print(f"result: {_short_repr(report.value)}")
+    if report.error is None:
+        return EXIT_OK
+    for task, cause in failures:
+        print(f"error: task {task!r} failed: {cause}", file=sys.stderr)
+    _print_resume(resume)
+    return EXIT_FAILED
 
 
-def _cause(error: CascadeError) -> str:
+def _cascade_handlers() -> list[Any]:
+    import logging
+
+    return list(logging.getLogger("cascade").handlers)
+
+
+def _cause(error: BaseException | None) -> str:
+    from ._progress import one_line
+
+    if error is None:
+        return ""
     cause = getattr(error, "cause", None) or error
-    text = str(cause).strip().splitlines()
-    return f"{type(cause).__name__}: {text[0]}" if text else type(cause).__name__
+    return one_line(cause)
 
 
-def _resume_command(args: argparse.Namespace, run_id: str) -> str:
+class _Resume:
+    def __init__(self, command: str, masked: list[str]) -> None:
+        self.command = command
+        self.masked = masked  # options whose URI is shown with *** for its secrets
+
+
+def _resume_command(args: argparse.Namespace, run_id: str) -> _Resume:
+    """The command that resumes this run: the same target, params and stores, with ``--run-id``.
+
+    A store given by ``$CASCADE_STATE`` / ``$CASCADE_CACHE`` is left to the variable, so the
+    command stays runnable without printing a secret. A URI given on the command line is shown
+    masked; the note printed with it says so.
+    """
     from .._uri import BackendURI
 
     words = ["cascade", "run", args.target]
     for item in args.param:
         words += ["--param", item]
-    # URIs are shown masked: secrets never reach the terminal.
-    if args.state:
-        words += ["--state", str(BackendURI.parse(args.state))]
-    if args.cache:
-        words += ["--cache", str(BackendURI.parse(args.cache))]
+    masked = []
+    for option, text in (("--state", args.state), ("--cache", args.cache)):
+        if text:
+            uri = BackendURI.parse(text)
+            words += [option, str(uri)]
+            if uri.secrets():
+                masked.append(option)
     if args.workers:
         words += ["--workers", str(args.workers)]
     words += ["--run-id", run_id]
-    return shlex.join(words)
+    return _Resume(shlex.join(words), masked)
+
+
+def _print_resume(resume: _Resume) -> None:
+    print(f"to resume: {resume.command}", file=sys.stderr)
+    if resume.masked:
+        names = " and ".join(resume.masked)
+        variables = " and ".join(f"${STATE_ENV if o == '--state' else CACHE_ENV}" for o in resume.masked)
+        print(
+            f"note: secrets in {names} are shown as ***: put them back, or set {variables} and drop {names}",
+            file=sys.stderr,
+        )
+
+
+def _dumps(value: Any) -> str:
+    import json
+
+    return json.dumps(value, allow_nan=False)
 
 
 def _jsonable(value: Any) -> Any:
-    import json
-
+    """The value itself when it is JSON-serializable (no NaN or infinity), else its repr."""
     try:
-        json.dumps(value)
+        _dumps(value)
         return value
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         return repr(value)
+
+
+def _short_repr(value: Any) -> str:
+    text = repr(value)
+    if len(text) > RESULT_REPR_LIMIT:
+        return text[:RESULT_REPR_LIMIT] + f"... ({len(text)} characters; --json prints all of it)"
+    return text

@@ -1,4 +1,8 @@
-"""``cascade runs list|show|forget`` and ``cascade cache clear``: inspect and clean stored runs."""
+"""``cascade runs list|show|forget`` and ``cascade cache clear``: inspect and clean stored runs.
+
+These commands only read or delete: pointed at a sqlite file that does not exist, they
+say so instead of creating an empty store.
+"""
 
 from __future__ import annotations
 
@@ -9,65 +13,97 @@ from typing import Any
 from .._errors import BackendError, UsageError
 from ._main import EXIT_OK
 from ._output import print_json, print_table
-from ._run import CACHE_ENV, STATE_ENV, default_cache, default_state
+from ._run import CACHE_ENV, DEFAULT_STORE, STATE_ENV, default_cache, default_state
 
 
 def add_parsers(commands: Any) -> None:
-    runs = commands.add_parser("runs", help="list, show and forget stored runs")
+    runs = commands.add_parser(
+        "runs", help="list, show and forget stored runs", description="List, show and forget stored runs."
+    )
     sub = runs.add_subparsers(dest="action", metavar="ACTION")
     sub.required = True
-    state_help = f"state backend URI (default: ${STATE_ENV} or the cascade run default)"
+    state_help = f"state backend URI (default: ${STATE_ENV} or {DEFAULT_STORE})"
 
-    listing = sub.add_parser("list", help="the runs a state store holds")
+    listing = sub.add_parser("list", help="the runs a state store holds, newest first")
     listing.add_argument("--state", default=None, metavar="URI", help=state_help)
-    listing.add_argument("--json", action="store_true")
+    listing.add_argument("--json", action="store_true", help="print a JSON array")
     listing.set_defaults(handler=list_runs)
 
     show = sub.add_parser("show", help="each task of one run: status, timing, result size")
-    show.add_argument("run_id")
+    show.add_argument("run_id", metavar="RUN_ID")
     show.add_argument("--state", default=None, metavar="URI", help=state_help)
-    show.add_argument("--json", action="store_true")
+    show.add_argument("--json", action="store_true", help="print a JSON object")
     show.set_defaults(handler=show_run)
 
     forget = sub.add_parser("forget", help="delete everything stored for one run")
-    forget.add_argument("run_id")
+    forget.add_argument("run_id", metavar="RUN_ID")
     forget.add_argument("--state", default=None, metavar="URI", help=state_help)
     forget.set_defaults(handler=forget_run)
 
-    cache = commands.add_parser("cache", help="manage the result cache")
+    cache = commands.add_parser("cache", help="manage the result cache", description="Manage the result cache.")
     cache_sub = cache.add_subparsers(dest="action", metavar="ACTION")
     cache_sub.required = True
     clear = cache_sub.add_parser("clear", help="delete cache entries (all, or one task's)")
-    clear.add_argument("--cache", default=None, metavar="URI", help=f"cache URI (default: ${CACHE_ENV})")
+    clear.add_argument(
+        "--cache", default=None, metavar="URI", help=f"cache backend URI (default: ${CACHE_ENV} or {DEFAULT_STORE})"
+    )
     clear.add_argument("--task", default=None, metavar="NAME", help="only this task's entries (its full name)")
     clear.set_defaults(handler=clear_cache)
 
 
-def _factory(uri_text: str | None) -> Any:
-    from .._registry import registry
+def _missing_file(uri: Any) -> bool:
+    """A sqlite URI whose file does not exist (opening it would create it)."""
+    if uri.scheme != "sqlite":
+        return False
+    import os
+
+    from ..backends.sqlite import OPTIONS, path_from_uri
+
+    uri.parse_options(OPTIONS)  # a bad option is reported as such, not as a missing file
+    return not os.path.exists(path_from_uri(uri))
+
+
+def _parse(uri_text: str) -> Any:
     from .._uri import BackendURI
 
-    uri = BackendURI.parse(uri_text or default_state())
+    return BackendURI.parse(uri_text)
+
+
+def _factory(uri: Any) -> Any:
+    from .._registry import registry
+
     factory = registry.state_factory(uri)
     if not callable(getattr(factory, "list_runs", None)) or not callable(getattr(factory, "delete_run", None)):
+        _close(factory)
         raise BackendError(f"the state backend {uri} cannot list or delete runs (no RunCatalog capability)")
-    return uri, factory
+    return factory
 
 
-def _close(factory: Any) -> None:
-    close = getattr(factory, "close", None)
+def _close(obj: Any) -> None:
+    close = getattr(obj, "close", None)
     if callable(close):
         close()
 
 
+def _no_run(run_id: str, uri: Any) -> UsageError:
+    return UsageError(f"no run {run_id!r} in {uri}: 'cascade runs list --state URI' shows the stored runs")
+
+
 def list_runs(args: argparse.Namespace) -> int:
-    uri, factory = _factory(args.state)
-    try:
-        runs = sorted(factory.list_runs(), key=lambda run: run.get("created", ""), reverse=True)
-    finally:
-        _close(factory)
+    uri = _parse(args.state or default_state())
+    runs: list[dict[str, str]] = []
+    if not _missing_file(uri):
+        factory = _factory(uri)
+        try:
+            runs = factory.list_runs()
+        finally:
+            _close(factory)
+    runs.sort(key=lambda run: (run.get("created", ""), run["run_id"]), reverse=True)
     if args.json:
         print_json(runs)
+        return EXIT_OK
+    if not runs:
+        print(f"no runs in {uri}")
         return EXIT_OK
     rows = [
         [
@@ -85,12 +121,46 @@ def list_runs(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _task_rows(stored: set[str], skipped: dict[str, str], records: dict[str, str]) -> list[dict[str, Any]]:
+    """One row per node the run knows of, in the order they finished, then by task name."""
+    tasks = []
+    for node_id in set(stored) | set(skipped) | set(records):
+        try:
+            record = json.loads(records[node_id]) if node_id in records else {}
+        except ValueError:
+            record = {}
+        status = record.get("status") or ("done" if node_id in stored else "skipped")
+        if node_id in stored and status in ("failed", "skipped"):
+            status = "done"  # a later attempt of the run stored it
+        reason = None
+        if status == "skipped":
+            reason = skipped.get(node_id) or record.get("reason")
+        elif status == "failed":
+            reason = record.get("error")
+        tasks.append(
+            {
+                "node_id": node_id,
+                "task": record.get("task", "?"),
+                "status": status,
+                "reason": reason,
+                "duration_s": record.get("duration"),
+                "size": record.get("size"),
+                "finished": record.get("finished"),
+            }
+        )
+    # Records without a time (a backend without task records) go last.
+    tasks.sort(key=lambda t: (t["finished"] is None, t["finished"] or "", t["task"], t["node_id"]))
+    return tasks
+
+
 def show_run(args: argparse.Namespace) -> int:
-    uri, factory = _factory(args.state)
+    uri = _parse(args.state or default_state())
+    if _missing_file(uri):
+        raise _no_run(args.run_id, uri)
+    factory = _factory(uri)
     try:
-        known = {run["run_id"] for run in factory.list_runs()}
-        if args.run_id not in known:
-            raise UsageError(f"no run {args.run_id!r} in {uri}: 'cascade runs list --state ...' shows the stored runs")
+        if args.run_id not in {run["run_id"] for run in factory.list_runs()}:
+            raise _no_run(args.run_id, uri)
         backend = factory(args.run_id)
         try:
             info = backend.get_run_info()
@@ -101,38 +171,30 @@ def show_run(args: argparse.Namespace) -> int:
             backend.close()
     finally:
         _close(factory)
-    tasks = []
-    for node_id in sorted(set(stored) | set(skipped) | set(records)):
-        record = json.loads(records[node_id]) if node_id in records else {}
-        status = record.get("status", "done" if node_id in stored else "skipped")
-        if node_id in stored and status in ("failed", "skipped"):
-            status = "done"
-        tasks.append(
-            {
-                "node_id": node_id,
-                "task": record.get("task", "?"),
-                "status": status,
-                "reason": skipped.get(node_id) if status == "skipped" else record.get("error"),
-                "duration_s": record.get("duration"),
-                "size": record.get("size"),
-            }
-        )
+    tasks = _task_rows(stored, skipped, records)
+    if info.get("status") == "succeeded":
+        for t in tasks:
+            if t["status"] == "failed":  # a node of an earlier attempt that a changed param replaced
+                t["reason"] = f"earlier attempt: {t['reason'] or '?'}"
     if args.json:
         print_json({"run_id": args.run_id, "info": info, "tasks": tasks})
         return EXIT_OK
     print(
-        f"run {args.run_id}: {info.get('status', '?')}, created {info.get('created', '?')}, "
-        f"updated {info.get('updated', '?')}"
+        f"run {args.run_id}: {info.get('status', '?')}, target {info.get('target', '?')}, "
+        f"{info.get('tasks', '?')} tasks, created {info.get('created', '?')}, updated {info.get('updated', '?')}"
     )
+    if info.get("status") == "failed" and info.get("error"):
+        print(f"failure: {info['error']}")
     print_table(
-        ["task", "node", "status", "duration", "size", "why"],
+        ["task", "node", "status", "finished", "duration", "size", "why"],
         [
             [
                 t["task"],
                 t["node_id"][:12],
                 t["status"],
+                _clock(t["finished"]),
                 "" if t["duration_s"] is None else f"{t['duration_s']:.3f}s",
-                "" if t["size"] is None else t["size"],
+                "" if t["size"] is None else _size(t["size"]),
                 t["reason"] or "",
             ]
             for t in tasks
@@ -141,29 +203,56 @@ def show_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _clock(iso: str | None) -> str:
+    """``2026-11-27T22:10:40.802+00:00`` -> ``22:10:40.802`` (the date is in the header)."""
+    if not iso:
+        return ""
+    time_part = iso.partition("T")[2] or iso
+    for sign in ("+", "-", "Z"):
+        time_part = time_part.split(sign)[0]
+    return time_part
+
+
+def _size(size: Any) -> str:
+    try:
+        n = int(size)
+    except (TypeError, ValueError):
+        return str(size)
+    if n < 1024:
+        return f"{n} B"
+    if n < 1024 * 1024:
+        return f"{n / 1024:.1f} KB"
+    return f"{n / (1024 * 1024):.1f} MB"
+
+
 def forget_run(args: argparse.Namespace) -> int:
-    uri, factory = _factory(args.state)
+    uri = _parse(args.state or default_state())
+    if _missing_file(uri):
+        raise _no_run(args.run_id, uri)
+    factory = _factory(uri)
     try:
         existed = factory.delete_run(args.run_id)
     finally:
         _close(factory)
     if not existed:
-        raise UsageError(f"no run {args.run_id!r} in {uri}: nothing deleted")
+        raise _no_run(args.run_id, uri)
     print(f"forgot run {args.run_id}")
     return EXIT_OK
 
 
 def clear_cache(args: argparse.Namespace) -> int:
     from .._registry import registry
-    from .._uri import BackendURI
 
-    uri = BackendURI.parse(args.cache or default_cache())
-    cache = registry.cache_backend(uri)
-    try:
-        if not callable(getattr(cache, "clear", None)):
-            raise BackendError(f"the cache backend {uri} cannot be cleared (no CacheCatalog capability)")
-        removed = cache.clear(f"{args.task}:" if args.task else "")
-    finally:
-        cache.close()
-    print(f"removed {removed} cache entr{'y' if removed == 1 else 'ies'}")
+    uri = _parse(args.cache or default_cache())
+    removed = 0
+    if not _missing_file(uri):
+        cache = registry.cache_backend(uri)
+        try:
+            if not callable(getattr(cache, "clear", None)):
+                raise BackendError(f"the cache backend {uri} cannot be cleared (no CacheCatalog capability)")
+            removed = cache.clear(f"{args.task}:" if args.task else "")
+        finally:
+            cache.close()
+    what = f" of task {args.task}" if args.task else ""
+    print(f"removed {removed} cache entr{'y' if removed == 1 else 'ies'}{what}")
     return EXIT_OK

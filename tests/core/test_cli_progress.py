@@ -1,0 +1,127 @@
+"""The live progress line of ``cascade run`` in a real terminal (a tmux pane).
+
+Skipped without tmux (CI installs it: see .ci/run).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux for a real terminal")
+
+SLOW_FLOW = """
+import time
+import cascade_core as cs
+
+
+@cs.task
+def step(i: int) -> int:
+    time.sleep(0.3)
+    return i
+
+
+@cs.task(retries=1)
+def total(values: list) -> int:
+    return sum(values)
+
+
+def pipeline():
+    return total([step(i) for i in range(8)])
+"""
+
+
+class Pane:
+    """A detached tmux session of its own (own socket: never touches the user's tmux server)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.socket = str(directory / f"tmux-{uuid.uuid4().hex[:8]}")
+        self.name = "cascade-test"
+
+    def tmux(self, *args: str) -> str:
+        done = subprocess.run(["tmux", "-S", self.socket, *args], capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    def start(self, command: str, cwd: Path) -> None:
+        env = " ".join(
+            f"{name}={shlex.quote(value)}" for name, value in os.environ.items() if name in ("PATH", "PYTHONPATH")
+        )
+        shell = f"cd {shlex.quote(str(cwd))} && env {env} TERM=xterm {command}; echo EXIT=$?; sleep 30"
+        self.tmux("-f", "/dev/null", "new-session", "-d", "-s", self.name, "-x", "120", "-y", "30", shell)
+
+    def capture(self, *, escapes: bool = False) -> str:
+        return self.tmux("capture-pane", "-p", *(["-e"] if escapes else []), "-t", self.name)
+
+    def wait_for(self, text: str, timeout: float = 30) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            screen = self.capture()
+            if text in screen:
+                return screen
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} never appeared; screen:\n{screen}")
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "-S", self.socket, "kill-server"], capture_output=True, timeout=30)
+
+
+@pytest.fixture
+def pane(tmp_path: Path):
+    pane = Pane(tmp_path)
+    yield pane
+    pane.close()
+
+
+def test_a_live_line_is_redrawn_during_the_run_and_the_summary_follows(tmp_path, pane):
+    (tmp_path / "slow.py").write_text(SLOW_FLOW)
+    command = shlex.join(
+        [sys.executable, "-m", "cascade_core", "run", "slow.py:pipeline", "--workers", "2", "--run-id", "live-1"]
+        + ["--state", "sqlite:///live.db", "--cache", "sqlite:///live.db"]
+    )
+    pane.start(command, tmp_path)
+    pane.wait_for("run live-1: 9 tasks")
+    # Mid-run: the live line shows partial counts (8 steps of 0.3 s on 2 workers take 1.2 s).
+    screen = pane.wait_for(" running ")
+    live = [line for line in screen.splitlines() if "elapsed" in line]
+    assert len(live) == 1, screen
+    assert "/9 done" in live[0] and "cached" in live[0] and "resumed" in live[0] and "failed" in live[0]
+    assert not live[0].startswith("9/9"), screen
+
+    screen = pane.wait_for("EXIT=")
+    lines = [line.rstrip() for line in screen.splitlines() if line.strip()]
+    assert lines[0] == "run live-1: 9 tasks"
+    assert lines[1].startswith("9/9 done  0 running  0 cached  0 resumed  0 failed  elapsed ")
+    assert lines[2].startswith("run live-1 succeeded in ") and "(9 executed)" in lines[2]
+    assert lines[3] == "result: 28"
+    assert lines[4] == "EXIT=0"
+    assert "Traceback" not in screen
+    # Nothing left of the redrawing: no stray escape sequences or carriage-return debris.
+    raw = pane.capture(escapes=True)
+    assert "\x1b[2K" not in raw and "\r" not in raw
+    assert "started" not in screen  # event lines are for pipes, not for a terminal
+
+
+def test_a_live_failure_is_reported_once_with_its_resume_command(tmp_path, pane):
+    (tmp_path / "slow.py").write_text(SLOW_FLOW.replace("return sum(values)", "raise ValueError('no sum today')"))
+    command = shlex.join(
+        [sys.executable, "-m", "cascade_core", "run", "slow.py:pipeline", "--workers", "4", "--run-id", "live-2"]
+        + ["--state", "sqlite:///live.db", "--cache", "sqlite:///live.db"]
+    )
+    pane.start(command, tmp_path)
+    screen = pane.wait_for("EXIT=")
+    assert "EXIT=1" in screen
+    assert "warning: task slow.total failed (attempt 1 of 2): ValueError: no sum today" in screen
+    assert screen.count("error: task 'slow.total' failed: ValueError: no sum today") == 1
+    assert "8/9 done  0 running  0 cached  0 resumed  1 failed" in screen
+    assert "to resume: " in screen and "--run-id live-2" in screen
+    assert "Traceback" not in screen
