@@ -136,7 +136,12 @@ def test_prefix(redis_uri: str, redis_server: RedisServer) -> None:
         store.close()
 
 
-def test_every_key_has_a_ttl_refreshed_on_write(store: RedisStateStore, redis_server: RedisServer) -> None:
+def test_every_key_has_a_ttl_refreshed_on_write(
+    store: RedisStateStore, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cascade_redis import state
+
+    monkeypatch.setattr(state, "REFRESH_INTERVAL", 0.0)  # every write refreshes (see the next test)
     backend = store("r")
     backend.put_results({"a": b"1"})
     backend.mark_skipped({"b": "x"})
@@ -332,3 +337,14 @@ def test_unix_socket(redis_uri: str, redis_server: RedisServer) -> None:
             client.close()
     finally:
         store.close()
+
+
+def test_quick_successive_results_cost_one_command_each(store: RedisStateStore, redis_server: RedisServer) -> None:
+    backend = store("quick")
+    backend.put_results({"first": b"1"})  # the first write stamps meta and sets every TTL
+    before = redis_server.command_calls()
+    for i in range(20):
+        backend.put_results({f"n{i}": b"x"})
+    assert redis_server.calls_since(before) == {"hset": 20}
+    assert len(backend.result_ids()) == 21
+    assert all(0 < ttl for ttl in ttls(redis_server, sorted(keys(redis_server))))

@@ -6,6 +6,7 @@ once) and refreshes the TTL of all three keys, so a run's keys expire together.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Final, cast
@@ -17,6 +18,9 @@ from .connection import RedisConnection
 from .layout import lease_key, meta_pattern, run_keys
 from .leases import RedisLeases
 from .options import RedisOptions
+
+# put_results refreshes `updated` and the keys' TTLs at most this often (seconds).
+REFRESH_INTERVAL: Final = 1.0
 
 if TYPE_CHECKING:
     import redis
@@ -115,6 +119,7 @@ class RedisStateBackend(StateBackendBase):
         self._connection = store.connection
         self._ttl = store.options.state_ttl
         self._results, self._skipped, self._meta, self._tasks = run_keys(store.options.prefix, run_id)
+        self._refreshed = float("-inf")  # monotonic time of the last write that stamped meta and TTLs
         prefix = store.options.prefix
         self._leases = RedisLeases(self._connection, lambda node_id: lease_key(prefix, run_id, node_id))
 
@@ -143,7 +148,15 @@ class RedisStateBackend(StateBackendBase):
         if not results:
             return
         self.store.options.check_sizes(results, "the result of node {key} in run " + repr(self.run_id))
+        now = time.monotonic()
+        if now - self._refreshed < REFRESH_INTERVAL:
+            # Within a second of the last full write: one HSET, no meta stamp or TTL refresh, so a
+            # chain of quick tasks costs one command each, like a raw HSET loop.
+            key = self._results
+            self._connection.run(lambda client: client.hset(key, mapping=cast(Any, results)))
+            return
         self._write(self._results, results)
+        self._refreshed = now
 
     def mark_skipped(self, reasons: Mapping[str, str]) -> None:
         if not reasons:
