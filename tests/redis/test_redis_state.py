@@ -347,4 +347,4 @@ def test_quick_successive_results_cost_one_command_each(store: RedisStateStore, 
         backend.put_results({f"n{i}": b"x"})
     assert redis_server.calls_since(before) == {"hset": 20}
     assert len(backend.result_ids()) == 21
-    assert all(0 < ttl for ttl in ttls(redis_server, sorted(keys(redis_server))))
+    assert all(ttl > 0 for ttl in ttls(redis_server, sorted(keys(redis_server))))

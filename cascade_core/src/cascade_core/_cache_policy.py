@@ -10,7 +10,6 @@ Every key also starts with the task's name, so the entries of one task can be fo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ._errors import DefinitionError
@@ -19,13 +18,15 @@ if TYPE_CHECKING:
     from ._task import Task
 
 
-@dataclass(frozen=True)
 class KeyContext:
     """What a policy may look at: the task, a digest of its inputs, the run id."""
 
-    task: Task
-    inputs_digest: str
-    run_id: str
+    __slots__ = ("task", "inputs_digest", "run_id")
+
+    def __init__(self, task: Task, inputs_digest: str, run_id: str) -> None:
+        self.task = task
+        self.inputs_digest = inputs_digest
+        self.run_id = run_id
 
 
 class CachePolicy:

@@ -308,9 +308,13 @@ class _Run:
 
         wall, perf = self._clock
         names: dict[int, str] = {}
+        stamps: dict[int, str] = {}
         out: dict[str, str] = {}
         for index, (status, duration, size, text, at) in self.records.items():  # type: ignore[union-attr]
-            finished = json.dumps(_stamp(wall + at - perf))
+            millis = int((wall + at - perf) * 1000)
+            finished = stamps.get(millis)
+            if finished is None:
+                finished = stamps[millis] = json.dumps(_stamp(millis / 1000))
             task = self.nodes[index].task
             name = names.get(id(task))
             if name is None:
@@ -402,7 +406,11 @@ class _Run:
         node = self.nodes[index]
         task = node.task
         try:
-            inputs = encode_inputs(node.lazy, self.graph, self.graph.params, tokens)
+            inputs = (
+                node.inputs
+                if node.inputs is not None
+                else encode_inputs(node.lazy, self.graph, self.graph.params, tokens)
+            )
         except UnhashableInput as exc:
             argument = _find_unhashable_argument(node.lazy, self.graph, self.graph.params, tokens)
             raise HashingError(

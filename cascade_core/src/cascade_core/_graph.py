@@ -30,7 +30,7 @@ _CONTAINERS = (list, tuple, dict, set, frozenset)
 class Node:
     """One task call inside one run."""
 
-    __slots__ = ("index", "lazy", "task", "id", "upstream", "downstream", "data_deps")
+    __slots__ = ("index", "lazy", "task", "id", "upstream", "downstream", "data_deps", "inputs")
 
     def __init__(self, index: int, lazy: LazyResult) -> None:
         self.index = index
@@ -40,6 +40,7 @@ class Node:
         self.upstream: tuple[int, ...] = ()  # data and ordering dependencies, deduplicated
         self.downstream: list[int] = []
         self.data_deps: tuple[int, ...] = ()  # indexes of lazy results passed as data, in argument order
+        self.inputs: bytes | None = None  # encoded inputs of a node without upstreams (reused for its cache key)
 
 
 class Graph:
@@ -294,6 +295,8 @@ def _assign_ids(graph: Graph) -> None:
                     else:
                         parts.append(encode(arg))
                 inputs = b"".join(parts)
+            if not lazy.deps and not lazy.ordering:
+                node.inputs = inputs
         except UnhashableInput:
             # Like dask.base.tokenize: an input we cannot encode gets a random token, so
             # the run works but this node (and what depends on it) cannot be resumed.
