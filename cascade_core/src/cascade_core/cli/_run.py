@@ -60,6 +60,12 @@ def add_parser(commands: Any) -> None:
     )
     parser.add_argument("--run-id", default=None, metavar="ID", help="resume or name the run (default: a fresh id)")
     parser.add_argument("--workers", type=positive_int, default=None, metavar="N", help="at most N tasks at once")
+    parser.add_argument(
+        "--leases",
+        action="store_true",
+        help="claim each task before running it, so several drivers of one run id "
+        "(on several machines) run each task once",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object at the end (no progress)")
     parser.add_argument("--no-progress", action="store_true", help="no progress display, only the summary")
     parser.set_defaults(handler=run_command)
@@ -91,7 +97,7 @@ def run_command(args: argparse.Namespace) -> int:
     handler = next((h for h in _cascade_handlers() if isinstance(h, CliHandler)), None)
     if handler is not None and progress.mode != QUIET:
         handler.sink = progress.write_line  # log lines go above the live line
-    engine = Engine(state_uri, cache_uri, max_workers=args.workers, observers=[progress])
+    engine = Engine(state_uri, cache_uri, max_workers=args.workers, observers=[progress], leases=args.leases)
     resume = _resume_command(args, run_id)
     try:
         report = engine.execute(target, params, run_id=run_id)
@@ -176,6 +182,8 @@ def _resume_command(args: argparse.Namespace, run_id: str) -> _Resume:
                 masked.append(option)
     if args.workers:
         words += ["--workers", str(args.workers)]
+    if args.leases:
+        words.append("--leases")
     words += ["--run-id", run_id]
     return _Resume(shlex.join(words), masked)
 
