@@ -509,3 +509,28 @@ def test_unpicklable_result_fails_its_task_with_a_clear_error_and_keeps_other_st
     assert isinstance(failure.value.cause, cs.SerializationError)
     assert "unpicklable" in str(failure.value) and "cannot be stored" in str(failure.value)
     assert len(store("u").result_ids()) == 1
+
+
+@pytest.mark.parametrize(("cache_lock", "expected"), [(True, 1), (False, 2)])
+def test_concurrent_runs_share_one_computation_unless_opted_out(counter, cache_lock, expected):
+    @cs.task(cache=True, cache_lock=cache_lock, name=f"dogpile_{cache_lock}")
+    def slow():
+        counter.hit("slow")
+        time.sleep(0.3)
+        return 7
+
+    cache = cs.MemoryCacheBackend()
+    start = threading.Barrier(2)
+    values: list[int] = []
+
+    def driver() -> None:
+        start.wait()
+        values.append(cs.run(slow(), cache_backend=cache))
+
+    threads = [threading.Thread(target=driver) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert values == [7, 7]
+    assert counter["slow"] == expected
