@@ -534,3 +534,15 @@ def test_concurrent_runs_share_one_computation_unless_opted_out(counter, cache_l
         thread.join()
     assert values == [7, 7]
     assert counter["slow"] == expected
+
+
+def test_the_default_memory_store_keeps_a_bounded_number_of_runs():
+    @cs.task
+    def one():
+        return 1
+
+    for i in range(5):
+        cs.run(one(), state_backend="memory://bounded?max_runs=3", run_id=f"r{i}")
+    from cascade_core.backends.memory import named_state_store
+
+    assert [run["run_id"] for run in named_state_store("bounded", 3).list_runs()] == ["r2", "r3", "r4"]

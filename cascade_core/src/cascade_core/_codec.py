@@ -31,6 +31,7 @@ MAGIC = b"\xca\x5c"
 VERSION = 1
 _SERIALIZER_CODES = {"pickle": b"p", "json": b"j"}
 _SERIALIZER_NAMES = {code: name for name, code in _SERIALIZER_CODES.items()}
+_CHECKSUM_HEADERS = {code: MAGIC + bytes((VERSION,)) + code + b"c" for code in _SERIALIZER_NAMES}
 SECRET_ENV = "CASCADE_SECRET_KEY"
 
 log = logging.getLogger("cascade.security")
@@ -89,8 +90,8 @@ class Codec:
 
     def seal(self, storage_key: str, code: bytes, body: bytes) -> bytes:
         if self._signing is None:
-            header = MAGIC + bytes((VERSION,)) + code + b"c"
-            return header + _checksum(storage_key, header, body) + body
+            header = _CHECKSUM_HEADERS[code]
+            return b"".join((header, _checksum(storage_key, header, body), body))
         kid, secret = self._signing
         header = MAGIC + bytes((VERSION,)) + code + b"h"
         mac = hmac.new(secret, _signed_message(storage_key, header, kid, body), hashlib.sha256).digest()

@@ -613,8 +613,16 @@ class _Run:
         if self.records is not None:
             self.records[index] = ("done", duration, len(body), None, time.perf_counter())
         codec = self.codec
-        self.state.put_results({node.id: codec.seal(state_key(self.run_id, node.id), codec._code, body)})
-        self._release([(index, duration)])
+        self.state.put_results({node.id: codec.seal(f"state/{self.run_id}/{node.id}", codec._code, body)})
+        if self.events or self.debug:
+            self._release([(index, duration)])
+            return
+        must_run, remaining, ready, status = self.must_run, self.remaining, self.ready, self.status
+        for down in node.downstream:
+            if must_run[down]:
+                remaining[down] -= 1
+                if remaining[down] == 0 and status[down] == PENDING:
+                    ready.append(down)
 
     def _dispatch(self, index: int) -> None:
         import queue

@@ -9,22 +9,23 @@ from .._events import hookimpl  # type: ignore[attr-defined]  # imports pluggy: 
 
 
 class MemoryProvider:
-    """``memory://[name]?ttl=SECONDS``: a process-wide store called ``name``."""
+    """``memory://[name]?ttl=SECONDS&max_runs=N``: a process-wide store called ``name``."""
 
     @hookimpl
     def cascade_state_backend(self, uri: Any) -> Any:
-        from .._uri import positive_float
+        from .._uri import positive_float, positive_int
         from .memory import named_state_store
 
-        uri.parse_options({"ttl": positive_float})  # ttl is the cache's; accepted so one URI serves both
-        return named_state_store(uri.host or "")
+        # ttl is the cache's option; accepted here so that one URI serves both.
+        options = uri.parse_options({"ttl": positive_float, "max_runs": positive_int}, defaults={"max_runs": 100})
+        return named_state_store(uri.host or "", options["max_runs"])
 
     @hookimpl
     def cascade_cache_backend(self, uri: Any) -> Any:
-        from .._uri import positive_float
+        from .._uri import positive_float, positive_int
         from .memory import named_cache
 
-        options = uri.parse_options({"ttl": positive_float})
+        options = uri.parse_options({"ttl": positive_float, "max_runs": positive_int})
         return named_cache(uri.host or "", options.get("ttl"))
 
 

@@ -74,9 +74,14 @@ def _info(run: _Run) -> dict[str, str]:
 
 
 class MemoryStateStore:
-    """All runs of one in-process store; call it with a run id to get a backend."""
+    """All runs of one in-process store; call it with a run id to get a backend.
 
-    def __init__(self) -> None:
+    It keeps the ``max_runs`` most recently started runs (default 100) and forgets older ones,
+    so a long-lived process that runs many graphs does not keep every result forever.
+    """
+
+    def __init__(self, max_runs: int = 100) -> None:
+        self.max_runs = max_runs
         self._runs: dict[str, _Run] = {}
         self._leases: dict[str, LeaseTable] = {}
         self.lock = threading.Lock()
@@ -102,6 +107,10 @@ class MemoryStateStore:
         if run is None:
             run = self._runs[run_id] = _Run()
             run.created = now
+            while len(self._runs) > self.max_runs:
+                oldest = next(iter(self._runs))
+                del self._runs[oldest]
+                self._leases.pop(oldest, None)
         run.updated = now  # a float: formatting a timestamp on every write costs more than the write
         return run
 
@@ -263,12 +272,13 @@ _CACHES: dict[str, MemoryCacheBackend] = {}
 _NAMED_LOCK = threading.Lock()
 
 
-def named_state_store(name: str) -> MemoryStateStore:
+def named_state_store(name: str, max_runs: int = 100) -> MemoryStateStore:
     """The process-wide state store called ``name`` (``""`` for ``memory://``)."""
     with _NAMED_LOCK:
         store = _STATE_STORES.get(name)
         if store is None:
-            store = _STATE_STORES[name] = MemoryStateStore()
+            store = _STATE_STORES[name] = MemoryStateStore(max_runs)
+        store.max_runs = max_runs
         return store
 
 
