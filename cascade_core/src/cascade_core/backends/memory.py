@@ -53,11 +53,10 @@ class LeaseTable:
 
 
 class _Run:
-    __slots__ = ("results", "skipped", "info", "records", "created", "updated")
+    __slots__ = ("results", "skipped", "info", "created", "updated")
 
     def __init__(self) -> None:
         self.created = self.updated = 0.0
-        self.records: dict[str, str] = {}
         self.results: dict[str, bytes] = {}
         self.skipped: dict[str, str] = {}
         self.info: dict[str, str] = {}
@@ -133,6 +132,9 @@ _EMPTY = _Run()
 class MemoryStateBackend(StateBackendBase):
     """State of one run, held in this process.
 
+    It keeps no task records (the TaskRecords capability): they serve ``cascade runs show``,
+    which runs in another process and cannot see this one's memory.
+
     >>> backend = MemoryStateBackend("run-1")
     >>> backend.put_results({"node": b"payload"})
     >>> backend.get_results(["node", "other"])
@@ -179,15 +181,6 @@ class MemoryStateBackend(StateBackendBase):
     def get_run_info(self) -> dict[str, str]:
         with self._lock:
             return _info(self._read())
-
-    def put_task_records(self, records: Mapping[str, str]) -> None:
-        if records:
-            with self._lock:
-                self._store.for_write(self.run_id).records.update(records)
-
-    def get_task_records(self) -> dict[str, str]:
-        with self._lock:
-            return dict(self._read().records)
 
     def _leases(self) -> LeaseTable:
         return self._store.leases(self.run_id)

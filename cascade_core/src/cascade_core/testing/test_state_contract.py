@@ -282,3 +282,22 @@ def _utc(text: str) -> datetime:
     stamp = datetime.fromisoformat(text)
     assert stamp.utcoffset() == timedelta(0), f"timestamp {text!r} is not in UTC"
     return stamp
+
+
+# -- optional: TaskRecords ---------------------------------------------------------
+
+
+def test_task_records(cascade_state_backend):
+    import json
+
+    from cascade_core._protocols import TaskRecords
+
+    if not isinstance(cascade_state_backend, TaskRecords):
+        pytest.skip("optional capability: the backend keeps no task records (put_task_records)")
+    first = {"n1": json.dumps({"task": "a", "status": "done"}), "n2": json.dumps({"task": "b", "status": "failed"})}
+    cascade_state_backend.put_task_records(first)
+    cascade_state_backend.put_task_records({"n2": json.dumps({"task": "b", "status": "done"})})
+    records = cascade_state_backend.get_task_records()
+    assert {key: json.loads(value)["status"] for key, value in records.items()} == {"n1": "done", "n2": "done"}
+    cascade_state_backend.put_task_records({})
+    assert len(cascade_state_backend.get_task_records()) == 2
