@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ._protocols import LEASE_METHODS, missing_methods
@@ -25,7 +24,26 @@ def supports_leases(backend: Any) -> bool:
 
 def new_owner() -> str:
     """A token unique to this driver: host, process and a random part."""
+    import socket
+
     return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(6).hex()}"
+
+
+class LeaseTableMixin:
+    """The Leases methods of a backend, forwarded to ``self._lease_table()``: an object with
+    ``acquire(names, owner, ttl)``, ``renew(names, owner, ttl)`` and ``release(names, owner)``."""
+
+    def _lease_table(self) -> Any:
+        raise NotImplementedError
+
+    def acquire_leases(self, names: Sequence[str], owner: str, ttl: float) -> set[str]:
+        return self._lease_table().acquire(names, owner, ttl)
+
+    def renew_leases(self, names: Sequence[str], owner: str, ttl: float) -> set[str]:
+        return self._lease_table().renew(names, owner, ttl)
+
+    def release_leases(self, names: Sequence[str], owner: str) -> None:
+        self._lease_table().release(names, owner)
 
 
 class LeaseKeeper:

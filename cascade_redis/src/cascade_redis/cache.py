@@ -7,9 +7,10 @@ walks the keyspace with SCAN (never KEYS, which blocks the server) and UNLINKs i
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Final, cast
 
+from cascade_core._leases import LeaseTableMixin
 from cascade_core._protocols import CacheBackendBase
 from cascade_core._uri import BackendURI
 
@@ -25,7 +26,7 @@ SCAN_COUNT: Final = 1000
 UNLINK_BATCH: Final = 1000
 
 
-class RedisCacheBackend(CacheBackendBase):
+class RedisCacheBackend(LeaseTableMixin, CacheBackendBase):
     """Cache entries shared by every run and machine that uses the same redis and prefix.
 
     >>> cache = RedisCacheBackend.from_uri("redis://localhost:6379/0?ttl=3600")
@@ -47,14 +48,8 @@ class RedisCacheBackend(CacheBackendBase):
         prefix = options.prefix
         self._locks = RedisLeases(self._connection, lambda key: lock_key(prefix, key))
 
-    def acquire_leases(self, names: Sequence[str], owner: str, ttl: float) -> set[str]:
-        return self._locks.acquire(names, owner, ttl)
-
-    def renew_leases(self, names: Sequence[str], owner: str, ttl: float) -> set[str]:
-        return self._locks.renew(names, owner, ttl)
-
-    def release_leases(self, names: Sequence[str], owner: str) -> None:
-        self._locks.release(names, owner)
+    def _lease_table(self) -> RedisLeases:
+        return self._locks
 
     @classmethod
     def from_uri(cls, uri: BackendURI | str) -> RedisCacheBackend:

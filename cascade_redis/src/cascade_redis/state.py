@@ -7,10 +7,11 @@ once) and refreshes the TTL of all three keys, so a run's keys expire together.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Final, cast
 
+from cascade_core._leases import LeaseTableMixin
 from cascade_core._protocols import StateBackendBase
 from cascade_core._uri import BackendURI
 
@@ -99,7 +100,7 @@ class RedisStateStore:
         return f"RedisStateStore({str(self.uri)!r})"
 
 
-class RedisStateBackend(StateBackendBase):
+class RedisStateBackend(LeaseTableMixin, StateBackendBase):
     """The state of one run in redis.
 
     >>> store = RedisStateStore.from_uri("redis://localhost:6379/0")
@@ -170,14 +171,8 @@ class RedisStateBackend(StateBackendBase):
         if records:
             self._write(self._tasks, records)
 
-    def acquire_leases(self, names: Sequence[str], owner: str, ttl: float) -> set[str]:
-        return self._leases.acquire(names, owner, ttl)
-
-    def renew_leases(self, names: Sequence[str], owner: str, ttl: float) -> set[str]:
-        return self._leases.renew(names, owner, ttl)
-
-    def release_leases(self, names: Sequence[str], owner: str) -> None:
-        self._leases.release(names, owner)
+    def _lease_table(self) -> RedisLeases:
+        return self._leases
 
     def get_task_records(self) -> dict[str, str]:
         return _decode_hash(self._connection.run(lambda client: client.hgetall(self._tasks)))

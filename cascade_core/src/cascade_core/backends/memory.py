@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 
+from .._leases import LeaseTableMixin
 from .._protocols import CacheBackendBase, StateBackendBase
 
 
@@ -129,7 +130,7 @@ class MemoryStateStore:
 _EMPTY = _Run()
 
 
-class MemoryStateBackend(StateBackendBase):
+class MemoryStateBackend(LeaseTableMixin, StateBackendBase):
     """State of one run, held in this process.
 
     It keeps no task records (the TaskRecords capability): they serve ``cascade runs show``,
@@ -182,17 +183,8 @@ class MemoryStateBackend(StateBackendBase):
         with self._lock:
             return _info(self._read())
 
-    def _leases(self) -> LeaseTable:
+    def _lease_table(self) -> LeaseTable:
         return self._store.leases(self.run_id)
-
-    def acquire_leases(self, names: Sequence[str], owner: str, ttl: float) -> set[str]:
-        return self._leases().acquire(names, owner, ttl)
-
-    def renew_leases(self, names: Sequence[str], owner: str, ttl: float) -> set[str]:
-        return self._leases().renew(names, owner, ttl)
-
-    def release_leases(self, names: Sequence[str], owner: str) -> None:
-        self._leases().release(names, owner)
 
     def close(self) -> None:
         pass
@@ -201,7 +193,7 @@ class MemoryStateBackend(StateBackendBase):
         return f"MemoryStateBackend(run_id={self.run_id!r})"
 
 
-class MemoryCacheBackend(CacheBackendBase):
+class MemoryCacheBackend(LeaseTableMixin, CacheBackendBase):
     """A cache held in this process; entries expire ``ttl`` seconds after they are set."""
 
     trusted_store = True
@@ -237,14 +229,8 @@ class MemoryCacheBackend(CacheBackendBase):
         with self._lock:
             return sum(self._entries.pop(key, None) is not None for key in keys)
 
-    def acquire_leases(self, names: Sequence[str], owner: str, ttl: float) -> set[str]:
-        return self._locks.acquire(names, owner, ttl)
-
-    def renew_leases(self, names: Sequence[str], owner: str, ttl: float) -> set[str]:
-        return self._locks.renew(names, owner, ttl)
-
-    def release_leases(self, names: Sequence[str], owner: str) -> None:
-        self._locks.release(names, owner)
+    def _lease_table(self) -> LeaseTable:
+        return self._locks
 
     def clear(self, prefix: str = "") -> int:
         with self._lock:
