@@ -21,9 +21,8 @@ def kit_directory() -> Path | None:
 
 
 @pytest.mark.parametrize("options", ["", "?prefix=kit&ttl=60&state_ttl=600"])
-def test_conformance_kit(redis_uri: str, tmp_path: Path, options: str) -> None:
-    if kit_directory() is None:
-        pytest.skip("cascade_core.testing has no conformance tests yet")
+def test_conformance_kit(redis_uri: str, redis_server, tmp_path: Path, options: str) -> None:
+    assert kit_directory() is not None, "cascade_core.testing ships no conformance tests"
     command = [
         sys.executable,
         "-m",
@@ -40,3 +39,5 @@ def test_conformance_kit(redis_uri: str, tmp_path: Path, options: str) -> None:
     done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert " passed" in done.stdout and "optional capability" not in done.stdout, done.stdout[-2000:]
+    with redis_server.client() as client:
+        assert client.dbsize() == 0, sorted(client.keys("*"))[:10]  # the kit cleans up after itself

@@ -74,15 +74,39 @@ def new_run_id() -> str:
     return f"kit-{uuid.uuid4().hex}"
 
 
+class _TrackingFactory:
+    """The factory under test, remembering every run id it was called with (to clean up after)."""
+
+    def __init__(self, factory: Any) -> None:
+        self.wrapped = factory
+        self.run_ids: list[str] = []
+
+    def __call__(self, run_id: str) -> Any:
+        self.run_ids.append(run_id)
+        return self.wrapped(run_id)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.wrapped, name)
+
+
 @pytest.fixture
 def cascade_state_factory(cascade_uri: str) -> Iterator[Any]:
-    """The state-backend factory of ``--cascade-uri`` (``run_id -> StateBackend``), closed after the test."""
+    """The state-backend factory of ``--cascade-uri`` (``run_id -> StateBackend``), closed after the test.
+
+    Every run the test created is deleted afterwards when the factory can delete runs.
+    """
     _provides(cascade_uri, "state")
-    factory = open_state_factory(cascade_uri)
+    factory = _TrackingFactory(open_state_factory(cascade_uri))
     try:
         yield factory
     finally:
-        close_quietly(factory)
+        delete_run = getattr(factory.wrapped, "delete_run", None)
+        try:
+            if callable(delete_run):
+                for run_id in dict.fromkeys(factory.run_ids):
+                    delete_run(run_id)
+        finally:
+            close_quietly(factory.wrapped)
 
 
 @pytest.fixture
