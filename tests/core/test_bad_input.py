@@ -122,3 +122,14 @@ def test_nothing_stored_is_lost_by_a_bad_call():
     with pytest.raises(cs.CascadeError):
         cs.run(add(1, 2), state_backend=store, cache_backend=object(), run_id="keep")
     assert store("keep").get_results(store("keep").result_ids()) == before
+
+
+def test_a_task_returning_a_lazy_result_fails_with_an_explanation():
+    @cs.task(name="builder")
+    def builder():
+        return add(1, 2)
+
+    with pytest.raises(cs.TaskFailed) as failure:
+        cs.run(builder())
+    assert isinstance(failure.value.cause, cs.DefinitionError)
+    assert "returned a lazy result" in _one_line(failure.value)

@@ -870,6 +870,12 @@ class _Run:
 
     def _encoded(self, index: int, value: Any, started: float) -> tuple:
         task = self.nodes[index].task
+        if type(value) is LazyResult:
+            error = DefinitionError(
+                f"task {task.name!r} returned a lazy result ({value.task.name}) instead of a value: "
+                "pass it to the task as an argument, or call cs.run() on it inside the task"
+            )
+            return (index, False, error, None, time.perf_counter() - started)
         try:
             body = self.codec.serialize(value)
         except SerializationError as exc:
