@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import collections
+
 import pytest
 
 import cascade_core as cs
@@ -133,3 +135,65 @@ def test_a_task_returning_a_lazy_result_fails_with_an_explanation():
         cs.run(builder())
     assert isinstance(failure.value.cause, cs.DefinitionError)
     assert "returned a lazy result" in _one_line(failure.value)
+
+
+def test_calls_are_matched_against_the_signature():
+    from cascade_core._graph import build_graph
+
+    @cs.task(name="defaults")
+    def with_default(a, b=2):
+        return a + b
+
+    graph = build_graph([with_default(1), with_default(a=1), with_default(1, b=2)])
+    assert {node.lazy.args for node in graph.nodes} == {(1, 2)}
+    with pytest.raises(cs.DefinitionError) as error:
+        with_default(1, 2, 3)
+    assert "wrong arguments" in _one_line(error.value)
+    with pytest.raises(cs.DefinitionError):
+        with_default(c=1)
+
+
+def test_a_changed_default_is_a_new_node():
+    from cascade_core._graph import build_graph
+
+    def make(default):
+        @cs.task(name="changing")
+        def changing(a, b=default):
+            return a + b
+
+        return changing
+
+    first = build_graph(make(2)(1)).nodes[0].id
+    assert build_graph(make(2)(1)).nodes[0].id == first
+    assert build_graph(make(100)(1)).nodes[0].id != first
+
+
+Pair = collections.namedtuple("Pair", "left right")
+
+
+def test_lazy_results_inside_container_subclasses_are_refused():
+    from collections import OrderedDict
+
+    pair = Pair
+
+    @cs.task
+    def ident(x):
+        return x
+
+    with pytest.raises(cs.DefinitionError) as error:
+        ident(pair(add(1, 2), 3))
+    assert "Pair holding lazy results" in _one_line(error.value)
+    with pytest.raises(cs.DefinitionError):
+        ident(OrderedDict(a=add(1, 2)))
+    assert cs.run(ident(pair(1, 2))) == (1, 2)  # no lazy results inside: fine
+
+
+def test_a_param_used_as_a_dict_key():
+    key = cs.Param("key", default="k")
+
+    @cs.task
+    def ident(x):
+        return x
+
+    assert cs.run(ident({key: 1})) == {"k": 1}
+    assert cs.run(ident({key: 1}), params={"key": "other"}) == {"other": 1}

@@ -48,6 +48,7 @@ from ._uri import BackendURI
 from .backends.memory import MemoryCacheBackend, MemoryStateBackend, MemoryStateStore
 
 __all__ = [
+    "BackendConflictWarning",
     "BackendError",
     "BackendNotFoundError",
     "BackendURI",
@@ -101,6 +102,7 @@ _LAZY = {
     "run": "._engine",
     "arun": "._engine",
     "register_backend": "._registry",
+    "BackendConflictWarning": "._registry",
     "unregister_backend": "._registry",
     "hookimpl": "._events",
 }

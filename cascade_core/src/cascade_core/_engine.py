@@ -293,10 +293,20 @@ class _Run:
         try:
             self._schedule(must_run)
         except BaseException as exc:
-            # Ctrl-C or a store that went away: say so in the run's info if the store still answers.
-            status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "crashed"
+            # Ctrl-C, a cancelled arun, or a store that went away: say so in the run's info, and
+            # keep what is known of its tasks, if the store still answers.
+            import asyncio
+
+            interrupted = isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError))
             try:
-                self.state.set_run_info({"status": status, "error": f"{type(exc).__name__}: {_one_line(exc)}"})
+                self.state.set_run_info(
+                    {
+                        "status": "interrupted" if interrupted else "crashed",
+                        "error": f"{type(exc).__name__}: {_one_line(exc)}",
+                    }
+                )
+                if self.records:
+                    self.state.put_task_records(self._record_json())
             except Exception:  # the store may be the reason; the original error matters more
                 pass
             raise
@@ -870,6 +880,7 @@ class _Run:
 
     def _encoded(self, index: int, value: Any, started: float) -> tuple:
         task = self.nodes[index].task
+        error: CascadeError
         if type(value) is LazyResult:
             error = DefinitionError(
                 f"task {task.name!r} returned a lazy result ({value.task.name}) instead of a value: "
@@ -977,6 +988,8 @@ class _Run:
         self.status[index] = FAILED
         self.counts["failed"] += 1
         self.failures.append((index, error))
+        if not isinstance(error, Exception):  # cancelled or interrupted: the run stops, nothing failed
+            return
         log.error(
             "task %s failed in run %s: %s: %s",
             node.task.name,

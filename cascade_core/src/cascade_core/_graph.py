@@ -225,6 +225,8 @@ def _params_in(lazy: LazyResult) -> Iterable[Param]:
             yield value
         elif kind in _CONTAINERS:
             pending.extend(value.values() if kind is dict else value)
+            if kind is dict:
+                pending.extend(value.keys())
 
 
 _TRUE = {"1", "true", "yes", "on"}

@@ -70,6 +70,23 @@ def _module_name(fn: Any) -> str:
     return module
 
 
+def _positional_parameters(fn: Any) -> tuple[list[str], dict[str, Any]] | None:
+    """(names, defaults) when every parameter is plain positional-or-keyword, else None.
+
+    For such functions a call with exactly one value per parameter needs no binding: the
+    common case stays cheap.
+    """
+    code = getattr(fn, "__code__", None)
+    if code is None or code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS) or code.co_kwonlyargcount:
+        return None
+    if getattr(fn, "__wrapped__", None) is not None or getattr(fn, "__signature__", None) is not None:
+        return None
+    names = list(code.co_varnames[: code.co_posonlyargcount + code.co_argcount])
+    values = getattr(fn, "__defaults__", None) or ()
+    defaults = dict(zip(names[len(names) - len(values) :], values))
+    return names, defaults
+
+
 class Task(Generic[R]):
     """A plain function made lazy: calling it returns a :class:`LazyResult`."""
 
@@ -113,6 +130,8 @@ class Task(Generic[R]):
         self.cache_lock = cache_lock
         self.is_async = inspect.iscoroutinefunction(fn)
         self._code_version: str | None = None
+        self._signature: Any = None  # computed on the first call that needs it
+        self._positional = _positional_parameters(fn)
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]
 
     @property
@@ -132,13 +151,54 @@ class Task(Generic[R]):
         return self._code_version
 
     def __call__(self, *args: Any, **kwargs: Any) -> LazyResult[R]:
+        positional = self._positional
+        if positional is None or kwargs or len(args) != len(positional[0]):
+            args, kwargs = self._bind(args, kwargs)
         return LazyResult(self, args, kwargs)
+
+    def _bind(self, args: tuple, kwargs: dict[str, Any]) -> tuple[tuple, dict[str, Any]]:
+        """Match a call to the signature, defaults filled in, so that ``f(1)``, ``f(a=1)`` and
+        ``f(1, b=2)`` are the same node, and a changed default changes the node."""
+        positional = self._positional
+        if positional is not None and not kwargs and len(args) < len(positional[0]):
+            names, defaults = positional
+            missing = names[len(args) :]
+            if all(name in defaults for name in missing):
+                return args + tuple(defaults[name] for name in missing), kwargs
+        if self._signature is None:
+            try:
+                self._signature = inspect.signature(self.fn)
+            except (TypeError, ValueError):  # some builtins have none: take the call as it is
+                self._signature = False
+        if self._signature is False:
+            return args, kwargs
+        try:
+            bound = self._signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise DefinitionError(f"task {self.name!r} called with the wrong arguments: {exc}") from None
+        bound.apply_defaults()
+        return bound.args, bound.kwargs
 
     def __repr__(self) -> str:
         return f"<task {self.name}>"
 
 
 _creation_counter = itertools.count()
+
+
+def _holds_lazy(container: Any) -> bool:
+    """Whether a container (of any type) holds a lazy result or a Param, at any depth."""
+    pending = [container]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, (LazyResult, Param)):
+            return True
+        if isinstance(value, dict):
+            pending.extend(value.keys())
+            pending.extend(value.values())
+        elif isinstance(value, _CONTAINERS):
+            pending.extend(value)
+    return False
 
 
 class LazyResult(Generic[R]):
@@ -165,6 +225,12 @@ class LazyResult(Generic[R]):
                 pending.extend(value.values() if kind is dict else value)
                 if kind is dict:
                     pending.extend(value.keys())
+            elif isinstance(value, _CONTAINERS) and _holds_lazy(value):
+                raise DefinitionError(
+                    f"{task.name}(...) got a {kind.__name__} holding lazy results: only plain lists, tuples, "
+                    f"dicts and sets are searched for dependencies; pass a plain one (for example list(...) or "
+                    "dict(...)) and rebuild the container inside the task"
+                )
         deps.reverse()
         self.deps: tuple[LazyResult, ...] = tuple(deps)
         self.ordering: tuple[LazyResult, ...] = ()

@@ -17,8 +17,8 @@ class MemoryProvider:
         from .memory import named_state_store
 
         # ttl is the cache's option; accepted here so that one URI serves both.
-        options = uri.parse_options({"ttl": positive_float, "max_runs": positive_int}, defaults={"max_runs": 100})
-        return named_state_store(uri.host or "", options["max_runs"])
+        options = uri.parse_options({"ttl": positive_float, "max_runs": positive_int})
+        return named_state_store(uri.host or "", options.get("max_runs"))
 
     @hookimpl
     def cascade_cache_backend(self, uri: Any) -> Any:

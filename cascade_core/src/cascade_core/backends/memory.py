@@ -251,13 +251,17 @@ _CACHES: dict[str, MemoryCacheBackend] = {}
 _NAMED_LOCK = threading.Lock()
 
 
-def named_state_store(name: str, max_runs: int = 100) -> MemoryStateStore:
-    """The process-wide state store called ``name`` (``""`` for ``memory://``)."""
+def named_state_store(name: str, max_runs: int | None = None) -> MemoryStateStore:
+    """The process-wide state store called ``name`` (``""`` for ``memory://``).
+
+    ``max_runs`` changes the store's bound when given; otherwise it keeps its own (100 at first).
+    """
     with _NAMED_LOCK:
         store = _STATE_STORES.get(name)
         if store is None:
-            store = _STATE_STORES[name] = MemoryStateStore(max_runs)
-        store.max_runs = max_runs
+            store = _STATE_STORES[name] = MemoryStateStore()
+        if max_runs is not None:
+            store.max_runs = max_runs
         return store
 
 

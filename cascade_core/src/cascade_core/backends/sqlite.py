@@ -98,7 +98,7 @@ _BACKEND_KEYS = ("created", "updated")
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
 def _chunks(items: list[Any]) -> Iterator[list[Any]]:
