@@ -246,6 +246,7 @@ class _Run:
         # index -> (status, duration, size, error or reason, perf_counter when it finished);
         # turned into JSON once, at the end.
         self._clock = (time.time(), time.perf_counter())
+        self._state_prefix = state_key(run_id, "")  # + node id: the storage key of a result
         self.records: dict[int, tuple[str, float, int | None, str | None, float]] | None = (
             {} if callable(getattr(state, "put_task_records", None)) else None
         )
@@ -623,7 +624,7 @@ class _Run:
         if self.records is not None:
             self.records[index] = ("done", duration, len(body), None, time.perf_counter())
         codec = self.codec
-        self.state.put_results({node.id: codec.seal(f"state/{self.run_id}/{node.id}", codec._code, body)})
+        self.state.put_results({node.id: codec.seal(self._state_prefix + node.id, codec._code, body)})
         if self.events or self.debug:
             self._release([(index, duration)])
             return

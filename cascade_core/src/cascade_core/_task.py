@@ -213,6 +213,23 @@ class LazyResult(Generic[R]):
         self.kwargs = kwargs
         deps: list[LazyResult] = []
         has_params = False
+        if not kwargs:
+            # The common case: positional lazy results and scalars, no container to search.
+            for value in args:
+                kind = type(value)
+                if kind is LazyResult:
+                    deps.append(value)
+                elif kind is Param:
+                    has_params = True
+                elif kind in _CONTAINERS or isinstance(value, _CONTAINERS):
+                    break
+            else:
+                self.deps: tuple[LazyResult, ...] = tuple(deps)
+                self.ordering: tuple[LazyResult, ...] = ()
+                self.has_params = has_params
+                return
+            deps.clear()
+            has_params = False
         pending: list[Any] = [*args, *kwargs.values()] if kwargs else list(args)
         while pending:
             value = pending.pop()
@@ -232,8 +249,8 @@ class LazyResult(Generic[R]):
                     "dict(...)) and rebuild the container inside the task"
                 )
         deps.reverse()
-        self.deps: tuple[LazyResult, ...] = tuple(deps)
-        self.ordering: tuple[LazyResult, ...] = ()
+        self.deps = tuple(deps)
+        self.ordering = ()
         self.has_params = has_params
 
     def after(self, *others: LazyResult) -> LazyResult[R]:
