@@ -442,7 +442,8 @@ def test_events_reach_pluggy_observers():
             seen.append(("retrying", attempt))
 
         @cs.hookimpl
-        def cascade_run_finished(self, status, counts):
+        def cascade_run_finished(self, status, counts, duration):
+            assert duration > 0
             seen.append(("run_finished", status, counts["executed"]))
 
     state = {"tries": 0}

@@ -362,7 +362,10 @@ class _Run:
         self.state.set_run_info(end_info)
         if self.events:
             self.events.hook.cascade_run_finished(
-                run_id=self.run_id, status=status, counts=dict(self.counts), duration=0.0
+                run_id=self.run_id,
+                status=status,
+                counts=dict(self.counts),
+                duration=time.perf_counter() - self._clock[1],
             )
         log.info(
             "run %s %s: %s",
