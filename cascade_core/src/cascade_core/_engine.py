@@ -101,8 +101,8 @@ class Engine:
         self.max_workers = _check_workers(max_workers)
         self.observers = list(observers)
         self._secret_keys = secret_keys
-        if not isinstance(lease_ttl, (int, float)) or isinstance(lease_ttl, bool) or lease_ttl <= 0:
-            raise DefinitionError(f"lease_ttl must be a number of seconds > 0, got {lease_ttl!r}")
+        if not isinstance(lease_ttl, (int, float)) or isinstance(lease_ttl, bool) or lease_ttl < 0.5:
+            raise DefinitionError(f"lease_ttl must be a number of seconds, at least 0.5, got {lease_ttl!r}")
         self.leases = bool(leases)
         self.lease_ttl = float(lease_ttl)
 
@@ -132,9 +132,14 @@ class Engine:
         import asyncio
 
         loop = asyncio.get_running_loop()
-        report = await asyncio.to_thread(
-            self.execute, target, params, run_id=run_id, max_workers=max_workers, loop=loop
-        )
+        cancel = threading.Event()
+        try:
+            report = await asyncio.to_thread(
+                self.execute, target, params, run_id=run_id, max_workers=max_workers, loop=loop, cancel=cancel
+            )
+        except asyncio.CancelledError:
+            cancel.set()  # the run stops at its next step and is recorded as interrupted
+            raise
         if report.error is not None:
             raise report.error
         return report.value
@@ -147,6 +152,7 @@ class Engine:
         run_id: str | None = None,
         max_workers: int | None = None,
         loop: Any = None,
+        cancel: threading.Event | None = None,
     ) -> RunReport:
         """Run ``target`` and return a :class:`RunReport` instead of raising on task failure."""
         started = time.perf_counter()
@@ -173,7 +179,7 @@ class Engine:
                 )
             state = state_spec.open(run_id)
             try:
-                run = _Run(self, graph, state, state_spec, cache_spec, run_id, workers, loop)
+                run = _Run(self, graph, state, state_spec, cache_spec, run_id, workers, loop, cancel)
                 report = run.execute()
             finally:
                 if state_spec.instance is None:
@@ -211,7 +217,9 @@ class _Run:
         run_id: str,
         workers: int,
         loop: Any,
+        cancel: threading.Event | None = None,
     ) -> None:
+        self.cancel = cancel  # set when the awaiting arun() is cancelled
         self.graph = graph
         self.nodes = graph.nodes
         self.state = state
@@ -276,26 +284,12 @@ class _Run:
             self.events.hook.cascade_run_started(
                 run_id=self.run_id, tasks=len(nodes), state=self.state_label, cache=self.cache_label
             )
-        resumed = [node.index for node in nodes if node.id in stored]
-        for index in resumed:
-            self.status[index] = DONE
-        cache_payloads = self._prefetch_cache()
-        must_run, need_value = self._plan()
-        self._load_stored(resumed, need_value)
-        self._record_cache_hits(cache_payloads, need_value)
-        for index in resumed:
-            self.counts["resumed"] += 1
-            self._emit_skipped(index, "resumed")
-        for node in nodes:
-            if self.status[node.index] == PENDING and not must_run[node.index]:
-                self.status[node.index] = SKIPPED
-                self.counts["skipped"] += 1
-                self._emit_skipped(node.index, "not needed")
         try:
-            self._schedule(must_run)
+            self._prepare_and_schedule(stored)
         except BaseException as exc:
-            # Ctrl-C, a cancelled arun, or a store that went away: say so in the run's info, and
-            # keep what is known of its tasks, if the store still answers.
+            # Ctrl-C, a cancelled arun, a bad input found while planning, or a store that went
+            # away: say so in the run's info, and keep what is known of its tasks, if the store
+            # still answers.
             import asyncio
 
             interrupted = isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError))
@@ -312,6 +306,25 @@ class _Run:
                 pass
             raise
         return self._finish()
+
+    def _prepare_and_schedule(self, stored: set[str]) -> None:
+        nodes = self.nodes
+        resumed = [node.index for node in nodes if node.id in stored]
+        for index in resumed:
+            self.status[index] = DONE
+        cache_payloads = self._prefetch_cache()
+        must_run, need_value = self._plan()
+        self._load_stored(resumed, need_value)
+        self._record_cache_hits(cache_payloads, need_value)
+        for index in resumed:
+            self.counts["resumed"] += 1
+            self._emit_skipped(index, "resumed")
+        for node in nodes:
+            if self.status[node.index] == PENDING and not must_run[node.index]:
+                self.status[node.index] = SKIPPED
+                self.counts["skipped"] += 1
+                self._emit_skipped(node.index, "not needed")
+        self._schedule(must_run)
 
     def _record_json(self) -> dict[str, str]:
         """The task records as JSON strings (built by hand: json.dumps per task costs more than the task)."""
@@ -463,25 +476,31 @@ class _Run:
                 for dep in node.data_deps:
                     tokens[dep] = keys[dep]
                 keys[index] = self._cache_key(index, tokens)
-        wanted = {keys[i]: i for i in range(len(nodes)) if keys[i] is not None and status[i] == PENDING}
+        wanted: dict[str, list[int]] = {}
+        for index in range(len(nodes)):
+            key = keys[index]
+            if key is not None and status[index] == PENDING:
+                wanted.setdefault(key, []).append(index)
+                self.looked_up[index] = 1
         if not wanted:
             return {}
-        for index in wanted.values():
-            self.looked_up[index] = 1
         found = self.cache.get_many(list(wanted))
-        hits = self._verified_hits(found, wanted)  # type: ignore[arg-type]
+        hits = self._verified_hits(found, wanted)
         for index in hits:
             status[index] = DONE
         return hits
 
-    def _verified_hits(self, found: dict[str, bytes], wanted: dict[str, int]) -> dict[int, tuple[bytes, bytes]]:
+    def _verified_hits(self, found: dict[str, bytes], wanted: dict[str, list[int]]) -> dict[int, tuple[bytes, bytes]]:
         """Node index -> (serializer code, body) of every cache entry that passes its check."""
         hits = {}
         for key, payload in found.items():
             try:
-                hits[wanted[key]] = self.cache_codec.open(cache_storage_key(key), payload)
+                opened = self.cache_codec.open(cache_storage_key(key), payload)
             except IntegrityError as exc:
                 log.warning("ignoring cache entry: %s; the task runs again and overwrites it", exc)
+                continue
+            for index in wanted[key]:
+                hits[index] = opened
         return hits
 
     def _record_cache_hits(self, hits: dict[int, tuple[bytes, bytes]], need_value: bytearray | None) -> None:
@@ -510,7 +529,7 @@ class _Run:
     def _lookup_ready(self, ready: list[int]) -> list[int]:
         """Look up newly ready cacheable nodes in one batch; return the ones that must execute."""
         keys = self.keys
-        wanted: dict[str, int] = {}
+        wanted: dict[str, list[int]] = {}
         for index in ready:
             node = self.nodes[index]
             if node.task.cache_policy is None or self.looked_up[index]:
@@ -528,7 +547,7 @@ class _Run:
                     )
             keys[index] = key = self._cache_key(index, tokens)
             self.looked_up[index] = 1
-            wanted[key] = index
+            wanted.setdefault(key, []).append(index)
         if not wanted:
             return ready
         hits = self._verified_hits(self.cache.get_many(list(wanted)), wanted)
@@ -554,6 +573,7 @@ class _Run:
                 if count == 0:
                     ready.append(node.index)
         self.ready = ready
+        self.running: set[int] = set()  # dispatched to a worker or the event loop, not yet completed
         self.inflight = 0
         self.completed: Any = None
         self._threads: list[threading.Thread] = []
@@ -572,6 +592,10 @@ class _Run:
             self.cache_locks is None and self.node_leases is None and not any(node.task.cache_policy for node in nodes)
         )
         while True:
+            if self.cancel is not None and self.cancel.is_set():
+                import asyncio
+
+                raise asyncio.CancelledError("the awaiting arun() was cancelled")
             if direct and ready and not runnable and (inline_only or (self.inflight == 0 and len(ready) == 1)):
                 index = ready[0]
                 if not nodes[index].task.is_async:
@@ -645,11 +669,18 @@ class _Run:
             self.completed = queue.SimpleQueue()
             self.work: Any = queue.SimpleQueue()
         self._started(index)
+        self.running.add(index)
         self.inflight += 1
         if self.nodes[index].task.is_async:
             import asyncio
 
-            asyncio.run_coroutine_threadsafe(self._call_async(index), self._event_loop())
+            future = asyncio.run_coroutine_threadsafe(self._call_async(index), self._event_loop())
+            completed = self.completed
+
+            def report(done: Any, index: int = index) -> None:
+                completed.put(_outcome_of(done, index))
+
+            future.add_done_callback(report)
             return
         if len(self._threads) < min(self.workers, self.inflight):
             thread = threading.Thread(target=self._worker, name=f"cascade-worker-{len(self._threads)}", daemon=True)
@@ -663,16 +694,30 @@ class _Run:
             index = work.get()
             if index == _STOP:
                 return
-            completed.put(self._call(index))
+            try:
+                outcome = self._call(index)
+            except BaseException as exc:  # never leave the driver waiting for this node
+                outcome = (index, False, exc, None, 0.0)
+            completed.put(outcome)
 
     def _stop_workers(self) -> None:
-        for keeper in (self.node_leases, self.cache_locks):
-            if keeper is not None:
-                keeper.close()
+        # Nodes still running (the run stopped early) keep their leases until they expire, so
+        # no other driver starts them while they may still be running here.
+        running = [index for index in self.running]
+        if self.node_leases is not None:
+            self.node_leases.close(keep=[self.nodes[index].id for index in running])
+        if self.cache_locks is not None:
+            self.cache_locks.close(keep=[key for key in (self.keys[index] for index in running) if key])
         for _ in self._threads:
             self.work.put(_STOP)
         if self._own_loop is not None:
+            import asyncio
+
             loop, thread = self._own_loop
+            try:  # cancel what is still pending, so that its cleanup runs
+                asyncio.run_coroutine_threadsafe(_cancel_pending(), loop).result(timeout=5)
+            except Exception:
+                pass
             loop.call_soon_threadsafe(loop.stop)
             thread.join(timeout=5)
             if not thread.is_alive():
@@ -692,6 +737,8 @@ class _Run:
 
     def _wait_for_completions(self, timeout: float | None = None) -> None:
         completed = self.completed
+        if timeout is None and self.cancel is not None:
+            timeout = 0.1  # wake up now and then to notice a cancelled arun()
         try:
             batch = [completed.get(timeout=timeout)]
         except Exception:  # queue.Empty after the timeout
@@ -736,20 +783,24 @@ class _Run:
                 self.node_leases.release([self.nodes[index].id for index in done])
             batch = [index for index in batch if index not in self.waiting and index not in done]
         if self.cache_locks is not None and batch:
-            keyed = {
-                self.keys[index]: index
-                for index in batch
-                if self.keys[index] is not None and self.nodes[index].task.cache_lock
-            }
+            keyed: dict[str, list[int]] = {}
+            for index in batch:
+                key = self.keys[index]
+                if key is not None and self.nodes[index].task.cache_lock:
+                    keyed.setdefault(key, []).append(index)
             if keyed:
-                held = self.cache_locks.acquire(keyed)  # type: ignore[arg-type]
-                for key, index in keyed.items():
-                    if key not in held:
+                held = self.cache_locks.acquire(keyed)
+                for key, indexes in keyed.items():
+                    # Nodes of this run sharing a key: the first computes it, the others wait for it.
+                    waiting = indexes if key not in held else indexes[1:]
+                    for index in waiting:
                         self.waiting[index] = "cache"
                 # The entry may have been written between our lookup and the lock.
-                hits = self._take_cached({key: keyed[key] for key in held})  # type: ignore[index]
+                hits = self._take_cached({key: keyed[key] for key in held})
                 if hits:
-                    self.cache_locks.release([self.keys[index] for index in hits])  # type: ignore[misc]
+                    self.cache_locks.release([key for key in held if keyed[key][0] in hits])
+                    for index in hits:
+                        self.waiting.pop(index, None)
                 batch = [index for index in batch if index not in self.waiting and index not in hits]
         return batch
 
@@ -769,7 +820,7 @@ class _Run:
         self._release([(index, None) for index in finished])
         return finished
 
-    def _take_cached(self, keys: dict[str, int]) -> list[int]:
+    def _take_cached(self, keys: dict[str, list[int]]) -> list[int]:
         """Record cache entries that appeared for these nodes; mark them done and release downstream."""
         if not keys:
             return []
@@ -778,6 +829,8 @@ class _Run:
             self.status[index] = DONE
         if hits:
             self._record_cache_hits(hits, None)
+            if self.node_leases is not None:  # served from the cache: the node's claim is done
+                self.node_leases.release([self.nodes[index].id for index in hits])
             self._release([(index, None) for index in hits])
         return list(hits)
 
@@ -791,7 +844,10 @@ class _Run:
                 del self.waiting[index]
             retry += [index for index in by_node if index in self.waiting]
         if by_cache:
-            for index in self._take_cached({self.keys[index]: index for index in by_cache}):  # type: ignore[misc]
+            keyed: dict[str, list[int]] = {}
+            for index in by_cache:
+                keyed.setdefault(self.keys[index], []).append(index)  # type: ignore[arg-type]
+            for index in self._take_cached(keyed):
                 del self.waiting[index]
             retry += [index for index in by_cache if index in self.waiting]
         if not retry:
@@ -829,7 +885,10 @@ class _Run:
             except Exception as exc:
                 if attempt >= task.retries:
                     return (index, False, exc, None, time.perf_counter() - started)
-                delay = self._retry_delay(index, attempt, exc)
+                try:
+                    delay = self._retry_delay(index, attempt, exc)
+                except Exception as hook_error:  # an observer failed: report it as this task's failure
+                    return (index, False, hook_error, None, time.perf_counter() - started)
                 attempt += 1
                 if delay:
                     time.sleep(delay)
@@ -837,31 +896,30 @@ class _Run:
                 return (index, False, exc, None, time.perf_counter() - started)
         return self._encoded(index, value, started)
 
-    async def _call_async(self, index: int) -> None:
+    async def _call_async(self, index: int) -> tuple:
+        """Run an async node with its retries; the outcome reaches the driver through the future
+        (see _dispatch), so a node cancelled before it even starts is reported too."""
         import asyncio
 
         task = self.nodes[index].task
         started = time.perf_counter()
         attempt = 0
-        try:
-            while True:
+        while True:
+            try:
+                args, kwargs = self._arguments(index)
+                value = await task.fn(*args, **kwargs)
+                break
+            except Exception as exc:
+                if attempt >= task.retries:
+                    return (index, False, exc, None, time.perf_counter() - started)
                 try:
-                    args, kwargs = self._arguments(index)
-                    value = await task.fn(*args, **kwargs)
-                    break
-                except Exception as exc:
-                    if attempt >= task.retries:
-                        self.completed.put((index, False, exc, None, time.perf_counter() - started))
-                        return
                     delay = self._retry_delay(index, attempt, exc)
-                    attempt += 1
-                    if delay:
-                        await asyncio.sleep(delay)
-            self.completed.put(self._encoded(index, value, started))
-        except BaseException as exc:  # cancellation, KeyboardInterrupt
-            self.completed.put((index, False, exc, None, time.perf_counter() - started))
-            if not isinstance(exc, Exception):
-                raise
+                except Exception as hook_error:
+                    return (index, False, hook_error, None, time.perf_counter() - started)
+                attempt += 1
+                if delay:
+                    await asyncio.sleep(delay)
+        return self._encoded(index, value, started)
 
     def _retry_delay(self, index: int, attempt: int, exc: BaseException) -> float:
         node = self.nodes[index]
@@ -923,11 +981,13 @@ class _Run:
         released: list[tuple[int, Any]] = []
         fatal: BaseException | None = None
         for index, ok, value, body, duration in outcomes:
+            self.running.discard(index)
             node = nodes[index]
             if not ok:
-                if not isinstance(value, Exception):
+                stops_run = self._stops_run(value)
+                if stops_run:
                     fatal = fatal or value
-                self._fail(index, value)
+                self._fail(index, value, stops_run)
                 if self.records is not None:
                     self.records[index] = (
                         "failed",
@@ -987,12 +1047,23 @@ class _Run:
                     if remaining[down] == 0 and self.status[down] == PENDING:
                         ready.append(down)
 
-    def _fail(self, index: int, error: BaseException) -> None:
+    def _stops_run(self, error: BaseException) -> bool:
+        """Ctrl-C, SystemExit and a cancelled arun() stop the run; a task's own exceptions, and
+        a coroutine cancelled by other code, fail only that task."""
+        if isinstance(error, Exception):
+            return False
+        import asyncio
+
+        if isinstance(error, asyncio.CancelledError):
+            return self.cancel is not None and self.cancel.is_set()
+        return True
+
+    def _fail(self, index: int, error: BaseException, stops_run: bool = False) -> None:
         node = self.nodes[index]
         self.status[index] = FAILED
         self.counts["failed"] += 1
         self.failures.append((index, error))
-        if not isinstance(error, Exception):  # cancelled or interrupted: the run stops, nothing failed
+        if stops_run:  # interrupted: the run stops, the task did not fail
             return
         log.error(
             "task %s failed in run %s: %s: %s",
@@ -1022,6 +1093,28 @@ class _Run:
             self.events.hook.cascade_task_skipped(
                 run_id=self.run_id, task=node.task.name, node_id=node.id, reason=reason
             )
+
+
+async def _cancel_pending() -> None:
+    import asyncio
+
+    current = asyncio.current_task()
+    pending = [task for task in asyncio.all_tasks() if task is not current]
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+
+
+def _outcome_of(future: Any, index: int) -> tuple:
+    """The outcome of an async node from its concurrent.futures.Future."""
+    if future.cancelled():
+        import asyncio
+
+        return (index, False, asyncio.CancelledError(), None, 0.0)
+    error = future.exception()
+    if error is not None:
+        return (index, False, error, None, 0.0)
+    return future.result()
 
 
 def _one_line(exc: BaseException) -> str:

@@ -79,7 +79,7 @@ class LeaseKeeper:
             self.backend.release_leases(mine, self.owner)
 
     def _renew_forever(self) -> None:
-        interval = max(self.ttl / 3, 0.05)
+        interval = self.ttl / 3
         while not self._stop.wait(interval):
             with self._lock:
                 names = list(self.held)
@@ -90,21 +90,23 @@ class LeaseKeeper:
             except Exception as exc:  # keep renewing: the next attempt may succeed
                 log.warning("could not renew %s leases: %s", self.label, exc)
                 continue
-            lost = set(names) - kept
+            with self._lock:
+                # Names released while the renewal was under way are not lost.
+                lost = (set(names) - kept) & self.held
+                self.held -= lost
             if lost:
-                with self._lock:
-                    self.held -= lost
                 log.warning(
                     "lost %d %s lease(s) (expired before renewal); another driver may redo them", len(lost), self.label
                 )
 
-    def close(self) -> None:
-        """Stop renewing and release everything still held."""
+    def close(self, keep: Iterable[str] = ()) -> None:
+        """Stop renewing and release everything still held, except ``keep`` (left to expire)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        kept = set(keep)
         with self._lock:
-            names = list(self.held)
+            names = [name for name in self.held if name not in kept]
             self.held.clear()
         if names:
             try:

@@ -121,6 +121,7 @@ class MemoryStateStore:
 
     def delete_run(self, run_id: str) -> bool:
         with self.lock:
+            self._leases.pop(run_id, None)
             return self._runs.pop(run_id, None) is not None
 
     def close(self) -> None:
