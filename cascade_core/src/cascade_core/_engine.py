@@ -636,26 +636,45 @@ class _Run:
             self._wait_for_completions()
 
     def _run_inline(self, index: int) -> None:
-        """Run one sync node in this thread and store it; the fast path of a chain."""
-        if self.events or self.debug:
-            self._started(index)
-        outcome = self._call(index)
-        if not outcome[1] or self.keys[index] is not None:
-            self._complete([outcome])
-            return
-        _, _, value, body, duration = outcome
+        """Run one sync node in this thread and store it; the fast path of a chain.
+
+        Anything unusual (events, debug logging, retries, a cache key, a failure, an oversized
+        or unpicklable result) goes through the general path: _call, then _complete.
+        """
         node = self.nodes[index]
+        task = node.task
+        if self.events or self.debug or task.retries or self.keys[index] is not None:
+            if self.events or self.debug:
+                self._started(index)
+            self._complete([self._call(index)])
+            return
+        perf_counter = time.perf_counter
+        started = perf_counter()
+        lazy = node.lazy
+        try:
+            args, kwargs = self._arguments(index) if lazy.deps or lazy.has_params else (lazy.args, lazy.kwargs)
+            value = task.fn(*args, **kwargs)
+        except BaseException as exc:
+            self._complete([(index, False, exc, None, perf_counter() - started)])
+            return
+        codec = self.codec
+        try:
+            body = codec.serialize(value)
+        except SerializationError:
+            body = None
+        if body is None or type(value) is LazyResult or (self.max_payload is not None and len(body) > self.max_payload):
+            self._complete([self._encoded(index, value, started)])  # builds the right error
+            return
+        duration = perf_counter() - started
         self.results[index] = value
-        self.status[index] = DONE
+        status = self.status
+        status[index] = DONE
         self.counts["executed"] += 1
         if self.records is not None:
-            self.records[index] = ("done", duration, len(body), None, time.perf_counter())
-        codec = self.codec
-        self.state.put_results({node.id: codec.seal(self._state_prefix + node.id, codec._code, body)})
-        if self.events or self.debug:
-            self._release([(index, duration)])
-            return
-        must_run, remaining, ready, status = self.must_run, self.remaining, self.ready, self.status
+            self.records[index] = ("done", duration, len(body), None, perf_counter())
+        node_id = node.id
+        self.state.put_results({node_id: codec.seal(self._state_prefix + node_id, codec._code, body)})
+        must_run, remaining, ready = self.must_run, self.remaining, self.ready
         for down in node.downstream:
             if must_run[down]:
                 remaining[down] -= 1

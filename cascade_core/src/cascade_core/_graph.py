@@ -12,7 +12,9 @@ in build order, so nothing collides silently.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import operator
 import os
 import struct
 from collections.abc import Iterable, Mapping
@@ -122,14 +124,13 @@ def _order(graph: Graph, roots: list[LazyResult]) -> None:
     else:
         nodes = graph.nodes
         index_of = graph.index_of
-        for index, lazy in enumerate(sorted(reachable.values(), key=_creation)):
+        for index, lazy in enumerate(sorted(reachable.values(), key=_creation)):  # C-level key: fast
             nodes.append(Node(index, lazy))
             index_of[id(lazy)] = index
     _link(graph)
 
 
-def _creation(lazy: LazyResult) -> int:
-    return lazy.seq
+_creation = operator.attrgetter("seq")
 
 
 def _depth_first(graph: Graph, roots: list[LazyResult]) -> None:
@@ -276,6 +277,8 @@ def _assign_ids(graph: Graph) -> None:
     encoded_ids: list[bytes] = []  # node ids as bytes, by index, for the fast path
     warned = False
     pack = struct.pack
+    blake2b = hashlib.blake2b
+    counts: dict[int, bytes] = {}  # encoded argument counts, reused
     for node in nodes:
         lazy = node.lazy
         prefix = prefixes.get(id(node.task))
@@ -287,7 +290,10 @@ def _assign_ids(graph: Graph) -> None:
                 inputs = encode_inputs(lazy, graph, params)
             else:
                 # The common case, inlined: the same bytes as encode_inputs, several times faster.
-                parts = [b"t", pack(">Q", len(lazy.args))]
+                count = counts.get(len(lazy.args))
+                if count is None:
+                    count = counts[len(lazy.args)] = b"t" + pack(">Q", len(lazy.args))
+                parts = [count]
                 for arg in lazy.args:
                     kind = type(arg)
                     if kind is LazyResult:
@@ -310,13 +316,13 @@ def _assign_ids(graph: Graph) -> None:
                     "resumed from stored state",
                     node.task.name,
                 )
-        node_id = digest(prefix + inputs)
-        count = seen.get(node_id)
-        if count is None:
+        node_id = blake2b(prefix + inputs, digest_size=16).hexdigest()  # = _hashing.digest, inlined
+        occurrences = seen.get(node_id)
+        if occurrences is None:
             seen[node_id] = 1
         else:
-            seen[node_id] = count + 1
-            node_id = digest(f"{node_id}#{count}".encode())
+            seen[node_id] = occurrences + 1
+            node_id = digest(f"{node_id}#{occurrences}".encode())
         node.id = node_id
         encoded_ids.append(node_id.encode())
 
