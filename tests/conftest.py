@@ -55,3 +55,36 @@ def drivers():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="session")
+def build_wheel():
+    """build_wheel(project, directory) -> the wheel pip builds from ./<project> into ``directory``."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+
+    def build(project: str, directory: Path) -> Path:
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                "--quiet",
+                "--no-deps",
+                "--no-build-isolation",
+                "--disable-pip-version-check",
+                "-w",
+                str(directory),
+                str(root / project),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        (wheel,) = directory.glob("*.whl")
+        return wheel
+
+    return build

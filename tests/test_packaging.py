@@ -2,36 +2,14 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
 
-
-def _wheel(tmp_path: Path, project: str) -> zipfile.ZipFile:
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--disable-pip-version-check",
-            "-w",
-            str(tmp_path),
-            str(ROOT / project),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    (wheel,) = tmp_path.glob("*.whl")
-    return zipfile.ZipFile(wheel)
+def _wheel(build_wheel, tmp_path: Path, project: str) -> zipfile.ZipFile:
+    return zipfile.ZipFile(build_wheel(project, tmp_path))
 
 
 def _read(archive: zipfile.ZipFile, suffix: str) -> str:
@@ -46,8 +24,8 @@ def _read(archive: zipfile.ZipFile, suffix: str) -> str:
         ("cascade_redis", {"cascade-core", "redis"}, {"redis", "rediss", "redis+unix"}),
     ],
 )
-def test_wheel_metadata(tmp_path, project, requires, schemes):
-    with _wheel(tmp_path, project) as archive:
+def test_wheel_metadata(build_wheel, tmp_path, project, requires, schemes):
+    with _wheel(build_wheel, tmp_path, project) as archive:
         metadata = _read(archive, ".dist-info/METADATA")
         entry_points = _read(archive, ".dist-info/entry_points.txt")
         assert any(name.endswith("py.typed") for name in archive.namelist())

@@ -217,28 +217,10 @@ def test_unknown_schemes_list_what_is_installed(plugin_site, tmp_path):
 
 
 @pytest.fixture(scope="session")
-def core_only_site(tmp_path_factory) -> Path:
+def core_only_site(tmp_path_factory, build_wheel) -> Path:
     """cascade-core (not editable) and pluggy alone, for a Python started without site-packages."""
     site = tmp_path_factory.mktemp("core-only")
-    wheels = tmp_path_factory.mktemp("wheels")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--disable-pip-version-check",
-            "-w",
-            str(wheels),
-            str(ROOT / "cascade_core"),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    wheel = next(wheels.glob("cascade_core-*.whl"))
+    wheel = build_wheel("cascade_core", tmp_path_factory.mktemp("wheels"))
     with zipfile.ZipFile(wheel) as archive:
         archive.extractall(site)
     import pluggy

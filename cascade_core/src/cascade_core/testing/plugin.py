@@ -69,6 +69,29 @@ def close_quietly(obj: Any) -> None:
         close()
 
 
+def run_concurrently(work: Any, arguments: list[Any]) -> list[BaseException]:
+    """Call ``work(argument)`` for each argument, each in its own thread; return what they raised.
+
+    An exception in a thread would otherwise be lost: the caller asserts the list is empty.
+    """
+    import threading
+
+    errors: list[BaseException] = []
+
+    def guarded(argument: Any) -> None:
+        try:
+            work(argument)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=guarded, args=(argument,)) for argument in arguments]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
+
+
 def new_run_id() -> str:
     """A run id no other test (or earlier kit run against the same store) uses."""
     return f"kit-{uuid.uuid4().hex}"

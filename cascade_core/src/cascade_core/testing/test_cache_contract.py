@@ -6,13 +6,12 @@ every test works under its own key prefix.
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 
 import pytest
 
-from cascade_core.testing.plugin import open_cache_backend
+from cascade_core.testing.plugin import open_cache_backend, run_concurrently
 
 TTL = 0.5  # short enough to keep the kit fast, long enough for a slow CI machine to read before expiry
 
@@ -118,24 +117,16 @@ def test_close_twice_is_harmless(cascade_uri, cascade_cache_backend, ns):
 
 
 def test_concurrent_writers_lose_nothing(cascade_uri, cascade_cache_backend, ns):
-    errors: list[BaseException] = []
-
     def work(worker: int) -> None:
         own = open_cache_backend(cascade_uri)
         try:
             for i in range(20):
                 target = cascade_cache_backend if i % 2 else own
                 target.set_many({f"{ns}{worker}-{i}": f"{worker}:{i}".encode()})
-        except BaseException as exc:  # reported below: an exception in a thread would be lost
-            errors.append(exc)
         finally:
             own.close()
 
-    threads = [threading.Thread(target=work, args=(worker,)) for worker in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    errors = run_concurrently(work, list(range(8)))
     assert not errors, errors
     keys = [f"{ns}{worker}-{i}" for worker in range(8) for i in range(20)]
     got = cascade_cache_backend.get_many(keys)

@@ -11,6 +11,8 @@ import uuid
 
 import pytest
 
+from cascade_core.testing.plugin import run_concurrently
+
 
 def _leases(backend):
     from cascade_core._leases import supports_leases
@@ -64,10 +66,6 @@ def test_one_winner_among_concurrent_claimants(leased):
         if leased.acquire_leases([name], owner, 30):
             winners.append(owner)
 
-    threads = [threading.Thread(target=claim, args=(f"owner-{i}",)) for i in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    assert run_concurrently(claim, [f"owner-{i}" for i in range(8)]) == []
     assert len(winners) == 1
     leased.release_leases([name], winners[0])

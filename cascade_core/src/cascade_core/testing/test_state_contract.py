@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from datetime import datetime, timedelta
 
 import pytest
 
-from cascade_core.testing.plugin import close_quietly, new_run_id, open_state_factory
+from cascade_core.testing.plugin import close_quietly, new_run_id, open_state_factory, run_concurrently
 
 PAYLOADS = {
     "empty": b"",
@@ -171,7 +170,6 @@ def test_close_twice_is_harmless(cascade_state_factory):
 def test_concurrent_writers_lose_nothing(cascade_state_factory):
     run_id = new_run_id()
     shared = cascade_state_factory(run_id)
-    errors: list[BaseException] = []
 
     def work(worker: int) -> None:
         own = cascade_state_factory(run_id)
@@ -180,16 +178,10 @@ def test_concurrent_writers_lose_nothing(cascade_state_factory):
                 backend = shared if i % 2 else own
                 backend.put_results({f"w{worker}-{i}": f"{worker}:{i}".encode()})
                 backend.set_run_info({f"worker-{worker}": str(i)})
-        except BaseException as exc:  # reported below: an exception in a thread would be lost
-            errors.append(exc)
         finally:
             own.close()
 
-    threads = [threading.Thread(target=work, args=(worker,)) for worker in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    errors = run_concurrently(work, list(range(8)))
     try:
         assert not errors, errors
         expected = {f"w{worker}-{i}" for worker in range(8) for i in range(20)}
