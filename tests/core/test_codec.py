@@ -81,3 +81,41 @@ def test_rebind_moves_a_verified_body_to_another_key():
     assert codec.loads("state/r/n", moved) == "value"
     with pytest.raises(IntegrityError):
         codec.loads("cache/x", moved)
+
+
+@pytest.mark.parametrize("keys", [None, [b"new-secret", b"old-secret"]], ids=["checksum", "signed"])
+@pytest.mark.parametrize("serializer", ["pickle", "json"])
+def test_batch_seal_and_open_agree_with_single_payloads(keys, serializer):
+    codec = Codec(serializer, keys)
+    values = {"a": 1, "b": [1, 2], "big": "x" * 70_000, "none": None}
+    items = {name: (codec._code, codec.serialize(value)) for name, value in values.items()}
+    sealed = codec.seal_many("state/run/", items)
+    assert sealed == {name: codec.seal("state/run/" + name, code, body) for name, (code, body) in items.items()}
+    opened, errors = codec.open_many("state/run/", sealed)
+    assert errors == [] and opened == items
+    # Bound to its key: the same payloads under another prefix all fail.
+    opened, errors = codec.open_many("state/other/", sealed)
+    assert opened == {} and len(errors) == len(values)
+
+
+def test_batch_open_refuses_each_bad_payload_with_the_single_payload_message():
+    codec = Codec()
+    good = codec.dumps("cache/k1", 1)
+    bad = {
+        "flipped": codec.dumps("cache/flipped", 2)[:-1] + b"\x00",
+        "short": good[:9],
+        "foreign": b"not a cascade payload",
+        "text": "a str, not bytes",
+        "moved": good,  # valid under cache/k1 only
+    }
+    opened, errors = codec.open_many("cache/", {"k1": good, **bad})
+    assert opened == {"k1": (b"p", pickle.dumps(1, protocol=pickle.HIGHEST_PROTOCOL))}
+    assert sorted(error.key for error in errors) == sorted(f"cache/{name}" for name in bad)
+    messages = {error.key: str(error) for error in errors}
+    for name, payload in bad.items():
+        with pytest.raises(IntegrityError) as single:
+            codec.open(f"cache/{name}", payload)  # type: ignore[arg-type]
+        assert messages[f"cache/{name}"] == str(single.value)
+    # A signing codec refuses checksummed payloads in a batch too.
+    opened, errors = Codec(keys=[b"secret"]).open_many("cache/", {"k1": good})
+    assert opened == {} and "unsigned but signing is on" in str(errors[0])

@@ -239,7 +239,7 @@ def test_cache_hit_skips_execution_and_still_records_state(counter):
     assert cs.run(expensive(1), state_backend=store, cache_backend=cache, run_id="a") == {"x": 1}
     assert cs.run(expensive(1), state_backend=store, cache_backend=cache, run_id="b") == {"x": 1}
     assert counter["expensive"] == 1
-    assert len(store("b").result_ids()) == 1  # the hit is recorded in the second run's state
+    assert len(store("b").result_ids()) == 1  # the target's hit is copied into the second run's state
     assert cs.run(expensive(2), state_backend=store, cache_backend=cache, run_id="c") == {"x": 2}
     assert counter["expensive"] == 2
 
@@ -361,6 +361,51 @@ def test_warm_rerun_of_cached_chain_executes_nothing_and_reads_the_cache_once(co
     assert cs.run(node, cache_backend=cache) == 200
     assert counter["step"] == 200
     assert cache.get_calls == 1
+
+
+def test_a_rerun_copies_into_its_state_only_the_cache_hits_it_uses(counter, tmp_path):
+    marker = tmp_path / "fail"
+
+    @cs.task(cache=True)
+    def leaf(x):
+        counter.hit("leaf")
+        return x * 2
+
+    @cs.task(cache=True)
+    def cached_total(xs):
+        return sum(xs)
+
+    @cs.task
+    def report(xs):
+        counter.hit("report")
+        if marker.exists():
+            raise RuntimeError("boom")
+        return sum(xs)
+
+    store, cache = cs.MemoryStateStore(), cs.MemoryCacheBackend()
+    leaves = [leaf(i) for i in range(5)]
+    assert cs.run(cached_total(leaves), state_backend=store, cache_backend=cache, run_id="cold") == 20
+    assert len(store("cold").result_ids()) == 6
+
+    # Fully warm: the leaves feed only a hit, so only the target's value is copied.
+    warm = cs.Engine(store, cache).execute(cached_total(leaves), run_id="warm")
+    assert warm.value == 20 and warm.counts["cached"] == 6 and warm.counts["executed"] == 0
+    assert len(store("warm").result_ids()) == 1
+    cache.clear()
+    assert cs.run(cached_total(leaves), state_backend=store, cache_backend=cache, run_id="warm") == 20
+    assert counter["leaf"] == 5  # the stored target was enough
+
+    # A task that runs uses the hits: they are copied, so a resume needs no cache.
+    assert cs.run(cached_total(leaves), state_backend=store, cache_backend=cache, run_id="refill") == 20
+    assert counter["leaf"] == 10
+    marker.write_text("1")
+    with pytest.raises(cs.TaskFailed):
+        cs.run(report(leaves), state_backend=store, cache_backend=cache, run_id="crash")
+    assert len(store("crash").result_ids()) == 5
+    marker.unlink()
+    cache.clear()
+    assert cs.run(report(leaves), state_backend=store, cache_backend=cache, run_id="crash") == 20
+    assert (counter["leaf"], counter["report"]) == (10, 2)
 
 
 def test_independent_tasks_run_concurrently_bounded_by_max_workers():

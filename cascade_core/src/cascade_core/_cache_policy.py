@@ -10,9 +10,12 @@ Every key also starts with the task's name, so the entries of one task can be fo
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ._errors import DefinitionError
+from ._hashing import digest
 
 if TYPE_CHECKING:
     from ._task import Task
@@ -93,6 +96,48 @@ RUN_ID: CachePolicy = _RunId()
 """The run id: entries are reused only within one run."""
 DEFAULT: CachePolicy = INPUTS + TASK_SOURCE
 """What ``cache=True`` means."""
+_BUILTIN_POLICIES = (_Inputs, _TaskSource, _RunId)
+
+
+_PLACEHOLDER = "\0inputs digest\0"  # cannot be a hex digest; splits a key's material around the inputs part
+
+
+def key_maker(task: Task, run_id: str) -> Callable[[bytes], str]:
+    """A function from a call's encoded inputs to its cache key ``<task name>:<digest>``.
+
+    The key is ``digest("\\0".join(policy parts))``. When the policy is built only from
+    INPUTS, TASK_SOURCE and RUN_ID, every part but the inputs digest is fixed for the run,
+    so the material around it is joined once here and each key costs two hashes.
+    """
+    policy = task.cache_policy
+    assert policy is not None
+    prefix = f"{task.name}:"
+    if all(type(member) in _BUILTIN_POLICIES for member in _members(policy)):
+        material = "\0".join(policy.parts(KeyContext(task, _PLACEHOLDER, run_id)))
+        pieces = material.split(_PLACEHOLDER)
+        if len(pieces) == 1:  # no INPUTS: one key for every call of the task in this run
+            key = prefix + digest(material.encode())
+            return lambda inputs: key
+        if len(pieces) == 2:
+            # Hashers copied from primed ones: cheaper than building two per key.
+            empty = hashlib.blake2b(digest_size=16)
+            primed = hashlib.blake2b(pieces[0].encode(), digest_size=16)
+            after = pieces[1].encode()
+
+            def template_key(inputs: bytes) -> str:
+                inputs_digest = empty.copy()
+                inputs_digest.update(inputs)
+                material = primed.copy()
+                material.update(inputs_digest.hexdigest().encode() + after)
+                return prefix + material.hexdigest()
+
+            return template_key
+
+    def policy_key(inputs: bytes) -> str:
+        parts = policy.parts(KeyContext(task, digest(inputs), run_id))
+        return prefix + digest("\0".join(parts).encode())
+
+    return policy_key
 
 
 def resolve_policy(cache: object, task_name: str) -> CachePolicy | None:

@@ -18,15 +18,16 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from ._cache_policy import KeyContext
+from ._cache_policy import key_maker
 from ._codec import Codec, cache_storage_key, keys_from_env, state_key
 from ._errors import CascadeError, DefinitionError, HashingError, IntegrityError, SerializationError, TaskFailed
 from ._events import make_events
+from ._gc import collection_paused
 from ._graph import Graph, build_graph, encode_inputs, shape_result, substitute
 from ._hashing import UnhashableInput, digest, encode
 from ._leases import Backoff
@@ -245,6 +246,7 @@ class _Run:
         self.status = bytearray(n)
         self.keys: list[str | None] = [None] * n
         self.looked_up = bytearray(n)
+        self._key_makers: dict[Any, Callable[[bytes], str]] = {}  # task -> its cache-key function for this run
         self.counts = {"total": n, "executed": 0, "cached": 0, "resumed": 0, "failed": 0, "skipped": 0}
         self.failures: list[tuple[int, BaseException]] = []
         self.skipped: dict[str, str] = {}
@@ -308,6 +310,12 @@ class _Run:
         return self._finish()
 
     def _prepare_and_schedule(self, stored: set[str]) -> None:
+        with collection_paused():
+            must_run = self._prepare(stored)
+        self._schedule(must_run)
+
+    def _prepare(self, stored: set[str]) -> bytearray:
+        """Take stored results and cache hits, and decide which nodes must run."""
         nodes = self.nodes
         resumed = [node.index for node in nodes if node.id in stored]
         for index in resumed:
@@ -324,7 +332,7 @@ class _Run:
                 self.status[node.index] = SKIPPED
                 self.counts["skipped"] += 1
                 self._emit_skipped(node.index, "not needed")
-        self._schedule(must_run)
+        return must_run
 
     def _record_json(self) -> dict[str, str]:
         """The task records as JSON strings (built by hand: json.dumps per task costs more than the task)."""
@@ -446,10 +454,13 @@ class _Run:
                 task=task.name,
                 argument=argument,
             ) from None
-        context = KeyContext(task, digest(inputs), self.run_id)
-        assert task.cache_policy is not None
-        parts = task.cache_policy.parts(context)
-        return f"{task.name}:{digest(chr(0).join(parts).encode())}"
+        return self._key_maker(task)(inputs)
+
+    def _key_maker(self, task: Any) -> Callable[[bytes], str]:
+        maker = self._key_makers.get(task)
+        if maker is None:
+            maker = self._key_makers[task] = key_maker(task, self.run_id)
+        return maker
 
     def _token(self, index: int) -> str | None:
         """What an upstream contributes to a downstream cache key: its own key, or its value's hash."""
@@ -466,56 +477,67 @@ class _Run:
 
     def _prefetch_cache(self) -> dict[int, tuple[bytes, bytes]]:
         """Compute every cache key that needs no computed value, and fetch them all at once."""
-        nodes, keys, status = self.nodes, self.keys, self.status
-        tokens: list[str | None] = [None] * len(nodes)
-        for node in nodes:
-            index = node.index
-            if node.task.cache_policy is None:
-                continue
-            if all(keys[dep] is not None for dep in node.data_deps):
-                for dep in node.data_deps:
-                    tokens[dep] = keys[dep]
-                keys[index] = self._cache_key(index, tokens)
+        nodes, keys, status, looked_up = self.nodes, self.keys, self.status, self.looked_up
+        makers = self._key_makers
         wanted: dict[str, list[int]] = {}
-        for index in range(len(nodes)):
-            key = keys[index]
-            if key is not None and status[index] == PENDING:
-                wanted.setdefault(key, []).append(index)
-                self.looked_up[index] = 1
+        for node in nodes:
+            task = node.task
+            if task.cache_policy is None:
+                continue
+            index = node.index
+            if node.inputs is not None:  # no upstream: the inputs were encoded with the node id
+                maker = makers.get(task) or self._key_maker(task)
+                key = maker(node.inputs)
+            elif all(keys[dep] is not None for dep in node.data_deps):
+                key = self._cache_key(index, keys)  # each upstream enters by its own cache key
+            else:
+                continue
+            keys[index] = key
+            if status[index] == PENDING:
+                found = wanted.get(key)
+                if found is None:
+                    wanted[key] = [index]
+                else:
+                    found.append(index)
+                looked_up[index] = 1
         if not wanted:
             return {}
-        found = self.cache.get_many(list(wanted))
-        hits = self._verified_hits(found, wanted)
+        hits = self._verified_hits(self.cache.get_many(list(wanted)), wanted)
         for index in hits:
             status[index] = DONE
         return hits
 
     def _verified_hits(self, found: dict[str, bytes], wanted: dict[str, list[int]]) -> dict[int, tuple[bytes, bytes]]:
         """Node index -> (serializer code, body) of every cache entry that passes its check."""
+        opened, errors = self.cache_codec.open_many(cache_storage_key(""), found)
+        for exc in errors:
+            log.warning("ignoring cache entry: %s; the task runs again and overwrites it", exc)
         hits = {}
-        for key, payload in found.items():
-            try:
-                opened = self.cache_codec.open(cache_storage_key(key), payload)
-            except IntegrityError as exc:
-                log.warning("ignoring cache entry: %s; the task runs again and overwrites it", exc)
-                continue
+        for key, entry in opened.items():
             for index in wanted[key]:
-                hits[index] = opened
+                hits[index] = entry
         return hits
 
     def _record_cache_hits(self, hits: dict[int, tuple[bytes, bytes]], need_value: bytearray | None) -> None:
         if not hits:
             return
-        to_store: dict[str, bytes] = {}
-        for index, (code, body) in hits.items():
-            node = self.nodes[index]
-            if need_value is None or need_value[index]:
-                self.results[index] = self.cache_codec.deserialize(cache_storage_key(self.keys[index]), code, body)  # type: ignore[arg-type]
-            to_store[node.id] = self.codec.seal(state_key(self.run_id, node.id), code, body)
-            self.counts["cached"] += 1
-            if self.records is not None:
-                self.records[index] = ("cached", 0.0, len(body), None, time.perf_counter())
-        self.state.put_results(to_store)
+        nodes, results, keys = self.nodes, self.results, self.keys
+        # Only the hits whose values this run uses are copied into its state. The others
+        # feed nothing but other hits: a resume finds them in the cache again, and copying
+        # them would make every warm rerun write (and keep, for the state TTL) every cached
+        # result once more.
+        needed = hits if need_value is None else {index: hit for index, hit in hits.items() if need_value[index]}
+        for index, (code, body) in needed.items():
+            results[index] = self.cache_codec.deserialize(cache_storage_key(keys[index]), code, body)  # type: ignore[arg-type]
+        self.counts["cached"] += len(hits)
+        if self.records is not None:
+            now = time.perf_counter()
+            for index, (_, body) in hits.items():
+                self.records[index] = ("cached", 0.0, len(body), None, now)
+        if needed:
+            self.state.put_results(
+                self.codec.seal_many(self._state_prefix, {nodes[index].id: entry for index, entry in needed.items()})
+            )
         if self.events or self.debug:
             for index in hits:
                 node = self.nodes[index]

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ._errors import CycleError, ParamError, TargetError
+from ._gc import collection_paused
 from ._hashing import UnhashableInput, digest, encode
 from ._task import MISSING, LazyResult, Param, Task
 
@@ -68,11 +69,12 @@ def build_graph(target: Any, params: Mapping[str, Any] | None = None) -> Graph:
     """Collect every node reachable from ``target``, order it, resolve params, assign ids."""
     graph = Graph()
     roots = _collect_targets(target)
-    _order(graph, roots)
-    graph.target_shape = target
+    with collection_paused():
+        ordered, with_params = _order(roots)
+        graph.target_shape = target
+        graph.params = _resolve_params(ordered if with_params else (), params or {})
+        _build_nodes(graph, ordered)
     graph.targets = [graph.index_of[id(lazy)] for lazy in roots]
-    graph.params = _resolve_params(graph, params or {})
-    _assign_ids(graph)
     return graph
 
 
@@ -98,8 +100,8 @@ def _collect_targets(target: Any) -> list[LazyResult]:
     return found
 
 
-def _order(graph: Graph, roots: list[LazyResult]) -> None:
-    """Put the reachable nodes in a topological order.
+def _order(roots: list[LazyResult]) -> tuple[list[LazyResult], bool]:
+    """The reachable lazy results in a topological order, and whether any of them takes a Param.
 
     A lazy result's data dependencies always exist before it (they are its arguments), so
     creation order is a topological order: collect and sort by creation number. Only
@@ -108,7 +110,7 @@ def _order(graph: Graph, roots: list[LazyResult]) -> None:
     """
     reachable: dict[int, LazyResult] = {}
     stack = list(roots)
-    ordered_by_after = False
+    ordered_by_after = with_params = False
     while stack:
         lazy = stack.pop()
         key = id(lazy)
@@ -119,27 +121,23 @@ def _order(graph: Graph, roots: list[LazyResult]) -> None:
         if lazy.ordering:
             ordered_by_after = True
             stack.extend(lazy.ordering)
+        if lazy.has_params:
+            with_params = True
     if ordered_by_after:
-        _depth_first(graph, roots)
-    else:
-        nodes = graph.nodes
-        index_of = graph.index_of
-        for index, lazy in enumerate(sorted(reachable.values(), key=_creation)):  # C-level key: fast
-            nodes.append(Node(index, lazy))
-            index_of[id(lazy)] = index
-    _link(graph)
+        return _depth_first(roots), with_params
+    return sorted(reachable.values(), key=_creation), with_params  # C-level key: fast
 
 
 _creation = operator.attrgetter("seq")
 
 
-def _depth_first(graph: Graph, roots: list[LazyResult]) -> None:
+def _depth_first(roots: list[LazyResult]) -> list[LazyResult]:
     """Iterative depth-first post-order with cycle detection."""
-    index_of = graph.index_of
-    nodes = graph.nodes
+    ordered: list[LazyResult] = []
+    done: set[int] = set()
     on_stack: set[int] = set()
     for root in roots:
-        if id(root) in index_of:
+        if id(root) in done:
             continue
         stack: list[tuple[LazyResult, int]] = [(root, 0)]
         on_stack.add(id(root))
@@ -150,7 +148,7 @@ def _depth_first(graph: Graph, roots: list[LazyResult]) -> None:
                 stack[-1] = (lazy, position + 1)
                 child = edges[position]
                 key = id(child)
-                if key in index_of:
+                if key in done:
                     continue
                 if key in on_stack:
                     raise CycleError(_describe_cycle(stack, child))
@@ -159,25 +157,9 @@ def _depth_first(graph: Graph, roots: list[LazyResult]) -> None:
                 continue
             stack.pop()
             on_stack.discard(id(lazy))
-            node = Node(len(nodes), lazy)
-            index_of[id(lazy)] = node.index
-            nodes.append(node)
-
-
-def _link(graph: Graph) -> None:
-    """Fill in each node's upstream and downstream indexes."""
-    nodes, index_of = graph.nodes, graph.index_of
-    for node in nodes:
-        lazy = node.lazy
-        node.data_deps = tuple([index_of[id(dep)] for dep in lazy.deps])
-        if lazy.ordering:
-            upstream = dict.fromkeys(node.data_deps)
-            upstream.update(dict.fromkeys(index_of[id(dep)] for dep in lazy.ordering))
-            node.upstream = tuple(upstream)
-        else:
-            node.upstream = tuple(dict.fromkeys(node.data_deps)) if len(node.data_deps) > 1 else node.data_deps
-        for up in node.upstream:
-            nodes[up].downstream.append(node.index)
+            done.add(id(lazy))
+            ordered.append(lazy)
+    return ordered
 
 
 def _describe_cycle(stack: list[tuple[LazyResult, int]], repeated: LazyResult) -> str:
@@ -187,11 +169,11 @@ def _describe_cycle(stack: list[tuple[LazyResult, int]], repeated: LazyResult) -
     return f"the graph has a cycle: {loop}; remove one of the .after() calls that closes it"
 
 
-def _resolve_params(graph: Graph, given: Mapping[str, Any]) -> dict[str, Any]:
+def _resolve_params(lazies: Iterable[LazyResult], given: Mapping[str, Any]) -> dict[str, Any]:
     declared: dict[str, Param] = {}
-    for node in graph.nodes:
-        if node.lazy.has_params:
-            for param in _params_in(node.lazy):
+    for lazy in lazies:
+        if lazy.has_params:
+            for param in _params_in(lazy):
                 other = declared.setdefault(param.name, param)
                 if other is not param and (other.default != param.default or other.type != param.type):
                     raise ParamError(
@@ -270,40 +252,67 @@ def convert_param(param: Param, value: Any) -> Any:
     )
 
 
-def _assign_ids(graph: Graph) -> None:
+def _build_nodes(graph: Graph, ordered: list[LazyResult]) -> None:
+    """Make the nodes of ``ordered`` (a topological order) in one pass: links and ids.
+
+    Upstream nodes come first, so every upstream id is known when a node's id is computed.
+    This loop runs once per task call of every run: it is written for speed.
+    """
     nodes, params, index_of = graph.nodes, graph.params, graph.index_of
     seen: dict[str, int] = {}
-    prefixes: dict[int, bytes] = {}
-    encoded_ids: list[bytes] = []  # node ids as bytes, by index, for the fast path
+    primed_by_task: dict[Task, Any] = {}
+    refs: list[bytes] = []  # b"r" + node id, by index: how a node enters its downstream's inputs
     warned = False
     pack = struct.pack
-    blake2b = hashlib.blake2b
     counts: dict[int, bytes] = {}  # encoded argument counts, reused
-    for node in nodes:
-        lazy = node.lazy
-        prefix = prefixes.get(id(node.task))
-        if prefix is None:
-            name = node.task.name.encode()
-            prefix = prefixes[id(node.task)] = pack(">I", len(name)) + name
+    for index, lazy in enumerate(ordered):
+        node = Node(index, lazy)
+        nodes.append(node)
+        index_of[id(lazy)] = index
+        deps, ordering, args, task = lazy.deps, lazy.ordering, lazy.args, lazy.task
+        if deps or ordering:
+            data_deps: tuple[int, ...]
+            if len(deps) == 1:  # a chain: no comprehension
+                data_deps = node.data_deps = (index_of[id(deps[0])],)
+            else:
+                data_deps = node.data_deps = tuple([index_of[id(dep)] for dep in deps])
+            if ordering:
+                upstream = dict.fromkeys(data_deps)
+                upstream.update(dict.fromkeys(index_of[id(dep)] for dep in ordering))
+                node.upstream = tuple(upstream)
+            else:
+                node.upstream = tuple(dict.fromkeys(data_deps)) if len(data_deps) > 1 else data_deps
+            for up in node.upstream:
+                nodes[up].downstream.append(index)
+        primed = primed_by_task.get(task)
+        if primed is None:  # a hasher primed with the task name, copied per node (cheaper than a new one)
+            name = task.name.encode()
+            primed = primed_by_task[task] = hashlib.blake2b(pack(">I", len(name)) + name, digest_size=16)
         try:
-            if lazy.kwargs or lazy.ordering or lazy.has_params:
+            if lazy.kwargs or ordering or lazy.has_params:
                 inputs = encode_inputs(lazy, graph, params)
             else:
                 # The common case, inlined: the same bytes as encode_inputs, several times faster.
-                count = counts.get(len(lazy.args))
+                count = counts.get(len(args))
                 if count is None:
-                    count = counts[len(lazy.args)] = b"t" + pack(">Q", len(lazy.args))
+                    count = counts[len(args)] = b"t" + pack(">Q", len(args))
                 parts = [count]
-                for arg in lazy.args:
+                for arg in args:
                     kind = type(arg)
                     if kind is LazyResult:
-                        parts.append(b"r" + encoded_ids[index_of[id(arg)]])
+                        parts.append(refs[index_of[id(arg)]])
+                    elif kind is int:
+                        parts.append(b"i%d;" % arg)  # = encode(arg)
+                    elif (kind is list or kind is tuple) and all(type(item) is LazyResult for item in arg):
+                        # A fan-in: thousands of upstreams in one list.
+                        parts.append((b"l" if kind is list else b"t") + pack(">Q", len(arg)))
+                        parts.append(b"".join([refs[index_of[id(item)]] for item in arg]))
                     elif kind in _CONTAINERS:
                         parts.append(_encode_arg(arg, graph, params, None))
                     else:
                         parts.append(encode(arg))
                 inputs = b"".join(parts)
-            if not lazy.deps and not lazy.ordering:
+            if not deps and not ordering:
                 node.inputs = inputs
         except UnhashableInput:
             # Like dask.base.tokenize: an input we cannot encode gets a random token, so
@@ -314,9 +323,11 @@ def _assign_ids(graph: Graph) -> None:
                 log.warning(
                     "task %r has an input that cannot be hashed; it and its downstream will not be "
                     "resumed from stored state",
-                    node.task.name,
+                    task.name,
                 )
-        node_id = blake2b(prefix + inputs, digest_size=16).hexdigest()  # = _hashing.digest, inlined
+        hasher = primed.copy()
+        hasher.update(inputs)
+        node_id = hasher.hexdigest()  # = digest(task name prefix + inputs), inlined
         occurrences = seen.get(node_id)
         if occurrences is None:
             seen[node_id] = 1
@@ -324,7 +335,7 @@ def _assign_ids(graph: Graph) -> None:
             seen[node_id] = occurrences + 1
             node_id = digest(f"{node_id}#{occurrences}".encode())
         node.id = node_id
-        encoded_ids.append(node_id.encode())
+        refs.append(b"r" + node_id.encode())
 
 
 def encode_inputs(lazy: LazyResult, graph: Graph, params: Mapping[str, Any], tokens: Any = None) -> bytes:
@@ -345,7 +356,14 @@ def _encode_arg(value: Any, graph: Graph, params: Mapping[str, Any], tokens: Any
     if kind is Param:
         return b"P" + encode(params[value.name])
     if kind is tuple or kind is list:
-        parts = [_encode_arg(item, graph, params, tokens) for item in value]
+        # Lazy results inline (a fan-in passes thousands in one list); anything else recurses.
+        nodes, index_of = graph.nodes, graph.index_of
+        parts = [
+            b"r" + (nodes[index_of[id(item)]].id if tokens is None else tokens[index_of[id(item)]]).encode()
+            if type(item) is LazyResult
+            else _encode_arg(item, graph, params, tokens)
+            for item in value
+        ]
         return (b"t" if kind is tuple else b"l") + struct.pack(">Q", len(parts)) + b"".join(parts)
     if kind is dict:
         parts = sorted(

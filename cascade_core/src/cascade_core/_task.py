@@ -14,6 +14,7 @@ from ._errors import DefinitionError
 R = TypeVar("R")
 
 _CONTAINERS = (list, tuple, dict, set, frozenset)
+_SCALARS = frozenset({int, float, str, bytes, bool, type(None)})  # never hold a lazy result or a Param
 
 
 class _Missing:
@@ -132,6 +133,8 @@ class Task(Generic[R]):
         self._code_version: str | None = None
         self._signature: Any = None  # computed on the first call that needs it
         self._positional = _positional_parameters(fn)
+        # A call with exactly this many positional arguments needs no binding (-1: always bind).
+        self._arity = -1 if self._positional is None else len(self._positional[0])
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]
 
     @property
@@ -151,8 +154,7 @@ class Task(Generic[R]):
         return self._code_version
 
     def __call__(self, *args: Any, **kwargs: Any) -> LazyResult[R]:
-        positional = self._positional
-        if positional is None or kwargs or len(args) != len(positional[0]):
+        if kwargs or len(args) != self._arity:
             args, kwargs = self._bind(args, kwargs)
         return LazyResult(self, args, kwargs)
 
@@ -217,6 +219,8 @@ class LazyResult(Generic[R]):
             # The common case: positional lazy results and scalars, no container to search.
             for value in args:
                 kind = type(value)
+                if kind in _SCALARS:
+                    continue
                 if kind is LazyResult:
                     deps.append(value)
                 elif kind is Param:

@@ -59,7 +59,9 @@ class RedisCacheBackend(LeaseTableMixin, CacheBackendBase):
         wanted = list(dict.fromkeys(keys))
         if not wanted:
             return {}
-        names = [cache_key(self._prefix, key) for key in wanted]
+        # Bytes names: redis-py passes them through instead of encoding each one.
+        head = cache_key(self._prefix, "").encode()
+        names = [head + key.encode() for key in wanted]
         values = cast("list[bytes | None]", self._connection.run(lambda client: client.mget(names)))
         return {key: value for key, value in zip(wanted, values, strict=True) if value is not None}
 
