@@ -408,6 +408,54 @@ def test_a_rerun_copies_into_its_state_only_the_cache_hits_it_uses(counter, tmp_
     assert (counter["leaf"], counter["report"]) == (10, 2)
 
 
+def _explode():
+    raise AssertionError("unpickled a cache entry nothing needed")
+
+
+class _Boom:
+    def __reduce__(self):
+        return (_explode, ())
+
+
+def test_a_bad_cache_entry_is_read_only_when_its_value_is_used(counter, caplog):
+    import pickle
+
+    @cs.task(cache=True)
+    def leaf(x):
+        counter.hit("leaf")
+        return x * 2
+
+    @cs.task(cache=True)
+    def cached_total(xs):
+        counter.hit("total")
+        return sum(xs)
+
+    cache = cs.MemoryCacheBackend()
+    leaves = [leaf(i) for i in range(3)]
+    assert cs.run(cached_total(leaves), cache_backend=cache) == 6
+    entries = cache._entries
+    (total_key,) = [key for key in entries if ".cached_total:" in key]
+    leaf_key = next(key for key in entries if ".leaf:" in key)
+
+    # A leaf nothing reads: its entry would explode if unpickled, and it is not even checked.
+    payload, expires = entries[leaf_key]
+    entries[leaf_key] = (payload[:13] + pickle.dumps(_Boom()), expires)
+    report = cs.Engine(cs.MemoryStateStore(), cache).execute(cached_total(leaves))
+    assert report.value == 6 and report.counts["cached"] == 4 and (counter["leaf"], counter["total"]) == (3, 1)
+
+    # The target's entry is used: it fails its check, so the target runs again, which makes
+    # its upstream hits used and checked in turn; the bad leaf is recomputed, not unpickled.
+    payload, expires = entries[total_key]
+    entries[total_key] = (payload[:-1] + bytes([payload[-1] ^ 1]), expires)
+    with caplog.at_level(logging.WARNING, logger="cascade"):
+        report = cs.Engine(cs.MemoryStateStore(), cache).execute(cached_total(leaves))
+    assert report.value == 6 and report.error is None
+    assert report.counts["executed"] == 2 and report.counts["cached"] == 2
+    assert (counter["leaf"], counter["total"]) == (4, 2)
+    warned = {record.getMessage() for record in caplog.records if "ignoring cache entry" in record.getMessage()}
+    assert len(warned) == 2  # the target's and the bad leaf's (read again under its cache lock)
+
+
 def test_independent_tasks_run_concurrently_bounded_by_max_workers():
     active = 0
     peak = 0

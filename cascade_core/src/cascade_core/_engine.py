@@ -13,12 +13,13 @@ crashes at any point resumes without redoing finished work.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -197,6 +198,13 @@ class Engine:
         return self._secret_keys if self._secret_keys is not None else keys_from_env()
 
 
+def _set_positions(flags: bytearray) -> Iterator[int]:
+    """The indexes of the non-zero bytes of ``flags`` (0 or 1), found at C speed."""
+    index = -1
+    while (index := flags.find(1, index + 1)) >= 0:
+        yield index
+
+
 def _check_workers(value: Any) -> int | None:
     if value is None:
         return None
@@ -317,21 +325,40 @@ class _Run:
     def _prepare(self, stored: set[str]) -> bytearray:
         """Take stored results and cache hits, and decide which nodes must run."""
         nodes = self.nodes
-        resumed = [node.index for node in nodes if node.id in stored]
+        resumed = [node.index for node in nodes if node.id in stored] if stored else []
         for index in resumed:
             self.status[index] = DONE
-        cache_payloads = self._prefetch_cache()
-        must_run, need_value = self._plan()
+        found, wanted = self._prefetch_cache()
+        while True:
+            must_run, need_value = self._plan()
+            # Only the hits whose values the run uses are verified, deserialized and copied
+            # into its state; the others feed nothing but other hits, and a resume finds them
+            # in the cache again. A used hit that fails its check becomes a miss: plan again.
+            used = {}
+            for key, payload in found.items():
+                indexes = wanted[key]
+                if need_value[indexes[0]] or (len(indexes) > 1 and any(need_value[i] for i in indexes)):
+                    used[key] = payload
+            opened = self._verified(used)
+            if len(opened) == len(used):
+                break
+            for key in used.keys() - opened.keys():
+                del found[key]
+                for index in wanted[key]:
+                    self.status[index] = PENDING
         self._load_stored(resumed, need_value)
-        self._record_cache_hits(cache_payloads, need_value)
+        unused = {index: len(payload) for key, payload in found.items() if key not in opened for index in wanted[key]}
+        self._record_cache_hits({index: entry for key, entry in opened.items() for index in wanted[key]}, unused)
         for index in resumed:
             self.counts["resumed"] += 1
             self._emit_skipped(index, "resumed")
-        for node in nodes:
-            if self.status[node.index] == PENDING and not must_run[node.index]:
-                self.status[node.index] = SKIPPED
+        status = self.status
+        index = -1
+        while (index := status.find(PENDING, index + 1)) >= 0:
+            if not must_run[index]:
+                status[index] = SKIPPED
                 self.counts["skipped"] += 1
-                self._emit_skipped(node.index, "not needed")
+                self._emit_skipped(index, "not needed")
         return must_run
 
     def _record_json(self) -> dict[str, str]:
@@ -408,9 +435,8 @@ class _Run:
         wanted = bytearray(n)
         for index in self.graph.targets:
             wanted[index] = 1
-        for index in range(n - 1, -1, -1):  # reverse topological order
-            if not wanted[index]:
-                continue
+        index = n
+        while (index := wanted.rfind(1, 0, index)) >= 0:  # wanted nodes in reverse topological order
             if status[index] == DONE:
                 need_value[index] = 1
                 continue
@@ -475,8 +501,12 @@ class _Run:
         except UnhashableInput:
             return None
 
-    def _prefetch_cache(self) -> dict[int, tuple[bytes, bytes]]:
-        """Compute every cache key that needs no computed value, and fetch them all at once."""
+    def _prefetch_cache(self) -> tuple[dict[str, bytes], dict[str, list[int]]]:
+        """Compute every cache key that needs no computed value, and fetch them all at once.
+
+        Returns the payloads found (not verified yet) and the nodes of each key; the nodes
+        of a found key are marked done.
+        """
         nodes, keys, status, looked_up = self.nodes, self.keys, self.status, self.looked_up
         makers = self._key_makers
         wanted: dict[str, list[int]] = {}
@@ -501,45 +531,49 @@ class _Run:
                     found.append(index)
                 looked_up[index] = 1
         if not wanted:
-            return {}
-        hits = self._verified_hits(self.cache.get_many(list(wanted)), wanted)
-        for index in hits:
-            status[index] = DONE
-        return hits
+            return {}, wanted
+        found = self.cache.get_many(list(wanted))
+        for key in found:
+            for index in wanted[key]:
+                status[index] = DONE
+        return found, wanted
 
-    def _verified_hits(self, found: dict[str, bytes], wanted: dict[str, list[int]]) -> dict[int, tuple[bytes, bytes]]:
-        """Node index -> (serializer code, body) of every cache entry that passes its check."""
+    def _verified(self, found: dict[str, bytes]) -> dict[str, tuple[bytes, bytes]]:
+        """Cache key -> (serializer code, body) of every payload that passes its check."""
         opened, errors = self.cache_codec.open_many(cache_storage_key(""), found)
         for exc in errors:
             log.warning("ignoring cache entry: %s; the task runs again and overwrites it", exc)
-        hits = {}
-        for key, entry in opened.items():
-            for index in wanted[key]:
-                hits[index] = entry
-        return hits
+        return opened
 
-    def _record_cache_hits(self, hits: dict[int, tuple[bytes, bytes]], need_value: bytearray | None) -> None:
-        if not hits:
+    def _verified_hits(self, found: dict[str, bytes], wanted: dict[str, list[int]]) -> dict[int, tuple[bytes, bytes]]:
+        """Node index -> (serializer code, body) of every cache entry that passes its check."""
+        return {index: entry for key, entry in self._verified(found).items() for index in wanted[key]}
+
+    def _record_cache_hits(self, used: dict[int, tuple[bytes, bytes]], unused: dict[int, int] | None = None) -> None:
+        """Count and record cache hits; deserialize the ones the run uses and copy them into its state.
+
+        ``used``: node index -> verified (serializer code, body). ``unused``: node index ->
+        payload size of hits whose values nothing in this run reads (so never verified).
+        """
+        unused = unused or {}
+        if not used and not unused:
             return
         nodes, results, keys = self.nodes, self.results, self.keys
-        # Only the hits whose values this run uses are copied into its state. The others
-        # feed nothing but other hits: a resume finds them in the cache again, and copying
-        # them would make every warm rerun write (and keep, for the state TTL) every cached
-        # result once more.
-        needed = hits if need_value is None else {index: hit for index, hit in hits.items() if need_value[index]}
-        for index, (code, body) in needed.items():
+        for index, (code, body) in used.items():
             results[index] = self.cache_codec.deserialize(cache_storage_key(keys[index]), code, body)  # type: ignore[arg-type]
-        self.counts["cached"] += len(hits)
+        self.counts["cached"] += len(used) + len(unused)
         if self.records is not None:
             now = time.perf_counter()
-            for index, (_, body) in hits.items():
+            for index, (_, body) in used.items():
                 self.records[index] = ("cached", 0.0, len(body), None, now)
-        if needed:
+            for index, size in unused.items():
+                self.records[index] = ("cached", 0.0, size, None, now)
+        if used:
             self.state.put_results(
-                self.codec.seal_many(self._state_prefix, {nodes[index].id: entry for index, entry in needed.items()})
+                self.codec.seal_many(self._state_prefix, {nodes[index].id: entry for index, entry in used.items()})
             )
         if self.events or self.debug:
-            for index in hits:
+            for index in itertools.chain(used, unused):
                 node = self.nodes[index]
                 if self.debug:
                     log.debug("task %s [%s] served from cache", node.task.name, node.id[:12])
@@ -577,7 +611,7 @@ class _Run:
             return ready
         for index in hits:
             self.status[index] = DONE
-        self._record_cache_hits(hits, None)
+        self._record_cache_hits(hits)
         self._release([(index, None) for index in hits])
         return [index for index in ready if index not in hits]
 
@@ -588,12 +622,11 @@ class _Run:
         self.remaining = remaining = [0] * len(nodes)
         self.must_run = must_run
         ready: deque[int] = deque()
-        for node in nodes:
-            if must_run[node.index]:
-                count = sum(1 for up in node.upstream if status[up] != DONE)
-                remaining[node.index] = count
-                if count == 0:
-                    ready.append(node.index)
+        for index in _set_positions(must_run):
+            count = sum(1 for up in nodes[index].upstream if status[up] != DONE)
+            remaining[index] = count
+            if count == 0:
+                ready.append(index)
         self.ready = ready
         self.running: set[int] = set()  # dispatched to a worker or the event loop, not yet completed
         self.inflight = 0
@@ -869,7 +902,7 @@ class _Run:
         for index in hits:
             self.status[index] = DONE
         if hits:
-            self._record_cache_hits(hits, None)
+            self._record_cache_hits(hits)
             if self.node_leases is not None:  # served from the cache: the node's claim is done
                 self.node_leases.release([self.nodes[index].id for index in hits])
             self._release([(index, None) for index in hits])
