@@ -141,3 +141,15 @@ def test_ids_and_cache_keys_keep_their_stored_format():
         "ids.cached:1e00feca59153b5e8b4157102f26e4a7"
     }
     assert len(cache.get_many(["ids.cached:c152552330a4110263a78c35971b6f33"])) == 1
+
+
+@pytest.mark.parametrize("policy", [TASK_SOURCE, DEFAULT], ids=repr)
+def test_a_version_that_looks_like_the_inputs_placeholder_changes_nothing(policy):
+    from cascade_core._cache_policy import _PLACEHOLDER
+
+    @cs.task(name="ids.odd", cache=policy, version=f"v{_PLACEHOLDER}1")
+    def odd(x):
+        return x
+
+    parts = policy.parts(KeyContext(odd, digest(b"in"), "run-1"))
+    assert key_maker(odd, "run-1")(b"in") == f"ids.odd:{digest(chr(0).join(parts).encode())}"

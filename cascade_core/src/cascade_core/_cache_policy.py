@@ -112,13 +112,14 @@ def key_maker(task: Task, run_id: str) -> Callable[[bytes], str]:
     policy = task.cache_policy
     assert policy is not None
     prefix = f"{task.name}:"
-    if all(type(member) in _BUILTIN_POLICIES for member in _members(policy)):
+    members = _members(policy)
+    if all(type(member) in _BUILTIN_POLICIES for member in members):
         material = "\0".join(policy.parts(KeyContext(task, _PLACEHOLDER, run_id)))
         pieces = material.split(_PLACEHOLDER)
-        if len(pieces) == 1:  # no INPUTS: one key for every call of the task in this run
+        if not any(type(member) is _Inputs for member in members):  # one key for every call in this run
             key = prefix + digest(material.encode())
             return lambda inputs: key
-        if len(pieces) == 2:
+        if len(pieces) == 2:  # (a version or run id holding the placeholder takes the general path)
             # Hashers copied from primed ones: cheaper than building two per key.
             empty = hashlib.blake2b(digest_size=16)
             primed = hashlib.blake2b(pieces[0].encode(), digest_size=16)

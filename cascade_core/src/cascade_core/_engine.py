@@ -318,9 +318,7 @@ class _Run:
         return self._finish()
 
     def _prepare_and_schedule(self, stored: set[str]) -> None:
-        with collection_paused():
-            must_run = self._prepare(stored)
-        self._schedule(must_run)
+        self._schedule(self._prepare(stored))
 
     def _prepare(self, stored: set[str]) -> bytearray:
         """Take stored results and cache hits, and decide which nodes must run."""
@@ -507,9 +505,22 @@ class _Run:
         Returns the payloads found (not verified yet) and the nodes of each key; the nodes
         of a found key are marked done.
         """
+        status = self.status
+        wanted: dict[str, list[int]] = {}
+        with collection_paused():
+            self._compute_keys(wanted)
+        if not wanted:
+            return {}, wanted
+        found = self.cache.get_many(list(wanted))
+        for key in found:
+            for index in wanted[key]:
+                status[index] = DONE
+        return found, wanted
+
+    def _compute_keys(self, wanted: dict[str, list[int]]) -> None:
+        """Fill ``self.keys`` for every node whose key needs no computed value; ``wanted``: key -> pending nodes."""
         nodes, keys, status, looked_up = self.nodes, self.keys, self.status, self.looked_up
         makers = self._key_makers
-        wanted: dict[str, list[int]] = {}
         for node in nodes:
             task = node.task
             if task.cache_policy is None:
@@ -530,13 +541,6 @@ class _Run:
                 else:
                     found.append(index)
                 looked_up[index] = 1
-        if not wanted:
-            return {}, wanted
-        found = self.cache.get_many(list(wanted))
-        for key in found:
-            for index in wanted[key]:
-                status[index] = DONE
-        return found, wanted
 
     def _verified(self, found: dict[str, bytes]) -> dict[str, tuple[bytes, bytes]]:
         """Cache key -> (serializer code, body) of every payload that passes its check."""

@@ -5,7 +5,12 @@ one that walks every object in the process. Building and planning a graph of N n
 allocates several containers per node, all of them still alive, so with the collector on
 that work pays for dozens of collections that find nothing to free (a quarter of a warm
 rerun of 10,000 cached tasks; see docs/benchmarks.md). Mercurial's ``util.nogc`` pauses
-it for the same reason. Only Cascade's own bookkeeping runs paused, never a task.
+it for the same reason.
+
+The switch is process-wide: while one run builds its graph or computes its cache keys,
+tasks of other runs in other threads allocate with collection deferred (not lost: it
+resumes when the block ends). So only pure computation runs paused, never I/O: a slow
+backend cannot hold the collector off.
 """
 
 from __future__ import annotations
