@@ -67,6 +67,15 @@ class Target:
     measured: str
     goal: str
     met: bool | None  # None: not applicable / not measurable here
+    # A wall-clock target "ratio <= bound": `--check` can allow for a noisy machine.
+    ratio: float | None = None
+    bound: float | None = None
+
+    def holds(self, tolerance: float) -> bool:
+        """Met, or (for a wall-clock ratio) within ``tolerance`` times its bound."""
+        if self.ratio is not None and self.bound is not None:
+            return self.ratio <= self.bound * tolerance
+        return self.met is not False
 
 
 @dataclass

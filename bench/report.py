@@ -94,6 +94,12 @@ python -m bench --quick    # fewer repeats, under 2 minutes
 python -m bench --only overhead,startup --no-write   # some scenarios, print only
 ```
 
+CI (`.ci/run`) runs `python -m bench --quick --only redis-state,warm-cache --no-write --no-profile
+--check 1.5` against a private redis-server: the command-count target must hold exactly, the
+wall-clock ratios within 1.5x their goal (this shared machine moves them by 10-40% between runs);
+a miss is measured again, up to three times. The goals themselves are judged by the full run
+recorded here.
+
 `redis-server` must be on the PATH for scenarios 2-4: the suite starts a private one on a free port
 (`--save "" --appendonly no`) and stops it at the end; it never touches a server on 6379.
 Dask, Prefect and matplotlib are benchmark-only dependencies (`bench/requirements.txt`), not

@@ -18,6 +18,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help=f"comma-separated scenarios among: {', '.join(SCENARIOS)}")
     parser.add_argument("--no-write", action="store_true", help="print the table; do not write docs/ or plots")
     parser.add_argument("--no-profile", action="store_true", help="skip the cProfile section")
+    parser.add_argument(
+        "--check",
+        type=float,
+        metavar="TOLERANCE",
+        help="exit 1 when a target fails: exact targets (command counts) as stated, wall-clock ratios "
+        "beyond TOLERANCE times their bound (CI uses 1.5: a shared machine moves ratios by 10-20%%)",
+    )
     args = parser.parse_args(argv)
     wanted = [name.strip() for name in args.only.split(",") if name.strip()] or list(SCENARIOS)
     unknown = set(wanted) - set(SCENARIOS)
@@ -71,6 +78,15 @@ def main(argv: list[str] | None = None) -> int:
     report.print_table(results)
     if skipped:
         print(f"\nskipped (no redis-server): {', '.join(skipped)}")
+    if args.check is not None:
+        if skipped:
+            print("--check: redis-server is required", file=sys.stderr)
+            return 1
+        failed = [t for result in results for t in result.targets if not t.holds(args.check)]
+        for target in failed:
+            print(f"--check: {target.name}: {target.measured} (goal {target.goal}, tolerance {args.check}x)")
+        if failed:
+            return 1
     if args.no_write:
         return 0
     root = repo_root()
