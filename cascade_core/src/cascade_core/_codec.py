@@ -101,19 +101,7 @@ class Codec:
 
     def seal_many(self, key_prefix: str, items: Mapping[str, tuple[bytes, bytes]]) -> dict[str, bytes]:
         """``{name: payload}`` for ``{name: (serializer code, body)}``, each bound to ``key_prefix + name``."""
-        if self._signing is not None:
-            return {name: self.seal(key_prefix + name, code, body) for name, (code, body) in items.items()}
-        # The checksum case of seal(), inlined: a warm rerun seals one payload per cache hit.
-        # Copying a hasher primed with the key prefix is cheaper than building one per payload.
-        primed = hashlib.blake2b(key_prefix.encode(), digest_size=8)
-        sealed = {}
-        for name, (code, body) in items.items():
-            header = _CHECKSUM_HEADERS[code]
-            digest = primed.copy()
-            digest.update(name.encode() + _NUL_HEADERS[header])
-            digest.update(body)
-            sealed[name] = b"".join((header, digest.digest(), body))
-        return sealed
+        return {name: self.seal(key_prefix + name, code, body) for name, (code, body) in items.items()}
 
     def rebind(self, old_key: str, new_key: str, payload: bytes) -> bytes:
         """Verify ``payload`` under ``old_key`` and re-seal its body under ``new_key`` (no unpickling)."""
@@ -240,7 +228,7 @@ class Codec:
 
 def _checksum(storage_key: str, header: bytes, body: bytes) -> bytes:
     digest = _EMPTY_CHECKSUM.copy()  # cheaper than blake2b(..., digest_size=8) per payload
-    digest.update(storage_key.encode() + _NUL_HEADERS.get(header, b"\0" + header))
+    digest.update(storage_key.encode() + b"\0" + header)
     digest.update(body)
     return digest.digest()
 

@@ -198,10 +198,10 @@ class Engine:
         return self._secret_keys if self._secret_keys is not None else keys_from_env()
 
 
-def _set_positions(flags: bytearray) -> Iterator[int]:
-    """The indexes of the non-zero bytes of ``flags`` (0 or 1), found at C speed."""
+def _positions(flags: bytearray, value: int = 1) -> Iterator[int]:
+    """The indexes of the bytes of ``flags`` equal to ``value``, found at C speed."""
     index = -1
-    while (index := flags.find(1, index + 1)) >= 0:
+    while (index := flags.find(value, index + 1)) >= 0:
         yield index
 
 
@@ -351,8 +351,7 @@ class _Run:
             self.counts["resumed"] += 1
             self._emit_skipped(index, "resumed")
         status = self.status
-        index = -1
-        while (index := status.find(PENDING, index + 1)) >= 0:
+        for index in _positions(status, PENDING):
             if not must_run[index]:
                 status[index] = SKIPPED
                 self.counts["skipped"] += 1
@@ -520,15 +519,13 @@ class _Run:
     def _compute_keys(self, wanted: dict[str, list[int]]) -> None:
         """Fill ``self.keys`` for every node whose key needs no computed value; ``wanted``: key -> pending nodes."""
         nodes, keys, status, looked_up = self.nodes, self.keys, self.status, self.looked_up
-        makers = self._key_makers
         for node in nodes:
             task = node.task
             if task.cache_policy is None:
                 continue
             index = node.index
             if node.inputs is not None:  # no upstream: the inputs were encoded with the node id
-                maker = makers.get(task) or self._key_maker(task)
-                key = maker(node.inputs)
+                key = self._key_maker(task)(node.inputs)
             elif all(keys[dep] is not None for dep in node.data_deps):
                 key = self._cache_key(index, keys)  # each upstream enters by its own cache key
             else:
@@ -626,7 +623,7 @@ class _Run:
         self.remaining = remaining = [0] * len(nodes)
         self.must_run = must_run
         ready: deque[int] = deque()
-        for index in _set_positions(must_run):
+        for index in _positions(must_run):
             count = sum(1 for up in nodes[index].upstream if status[up] != DONE)
             remaining[index] = count
             if count == 0:

@@ -50,14 +50,21 @@ class CacheSpec:
             self.backend.close()
 
 
-def resolve_state(value: Any) -> StateSpec:
-    """Resolve a ``state_backend=`` argument."""
+def _as_uri(value: Any) -> BackendURI | None:
+    """The URI a backend argument names (None names ``memory://``), or None for an object."""
     if value is None:
         value = DEFAULT_URI
-    if isinstance(value, (str, BackendURI)):
+    if isinstance(value, BackendURI):
+        return value
+    return BackendURI.parse(value) if isinstance(value, str) else None
+
+
+def resolve_state(value: Any) -> StateSpec:
+    """Resolve a ``state_backend=`` argument."""
+    uri = _as_uri(value)
+    if uri is not None:
         from ._registry import registry
 
-        uri = value if isinstance(value, BackendURI) else BackendURI.parse(value)
         return StateSpec(registry.state_factory(uri), label=str(uri), owned=True)
     if not missing_methods(value, STATE_METHODS) and isinstance(getattr(value, "run_id", None), str):
         return StateSpec(None, instance=value, label=repr(value))
@@ -72,12 +79,10 @@ def resolve_state(value: Any) -> StateSpec:
 
 def resolve_cache(value: Any) -> CacheSpec:
     """Resolve a ``cache_backend=`` argument."""
-    if value is None:
-        value = DEFAULT_URI
-    if isinstance(value, (str, BackendURI)):
+    uri = _as_uri(value)
+    if uri is not None:
         from ._registry import registry
 
-        uri = value if isinstance(value, BackendURI) else BackendURI.parse(value)
         return CacheSpec(registry.cache_backend(uri), label=str(uri), owned=True)
     missing = missing_methods(value, CACHE_METHODS)
     if missing:
