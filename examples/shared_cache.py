@@ -5,8 +5,11 @@
     python examples/shared_cache.py redis://localhost:6379/0 nightly    # start it on one machine...
     python examples/shared_cache.py redis://localhost:6379/0 nightly    # ...and on another, at the same time
 
-With ``leases=True`` the two drivers split the work: every task runs once, on one of them, and
-both print the same result. Run it again afterwards and everything comes from the cache.
+With ``leases=True`` the two drivers share the run and split the work: each claims only the tasks
+it can start now, every task runs once, on one of them, and both print the same result (the
+counts say how many tasks each ran and how many came "by other drivers"). Without it, the second
+driver would be refused while the first holds the run. Run it again afterwards with another run
+id and everything comes from the cache.
 """
 
 from __future__ import annotations
@@ -42,7 +45,9 @@ def main() -> None:
     )
     if report.error is not None:
         raise SystemExit(f"error: {report.error}")
-    counts = ", ".join(f"{value} {name}" for name, value in report.counts.items() if value and name != "total")
+    counts = ", ".join(
+        f"{value} {name.replace('_', ' ')}" for name, value in report.counts.items() if value and name != "total"
+    )
     print(f"run {report.run_id}: mean={report.value:.6f} in {time.perf_counter() - started:.2f}s ({counts})")
 
 

@@ -20,7 +20,7 @@ def _read(archive: zipfile.ZipFile, suffix: str) -> str:
 @pytest.mark.parametrize(
     ("project", "requires", "schemes"),
     [
-        ("cascade_core", {"pluggy"}, {"memory", "sqlite"}),
+        ("cascade_core", {"pluggy"}, {"memory", "sqlite", "threads", "inline"}),
         ("cascade_redis", {"cascade-core", "redis"}, {"redis", "rediss", "redis+unix"}),
     ],
 )

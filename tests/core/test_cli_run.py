@@ -119,7 +119,15 @@ def test_the_second_run_is_served_from_the_cache(flow):
     assert set(report) == {"run_id", "status", "counts", "duration_s", "result"}
     assert report["status"] == "succeeded"
     assert report["result"] == {"total": 14}
-    assert report["counts"] == {"total": 7, "executed": 7, "cached": 0, "resumed": 0, "failed": 0, "skipped": 0}
+    assert report["counts"] == {
+        "total": 7,
+        "executed": 7,
+        "cached": 0,
+        "resumed": 0,
+        "by_other_drivers": 0,
+        "failed": 0,
+        "skipped": 0,
+    }
     assert calls(flow) == {"load": 4, "add": 1, "check": 1, "publish": 1}
 
     second = json.loads(cli(flow, "run", "flow.py:pipeline", *STORE, "--json").stdout)

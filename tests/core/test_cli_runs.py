@@ -161,7 +161,7 @@ def test_cache_clear_of_one_task_then_of_everything(flow):
     assert calls(flow) == {"load": 3, "measure": 3, "check": 1, "publish": 1}
 
     done = ok(flow, "cache", "clear", "--cache", STATE, "--task", "flow.measure")
-    assert done.stdout == "removed 3 cache entries of task flow.measure\n"
+    assert done.stdout == "removed 3 cache entries of task flow.measure from sqlite:///runs.db\n"
     ok(flow, "run", "flow.py:pipeline", *STORE)
     # measure's entries are gone, so it runs again, on load's values, which are still cached.
     after_task_clear = calls(flow)
@@ -170,7 +170,7 @@ def test_cache_clear_of_one_task_then_of_everything(flow):
 
     assert ok(flow, "cache", "clear", "--cache", STATE, "--task", "flow.nothing").stdout.startswith("removed 0 ")
     done = ok(flow, "cache", "clear", "--cache", STATE)
-    assert done.stdout == "removed 6 cache entries\n"
+    assert done.stdout == "removed 6 cache entries from sqlite:///runs.db\n"
     ok(flow, "run", "flow.py:pipeline", *STORE)
     assert calls(flow) == {"load": 6, "measure": 9, "check": 3, "publish": 3}
-    assert ok(flow, "cache", "clear", "--cache", STATE).stdout == "removed 6 cache entries\n"
+    assert ok(flow, "cache", "clear", "--cache", STATE).stdout == "removed 6 cache entries from sqlite:///runs.db\n"

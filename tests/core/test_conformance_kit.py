@@ -42,12 +42,58 @@ def test_builtin_backend_passes_the_kit(scheme, tmp_path):
         assert skips == [], skips
 
 
-def test_without_a_uri_the_kit_is_skipped_with_a_reason(tmp_path):
+def error_lines(result: subprocess.CompletedProcess[str]) -> list[str]:
+    return [line for line in (result.stdout + result.stderr).splitlines() if "error" in line.lower()]
+
+
+def test_without_a_uri_the_kit_refuses_to_run(tmp_path):
     result = run_kit(cwd=tmp_path)
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert error_lines(result) == [
+        "ERROR: the Cascade conformance kit needs a backend to test: "
+        "python -m pytest --pyargs cascade_core.testing --cascade-uri URI"
+    ]
+    assert count("passed", result.stdout) == count("skipped", result.stdout) == 0
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [
+        ("nosuch://x", "ERROR: --cascade-uri: unknown backend scheme 'nosuch'; installed schemes: "),
+        ("not a uri", "ERROR: --cascade-uri: malformed backend URI 'not a uri': expected 'scheme://...'"),
+        ("sqlite:///no/such/dir/kit.db", "ERROR: --cascade-uri: directory "),
+        ("sqlite:///not-a-database.txt", "ERROR: --cascade-uri: sqlite database "),
+        (
+            "memory://user:pa55word@store?bogus=1",
+            "ERROR: --cascade-uri: unknown option 'bogus' in memory:// URI memory://user:***@store?bogus=1;",
+        ),
+    ],
+)
+def test_a_uri_that_does_not_resolve_stops_the_kit_with_one_line(uri, expected, tmp_path):
+    (tmp_path / "not-a-database.txt").write_text("just text, not sqlite\n" * 100)
+    result = run_kit("--cascade-uri", uri, cwd=tmp_path)
+    output = result.stdout + result.stderr
+    assert result.returncode == 4, output
+    (line,) = error_lines(result)
+    assert line.startswith(expected), line
+    assert "pa55word" not in output
+    assert count("passed", result.stdout) == count("skipped", result.stdout) == 0
+
+
+def test_other_sessions_are_not_held_to_it(tmp_path):
+    # A plugin's own suite that uses the kit's fixtures runs without --cascade-uri: they skip.
+    (tmp_path / "test_own.py").write_text(
+        "def test_plain():\n    assert True\n\n\n"
+        "def test_with_backend(cascade_state_backend):\n    cascade_state_backend.put_results({'a': b'1'})\n"
+    )
+    own = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error", "test_own.py"]
+    result = subprocess.run(own, capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert count("passed", result.stdout) == 0
-    assert count("skipped", result.stdout) >= 15
-    assert "pass --cascade-uri URI" in result.stdout
+    assert (count("passed", result.stdout), count("skipped", result.stdout)) == (1, 1)
+    # Listing the kit's tests needs no backend either.
+    listing = run_kit("--collect-only", cwd=tmp_path)
+    assert listing.returncode == 0, listing.stdout + listing.stderr
+    assert "test_round_trip_varied_payloads" in listing.stdout
 
 
 def test_the_plugin_is_light_at_import():

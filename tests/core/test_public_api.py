@@ -32,3 +32,12 @@ def test_version_comes_from_metadata():
     from importlib.metadata import version
 
     assert cs.__version__ == version("cascade-core")
+
+
+def test_run_in_use_error_is_public_and_picklable():
+    import pickle
+
+    error = cs.RunInUseError("held", run_id="r", holder="host h pid 1", since="2026-01-01T00:00:00Z", shared=False)
+    assert "RunInUseError" in cs.__all__ and issubclass(cs.RunInUseError, cs.CascadeError)
+    copy = pickle.loads(pickle.dumps(error))
+    assert (str(copy), copy.holder, copy.since, copy.shared) == ("held", error.holder, error.since, False)

@@ -22,6 +22,7 @@ from ._errors import (
     BackendUnavailable,
     BackendUnavailableError,
     CascadeError,
+    ConfigurationError,
     CycleError,
     DefinitionError,
     HashingError,
@@ -29,6 +30,7 @@ from ._errors import (
     InvalidURIError,
     ParamError,
     PluginError,
+    RunInUseError,
     SerializationError,
     TargetError,
     TaskFailed,
@@ -59,6 +61,7 @@ __all__ = [
     "CacheCatalog",
     "CachePolicy",
     "CascadeError",
+    "ConfigurationError",
     "CycleError",
     "DEFAULT",
     "DefinitionError",
@@ -76,6 +79,7 @@ __all__ = [
     "PluginError",
     "RUN_ID",
     "RunCatalog",
+    "RunInUseError",
     "RunReport",
     "SerializationError",
     "StateBackend",
@@ -88,6 +92,7 @@ __all__ = [
     "UsageError",
     "__version__",
     "arun",
+    "graph",
     "hookimpl",
     "register_backend",
     "run",
@@ -105,6 +110,7 @@ _LAZY = {
     "BackendConflictWarning": "._registry",
     "unregister_backend": "._registry",
     "hookimpl": "._events",
+    "graph": ".pictures",
 }
 
 

@@ -12,7 +12,9 @@ Layout (see docs/security.md)::
 
 The storage key (``state/<run id>/<node id>`` or ``cache/<cache key>``) is covered by the
 checksum or signature but not stored, so a valid payload copied under another key is refused.
-The signature is checked with ``hmac.compare_digest`` before the body is deserialized.
+The signature is checked with ``hmac.compare_digest`` before the body is deserialized, and the
+serializer byte must name one the backend allows (json only, for a json backend): a checksum
+proves nothing about who wrote a payload, so a json store never unpickles.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ import pickle
 from collections.abc import Mapping
 from typing import Any
 
-from ._errors import IntegrityError, SerializationError
+from ._errors import ConfigurationError, IntegrityError, SerializationError
+from ._masking import describe
 
 MAGIC = b"\xca\x5c"
 VERSION = 1
@@ -34,10 +37,14 @@ _SERIALIZER_CODES = {"pickle": b"p", "json": b"j"}
 _SERIALIZER_NAMES = {code: name for name, code in _SERIALIZER_CODES.items()}
 _CHECKSUM_HEADERS = {code: MAGIC + bytes((VERSION,)) + code + b"c" for code in _SERIALIZER_NAMES}
 _NUL_HEADERS = {header: b"\0" + header for header in _CHECKSUM_HEADERS.values()}  # what follows the key
+# What a codec of each serializer reads: a json backend must never unpickle.
+_ACCEPTED = {"pickle": frozenset({b"p", b"j"}), "json": frozenset({b"j"})}
 SECRET_ENV = "CASCADE_SECRET_KEY"
+MIN_KEY_BYTES = 16
 
 log = logging.getLogger("cascade.security")
 _warned_unsigned = False
+_warned_short: set[bytes] = set()  # ids of the short keys already warned about
 
 
 def key_id(secret: bytes) -> bytes:
@@ -46,9 +53,33 @@ def key_id(secret: bytes) -> bytes:
 
 
 def keys_from_env(environ: Any = None) -> list[bytes]:
-    """Signing keys from ``CASCADE_SECRET_KEY``: whitespace- or comma-separated, newest first."""
-    raw = (environ if environ is not None else os.environ).get(SECRET_ENV, "")
-    return [part.encode() for part in raw.replace(",", " ").split() if part]
+    """Signing keys from ``CASCADE_SECRET_KEY``: whitespace- or comma-separated, newest first.
+
+    Unset: no keys. Set but holding no key (empty, blank): ConfigurationError, since signing
+    would silently be off. A key under 16 bytes is used, with a warning once per key.
+    """
+    raw = (environ if environ is not None else os.environ).get(SECRET_ENV)
+    if raw is None:
+        return []
+    keys = [part.encode() for part in raw.replace(",", " ").split()]
+    if not keys:
+        raise ConfigurationError(
+            f"{SECRET_ENV} is set but holds no key (it is empty or blank): set it to a long random secret, "
+            "or unset it to store payloads unsigned"
+        )
+    for secret in keys:
+        kid = key_id(secret)
+        if len(secret) < MIN_KEY_BYTES and kid not in _warned_short:
+            _warned_short.add(kid)
+            log.warning(
+                "%s holds a key of %d bytes (id %s): use at least %d random bytes, for example the output of "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`",
+                SECRET_ENV,
+                len(secret),
+                kid.decode(),
+                MIN_KEY_BYTES,
+            )
+    return keys
 
 
 class Codec:
@@ -65,6 +96,8 @@ class Codec:
             raise SerializationError(f"unknown serializer {serializer!r}: use pickle or json")
         self.serializer = serializer
         self._code = _SERIALIZER_CODES[serializer]
+        self._accepted = _ACCEPTED[serializer]
+        self._nul_headers = {h: n for h, n in _NUL_HEADERS.items() if h[3:4] in self._accepted}
         self._keys = {key_id(secret): secret for secret in (keys or [])}
         self._signing = next(iter(self._keys.items()), None)
         self.trusted_store = trusted_store
@@ -72,6 +105,10 @@ class Codec:
     @property
     def signs(self) -> bool:
         return self._signing is not None
+
+    def accepts(self, code: bytes) -> bool:
+        """Whether this codec reads bodies of serializer ``code`` (a json codec reads json only)."""
+        return code in self._accepted
 
     # -- writing -------------------------------------------------------------
 
@@ -131,8 +168,8 @@ class Codec:
             )
         code, mode = payload[3:4], payload[4:5]
         header = payload[:5]
-        if code not in _SERIALIZER_NAMES:
-            raise IntegrityError(f"stored value at {storage_key!r} names an unknown serializer", key=storage_key)
+        if code not in self._accepted:
+            raise self._refused(storage_key, code)
         if mode == b"c":
             if self._signing is not None:
                 raise IntegrityError(
@@ -185,7 +222,7 @@ class Codec:
         opened: dict[str, tuple[bytes, bytes]] = {}
         errors: list[IntegrityError] = []
         primed = hashlib.blake2b(key_prefix.encode(), digest_size=8)
-        nul_headers = _NUL_HEADERS if self._signing is None else {}
+        nul_headers = self._nul_headers if self._signing is None else {}
         compare = hmac.compare_digest
         for name, payload in payloads.items():
             # The common case of open(), inlined: checksummed bytes that pass.
@@ -212,18 +249,31 @@ class Codec:
 
     def deserialize(self, storage_key: str, code: bytes, body: bytes) -> Any:
         """The value of a body that :meth:`open` verified."""
+        if code not in self._accepted:
+            raise self._refused(storage_key, code)
         if code == b"p":
             _warn_unsigned_pickle(self)
             try:
                 return pickle.loads(body)
             except Exception as exc:
                 raise IntegrityError(
-                    f"stored value at {storage_key!r} does not unpickle: {exc}", key=storage_key
+                    f"stored value at {storage_key!r} does not unpickle: {describe(exc)}", key=storage_key
                 ) from exc
         try:
             return json.loads(body)
         except ValueError as exc:
             raise IntegrityError(f"stored value at {storage_key!r} is not valid JSON: {exc}", key=storage_key) from exc
+
+    def _refused(self, storage_key: str, code: bytes) -> IntegrityError:
+        name = _SERIALIZER_NAMES.get(code)
+        if name is None:
+            return IntegrityError(f"stored value at {storage_key!r} names an unknown serializer", key=storage_key)
+        return IntegrityError(
+            f"stored value at {storage_key!r} was written with {name}, but this backend is set to "
+            f"{self.serializer} and reads only {' or '.join(sorted(_SERIALIZER_NAMES[c] for c in self._accepted))}: "
+            "refusing to read it (it may have been planted; delete it, or rerun to recompute it)",
+            key=storage_key,
+        )
 
 
 def _checksum(storage_key: str, header: bytes, body: bytes) -> bytes:

@@ -26,7 +26,15 @@ from typing import Any
 
 from ._cache_policy import key_maker
 from ._codec import Codec, cache_storage_key, keys_from_env, state_key
-from ._errors import CascadeError, DefinitionError, HashingError, IntegrityError, SerializationError, TaskFailed
+from ._errors import (
+    BackendUnavailableError,
+    CascadeError,
+    DefinitionError,
+    HashingError,
+    IntegrityError,
+    SerializationError,
+    TaskFailed,
+)
 from ._events import make_events
 from ._gc import collection_paused
 from ._graph import Graph, build_graph, encode_inputs, shape_result, substitute
@@ -103,10 +111,10 @@ class Engine:
         self.max_workers = _check_workers(max_workers)
         self.observers = list(observers)
         self._secret_keys = secret_keys
-        if not isinstance(lease_ttl, (int, float)) or isinstance(lease_ttl, bool) or lease_ttl < 0.5:
-            raise DefinitionError(f"lease_ttl must be a number of seconds, at least 0.5, got {lease_ttl!r}")
-        self.leases = bool(leases)
-        self.lease_ttl = float(lease_ttl)
+        if not isinstance(leases, bool):
+            raise DefinitionError(f"leases must be True or False, got {leases!r}")
+        self.leases = leases
+        self.lease_ttl = _check_lease_ttl(lease_ttl)
 
     def run(
         self,
@@ -182,7 +190,10 @@ class Engine:
             state = state_spec.open(run_id)
             try:
                 run = _Run(self, graph, state, state_spec, cache_spec, run_id, workers, loop, cancel)
-                report = run.execute()
+                try:
+                    report = run.execute()
+                finally:
+                    run.release_run()  # on every way out; only a driver that dies leaves its lease to expire
             finally:
                 if state_spec.instance is None:
                     state.close()
@@ -205,12 +216,56 @@ def _positions(flags: bytearray, value: int = 1) -> Iterator[int]:
         yield index
 
 
+# (state label, run id) -> run-lease names a driver of this process could not release on its way out.
+_UNRELEASED: dict[tuple[str, str], list[tuple[str, list[str]]]] = {}
+
+
+def _check_lease_ttl(value: Any) -> float:
+    import math
+
+    if (
+        not isinstance(value, (int, float))
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or not 0.5 <= value <= 86400
+    ):
+        raise DefinitionError(f"lease_ttl must be a number of seconds from 0.5 to 86400, got {value!r}")
+    return float(value)
+
+
 def _check_workers(value: Any) -> int | None:
     if value is None:
         return None
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise DefinitionError(f"max_workers must be a whole number >= 1, got {value!r}")
     return value
+
+
+class _Guarded:
+    """A backend as one run's lease keepers call it: once the run found it unavailable, a call
+    fails at once instead of waiting out the store's retry budget again (see _Run.available)."""
+
+    def __init__(self, backend: Any, run: _Run) -> None:
+        self._backend = backend
+        self._run = run
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._backend, name)
+        if not callable(attr):
+            return attr
+        backend, run = self._backend, self._run
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            for down, exc in run._down:
+                if down is backend:
+                    raise BackendUnavailableError(str(exc))
+            try:
+                return attr(*args, **kwargs)
+            except BackendUnavailableError as exc:
+                run._note_unavailable(exc, backend)
+                raise
+
+        return call
 
 
 class _Run:
@@ -255,11 +310,25 @@ class _Run:
         self.keys: list[str | None] = [None] * n
         self.looked_up = bytearray(n)
         self._key_makers: dict[Any, Callable[[bytes], str]] = {}  # task -> its cache-key function for this run
-        self.counts = {"total": n, "executed": 0, "cached": 0, "resumed": 0, "failed": 0, "skipped": 0}
+        self.counts = {
+            "total": n,
+            "executed": 0,
+            "cached": 0,
+            "resumed": 0,
+            "by_other_drivers": 0,
+            "failed": 0,
+            "skipped": 0,
+        }
         self.failures: list[tuple[int, BaseException]] = []
         self.skipped: dict[str, str] = {}
         self.debug = log.isEnabledFor(logging.DEBUG)
+        self._refused: set[str] = set()  # storage keys of the cache entries refused (and logged) in this run
+        self._down: list[tuple[Any, BackendUnavailableError]] = []  # backends this run calls no more
         self._init_leases(engine)
+        run_keeper = self.run_lease.keeper if self.run_lease is not None else None
+        for keeper in (run_keeper, self.node_leases, self.cache_locks):
+            if keeper is not None:
+                keeper.backend = _Guarded(keeper.backend, self)
         # Per-task records for `cascade runs show`, when the backend can keep them.
         # index -> (status, duration, size, error or reason, perf_counter when it finished);
         # turned into JSON once, at the end.
@@ -273,6 +342,7 @@ class _Run:
 
     def execute(self) -> RunReport:
         graph, nodes, state = self.graph, self.nodes, self.state
+        driver = self._hold_run()  # first: a driver refused the run writes nothing
         stored = state.result_ids()
         # Backends stamp `created` and `updated` themselves (see docs/backends.md).
         state.set_run_info(
@@ -280,6 +350,7 @@ class _Run:
                 "status": "running",
                 "tasks": str(len(nodes)),
                 "target": ",".join(dict.fromkeys(nodes[i].task.name for i in graph.targets)),
+                **driver,
             }
         )
         log.info(
@@ -303,6 +374,9 @@ class _Run:
             import asyncio
 
             interrupted = isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError))
+            self._note_unavailable(exc)
+            if not self.available(self.state):
+                raise  # its info says "running" until its run lease expires
             try:
                 self.state.set_run_info(
                     {
@@ -317,6 +391,32 @@ class _Run:
             raise
         return self._finish()
 
+    def available(self, backend: Any) -> bool:
+        """False once ``backend`` raised BackendUnavailableError in this run: the run calls it no
+        more, since each call to a store that stopped answering waits out its whole retry budget."""
+        return all(down is not backend for down, _ in self._down)
+
+    def _note_unavailable(self, exc: BaseException, backend: Any = None) -> None:
+        """Mark the backend that raised ``exc`` unavailable: ``backend`` when given, else the state
+        or the cache, whichever's method the traceback passes through (both when neither's is).
+        A state and a cache at one URI are one store: both are marked."""
+        if not isinstance(exc, BackendUnavailableError):
+            return
+        suspects = [self.state, self.cache]
+        if self.state_label != self.cache_label:
+            if backend is not None:
+                suspects = [backend]
+            tb = exc.__traceback__
+            while tb is not None and len(suspects) > 1:
+                # Zero cost until a store fails, unlike wrapping each backend call on the hot path.
+                owner = tb.tb_frame.f_locals.get("self")
+                if any(owner is suspect for suspect in suspects):
+                    suspects = [owner]
+                tb = tb.tb_next
+        if backend is not None and all(backend is not suspect for suspect in suspects):
+            suspects.append(backend)
+        self._down.extend((suspect, exc) for suspect in suspects if self.available(suspect))
+
     def _prepare_and_schedule(self, stored: set[str]) -> None:
         self._schedule(self._prepare(stored))
 
@@ -327,26 +427,30 @@ class _Run:
         for index in resumed:
             self.status[index] = DONE
         found, wanted = self._prefetch_cache()
+        hits: dict[int, tuple[bytes, bytes, Any]] = {}
         while True:
             must_run, need_value = self._plan()
             # Only the hits whose values the run uses are verified, deserialized and copied
             # into its state; the others feed nothing but other hits, and a resume finds them
-            # in the cache again. A used hit that fails its check becomes a miss: plan again.
+            # in the cache again. A used hit that is refused becomes a miss: plan again.
             used = {}
             for key, payload in found.items():
                 indexes = wanted[key]
                 if need_value[indexes[0]] or (len(indexes) > 1 and any(need_value[i] for i in indexes)):
                     used[key] = payload
-            opened = self._verified(used)
-            if len(opened) == len(used):
+            for key in used:
+                del found[key]  # what is left in `found` is the unused hits
+            opened = self._verified(used, wanted)
+            hits.update(opened)
+            if len(opened) == sum(len(wanted[key]) for key in used):
                 break
-            for key in used.keys() - opened.keys():
-                del found[key]
-                for index in wanted[key]:
-                    self.status[index] = PENDING
+            for key in used:
+                if wanted[key][0] not in opened:
+                    for index in wanted[key]:
+                        self.status[index] = PENDING
         self._load_stored(resumed, need_value)
-        unused = {index: len(payload) for key, payload in found.items() if key not in opened for index in wanted[key]}
-        self._record_cache_hits({index: entry for key, entry in opened.items() for index in wanted[key]}, unused)
+        unused = {index: len(payload) for key, payload in found.items() for index in wanted[key]}
+        self._record_cache_hits(hits, unused)
         for index in resumed:
             self.counts["resumed"] += 1
             self._emit_skipped(index, "resumed")
@@ -539,40 +643,57 @@ class _Run:
                     found.append(index)
                 looked_up[index] = 1
 
-    def _verified(self, found: dict[str, bytes]) -> dict[str, tuple[bytes, bytes]]:
-        """Cache key -> (serializer code, body) of every payload that passes its check."""
-        opened, errors = self.cache_codec.open_many(cache_storage_key(""), found)
-        for exc in errors:
-            log.warning("ignoring cache entry: %s; the task runs again and overwrites it", exc)
-        return opened
+    def _verified(
+        self, found: Mapping[str, bytes], wanted: Mapping[str, list[int]]
+    ) -> dict[int, tuple[bytes, bytes, Any]]:
+        """Node index -> (serializer code, body, value) of every cache entry that passes its check and loads.
 
-    def _verified_hits(self, found: dict[str, bytes], wanted: dict[str, list[int]]) -> dict[int, tuple[bytes, bytes]]:
-        """Node index -> (serializer code, body) of every cache entry that passes its check."""
-        return {index: entry for key, entry in self._verified(found).items() for index in wanted[key]}
+        A refused entry (corrupt, tampered, or a value that no longer deserializes: its class
+        was renamed, say) is a miss, logged once per run: the task runs again and overwrites it.
+        """
+        codec = self.cache_codec
+        opened, errors = codec.open_many(cache_storage_key(""), found)
+        hits: dict[int, tuple[bytes, bytes, Any]] = {}
+        for key, (code, body) in opened.items():
+            indexes = wanted[key]
+            try:
+                for index in indexes:  # each node its own copy of the value, as when it runs
+                    hits[index] = (code, body, codec.deserialize(cache_storage_key(key), code, body))
+            except IntegrityError as exc:
+                for index in indexes:
+                    hits.pop(index, None)
+                errors.append(exc)
+        for error in errors:
+            if error.key not in self._refused:  # a miss is looked up again under its cache lock
+                self._refused.add(error.key)
+                log.warning("ignoring cache entry: %s; the task runs again and overwrites it", error)
+        return hits
 
-    def _record_cache_hits(self, used: dict[int, tuple[bytes, bytes]], unused: dict[int, int] | None = None) -> None:
-        """Count and record cache hits; deserialize the ones the run uses and copy them into its state.
+    def _record_cache_hits(
+        self, used: dict[int, tuple[bytes, bytes, Any]], unused: dict[int, int] | None = None
+    ) -> None:
+        """Count and record cache hits; copy the ones the run uses into its state.
 
-        ``used``: node index -> verified (serializer code, body). ``unused``: node index ->
-        payload size of hits whose values nothing in this run reads (so never verified).
+        ``used``: node index -> (serializer code, body, value), verified and deserialized.
+        ``unused``: node index -> payload size of hits whose values nothing in this run reads
+        (so never verified).
         """
         unused = unused or {}
         if not used and not unused:
             return
-        nodes, results, keys = self.nodes, self.results, self.keys
-        for index, (code, body) in used.items():
-            results[index] = self.cache_codec.deserialize(cache_storage_key(keys[index]), code, body)  # type: ignore[arg-type]
+        nodes, results = self.nodes, self.results
+        for index, entry in used.items():
+            results[index] = entry[2]
         self.counts["cached"] += len(used) + len(unused)
         if self.records is not None:
             now = time.perf_counter()
-            for index, (_, body) in used.items():
+            for index, (_, body, _) in used.items():
                 self.records[index] = ("cached", 0.0, len(body), None, now)
             for index, size in unused.items():
                 self.records[index] = ("cached", 0.0, size, None, now)
         if used:
-            self.state.put_results(
-                self.codec.seal_many(self._state_prefix, {nodes[index].id: entry for index, entry in used.items()})
-            )
+            bodies = {nodes[index].id: (code, body) for index, (code, body, _) in used.items()}
+            self.state.put_results(self.codec.seal_many(self._state_prefix, bodies))
         if self.events or self.debug:
             for index in itertools.chain(used, unused):
                 node = self.nodes[index]
@@ -607,7 +728,7 @@ class _Run:
             wanted.setdefault(key, []).append(index)
         if not wanted:
             return ready
-        hits = self._verified_hits(self.cache.get_many(list(wanted)), wanted)
+        hits = self._verified(self.cache.get_many(list(wanted)), wanted)
         if not hits:
             return ready
         for index in hits:
@@ -635,6 +756,9 @@ class _Run:
         self._threads: list[threading.Thread] = []
         try:
             self._loop_until_done()
+        except BackendUnavailableError as exc:
+            self._note_unavailable(exc)  # before the lease keepers close
+            raise
         finally:
             self._stop_workers()
 
@@ -642,6 +766,9 @@ class _Run:
         ready, nodes = self.ready, self.nodes
         inline_only = self.workers == 1
         runnable: deque[int] = deque()
+        # With node leases, claim no more nodes than this driver can start now, so that the
+        # drivers sharing the run split its work: the others wait here, looked up, unclaimed.
+        claimable: deque[int] | None = deque() if self.node_leases is not None else None
         backoff = Backoff()
         # Nothing to look up or claim: a lone ready sync node can go straight to execution.
         direct = (
@@ -661,7 +788,14 @@ class _Run:
             if ready:
                 candidates = list(ready)
                 ready.clear()
-                runnable.extend(self._claim(self._lookup_ready(candidates)))
+                if claimable is None:
+                    runnable.extend(self._claim(self._lookup_ready(candidates)))
+                else:
+                    claimable.extend(self._lookup_ready(candidates))
+                continue
+            if claimable and self.workers - self.inflight - len(runnable) > 0:
+                free = self.workers - self.inflight - len(runnable)
+                runnable.extend(self._claim([claimable.popleft() for _ in range(min(free, len(claimable)))]))
                 continue
             if runnable:
                 batch = list(runnable)
@@ -682,7 +816,7 @@ class _Run:
                     self._wait_for_completions(timeout=backoff.next())
                 else:
                     time.sleep(backoff.next())
-                claimed = self._poll_waiting()
+                claimed = self._poll_waiting(None if claimable is None else self.workers - self.inflight)
                 if claimed or ready:
                     backoff.reset()
                 runnable.extend(claimed)
@@ -776,13 +910,12 @@ class _Run:
             completed.put(outcome)
 
     def _stop_workers(self) -> None:
-        # Nodes still running (the run stopped early) keep their leases until they expire, so
-        # no other driver starts them while they may still be running here.
-        running = [index for index in self.running]
+        # A driver that exits (Ctrl-C, a cancelled arun, an error) releases everything it holds, so
+        # that a resume starts at once; only a driver that dies leaves its leases to expire.
         if self.node_leases is not None:
-            self.node_leases.close(keep=[self.nodes[index].id for index in running])
+            self.node_leases.close()
         if self.cache_locks is not None:
-            self.cache_locks.close(keep=[key for key in (self.keys[index] for index in running) if key])
+            self.cache_locks.close()
         for _ in self._threads:
             self.work.put(_STOP)
         if self._own_loop is not None:
@@ -826,23 +959,62 @@ class _Run:
         self.inflight -= len(batch)
         self._complete(batch)
 
-    # -- leases: one execution per node across drivers, per cache entry across runs ----
+    # -- leases: one driver per run unless shared, one execution per node, per cache entry ----
 
     def _init_leases(self, engine: Engine) -> None:
-        from ._leases import LeaseKeeper, new_owner, supports_leases
+        from ._errors import BackendError
+        from ._leases import LeaseKeeper, RunLease, new_owner, supports_leases
+        from ._protocols import LEASE_METHODS
 
         owner = new_owner()
-        self.node_leases = (
-            LeaseKeeper(self.state, owner, engine.lease_ttl, "node")
-            if engine.leases and supports_leases(self.state)
-            else None
-        )
+        self.lease_ttl = engine.lease_ttl
+        if not supports_leases(self.state):
+            if engine.leases:
+                raise BackendError(
+                    f"leases=True needs a state backend with the Leases capability ({', '.join(LEASE_METHODS)}), "
+                    f"which {self.state_label} lacks: use one that has it (sqlite, redis) or drop leases=True"
+                )
+            self.run_lease: RunLease | None = None  # the engine cannot know of other drivers (docs/backends.md)
+        else:
+            self.run_lease = RunLease(self.state, owner, engine.lease_ttl, engine.leases, self._heartbeat)
+        self.node_leases = LeaseKeeper(self.state, owner, engine.lease_ttl, "node") if engine.leases else None
         self.cache_locks = (
             LeaseKeeper(self.cache, owner, engine.lease_ttl, "cache")
             if supports_leases(self.cache) and any(n.task.cache_lock and n.task.cache_policy for n in self.nodes)
             else None
         )
         self.waiting: dict[int, str] = {}  # node index -> "node" (another driver) or "cache" (another run)
+
+    def _hold_run(self) -> dict[str, str]:
+        """Claim the run lease, or raise RunInUseError naming the holder; return the run info naming this driver."""
+        import socket
+
+        from ._leases import refusal, release_leftovers
+
+        started = time.time()
+        info = {"driver": f"host {socket.gethostname()} pid {os.getpid()}", "driver_started": _stamp(started)}
+        if self.run_lease is None:
+            return info
+        leftovers = _UNRELEASED.pop((self.state_label, self.run_id), None)
+        if leftovers:
+            release_leftovers(self.state, leftovers)
+        holder = self.run_lease.acquire()
+        if holder is not None:
+            lease, self.run_lease = self.run_lease, None
+            lease.close()
+            raise refusal(self.run_id, self.state.get_run_info(), lease.shared, holder)
+        info["lease_expires"] = _stamp(time.time() + self.lease_ttl)  # no sooner than the store's expiry
+        return info
+
+    def _heartbeat(self, expires: float) -> None:
+        """After each renewal of the run lease: say until when it holds (`cascade runs` tells a dead driver by it)."""
+        self.state.set_run_info({"lease_expires": _stamp(expires)})
+
+    def release_run(self) -> None:
+        if self.run_lease is not None:
+            self.run_lease.close()
+            if self.run_lease.unreleased:  # the store failed: the next driver of this run here frees them
+                _UNRELEASED[(self.state_label, self.run_id)] = self.run_lease.unreleased
 
     def _claim(self, batch: list[int]) -> list[int]:
         """The nodes of ``batch`` this driver may run now; the others wait for whoever holds them."""
@@ -889,7 +1061,7 @@ class _Run:
             index = ids[node_id]
             self.results[index] = self.codec.loads(state_key(self.run_id, node_id), payload)
             self.status[index] = DONE
-            self.counts["resumed"] += 1
+            self.counts["by_other_drivers"] += 1
             self._emit_skipped(index, "done by another driver")
             finished.append(index)
         self._release([(index, None) for index in finished])
@@ -899,7 +1071,7 @@ class _Run:
         """Record cache entries that appeared for these nodes; mark them done and release downstream."""
         if not keys:
             return []
-        hits = self._verified_hits(self.cache.get_many(list(keys)), keys)
+        hits = self._verified(self.cache.get_many(list(keys)), keys)
         for index in hits:
             self.status[index] = DONE
         if hits:
@@ -909,8 +1081,8 @@ class _Run:
             self._release([(index, None) for index in hits])
         return list(hits)
 
-    def _poll_waiting(self) -> list[int]:
-        """Take results that appeared for waiting nodes; claim the ones whose holder went away."""
+    def _poll_waiting(self, free: int | None = None) -> list[int]:
+        """Take results that appeared for waiting nodes; claim (at most ``free`` of) the ones whose holder went away."""
         by_node = [index for index, kind in self.waiting.items() if kind == "node"]
         by_cache = [index for index, kind in self.waiting.items() if kind == "cache"]
         retry: list[int] = []
@@ -925,6 +1097,8 @@ class _Run:
             for index in self._take_cached(keyed):
                 del self.waiting[index]
             retry += [index for index in by_cache if index in self.waiting]
+        if free is not None:
+            retry = retry[: max(free, 0)]  # the others stay waiting until this driver can start them
         if not retry:
             return []
         for index in retry:
@@ -994,6 +1168,8 @@ class _Run:
                 attempt += 1
                 if delay:
                     await asyncio.sleep(delay)
+            except (KeyboardInterrupt, SystemExit) as exc:  # asyncio would re-raise them in the loop's thread
+                return (index, False, exc, None, time.perf_counter() - started)
         return self._encoded(index, value, started)
 
     def _retry_delay(self, index: int, attempt: int, exc: BaseException) -> float:
@@ -1033,7 +1209,7 @@ class _Run:
         if self.max_payload is not None and len(body) > self.max_payload:
             error = SerializationError(
                 f"result of task {task.name!r} is {len(body)} bytes, over the state backend's limit of "
-                f"{self.max_payload} bytes: return a smaller value or raise the backend's max_value_size"
+                f"{self.max_payload} bytes: return a smaller value or {_raise_limit(self.state)}"
             )
             return (index, False, error, None, time.perf_counter() - started)
         return (index, True, value, body, time.perf_counter() - started)
@@ -1085,7 +1261,10 @@ class _Run:
                     if cache_body is None:
                         cache_body = self.cache_codec.serialize(value)
                     if self.cache_max_payload is not None and len(cache_body) > self.cache_max_payload:
-                        raise SerializationError(f"{len(cache_body)} bytes is over the cache's limit")
+                        raise SerializationError(
+                            f"{len(cache_body)} bytes is over the cache's limit of {self.cache_max_payload} bytes "
+                            f"({_raise_limit(self.cache)} to cache it)"
+                        )
                     payload = self.cache_codec.seal(cache_storage_key(key), self.cache_codec._code, cache_body)
                     to_cache.setdefault(node.task.cache_ttl, {})[key] = payload
                 except SerializationError as exc:
@@ -1170,6 +1349,12 @@ class _Run:
             )
 
 
+def _raise_limit(backend: Any) -> str:
+    """How to let ``backend`` store more: raise the option it names as ``max_payload_option``."""
+    option = getattr(backend, "max_payload_option", None)
+    return f"raise the backend's {option}" if isinstance(option, str) and option else "use a backend that allows more"
+
+
 async def _cancel_pending() -> None:
     import asyncio
 
@@ -1193,8 +1378,10 @@ def _outcome_of(future: Any, index: int) -> tuple:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = str(exc)
-    return text.splitlines()[0] if text else ""
+    """The first line of an exception's message, credentials masked; never raises (stored as error text)."""
+    from ._masking import first_line
+
+    return first_line(exc)
 
 
 def _find_unhashable_argument(lazy: Any, graph: Graph, params: Mapping[str, Any], tokens: Any) -> str:
@@ -1225,15 +1412,24 @@ def run(
     max_workers: int | None = None,
     observers: Iterable[object] = (),
     leases: bool = False,
+    lease_ttl: float = 30.0,
 ) -> Any:
     """Run ``target`` (a lazy result, or a list/dict of them) and return its value.
 
     ``state_backend``: a URI (``"sqlite:///cascade.db"``), a factory ``run_id -> StateBackend`` or a
     StateBackend; ``cache_backend``: a URI or a CacheBackend. Both default to ``memory://``.
-    Rerunning with the same ``run_id`` and a persistent state backend resumes. ``leases=True``
-    claims each node before running it, so several drivers of one run id run each task once.
+    Rerunning with the same ``run_id`` and a persistent state backend resumes. One driver at a
+    time holds a run id; with ``leases=True`` several drivers share it, claiming each node before
+    running it, so each task runs once. A dead driver's claims expire after ``lease_ttl`` seconds.
     """
-    engine = Engine(state_backend, cache_backend, max_workers=max_workers, observers=observers, leases=leases)
+    engine = Engine(
+        state_backend,
+        cache_backend,
+        max_workers=max_workers,
+        observers=observers,
+        leases=leases,
+        lease_ttl=lease_ttl,
+    )
     return engine.run(target, params, run_id=run_id)
 
 
@@ -1247,9 +1443,17 @@ async def arun(
     max_workers: int | None = None,
     observers: Iterable[object] = (),
     leases: bool = False,
+    lease_ttl: float = 30.0,
 ) -> Any:
     """The async twin of :func:`run`."""
-    engine = Engine(state_backend, cache_backend, max_workers=max_workers, observers=observers, leases=leases)
+    engine = Engine(
+        state_backend,
+        cache_backend,
+        max_workers=max_workers,
+        observers=observers,
+        leases=leases,
+        lease_ttl=lease_ttl,
+    )
     return await engine.arun(target, params, run_id=run_id)
 
 

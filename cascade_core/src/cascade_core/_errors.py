@@ -9,6 +9,8 @@ The tree::
     ├── ParamError                    a param is unknown, missing or of the wrong type
     ├── HashingError                  an input cannot be hashed for a node id or cache key
     ├── TaskFailed                    a task raised; chains the original exception
+    ├── ConfigurationError            a setting such as CASCADE_SECRET_KEY is unusable
+    ├── RunInUseError                 another live driver holds the run id (names it)
     ├── BackendError                  anything about a state or cache backend
     │   ├── InvalidURIError           a backend URI or one of its options is malformed
     │   ├── BackendNotFoundError      no installed plugin provides the URI's scheme
@@ -23,6 +25,8 @@ as attributes so that callers need not parse messages.
 """
 
 from __future__ import annotations
+
+from ._masking import describe
 
 
 class CascadeError(Exception):
@@ -66,13 +70,35 @@ class TaskFailed(CascadeError):
         self.node_id = node_id
         self.run_id = run_id
         self.cause = cause
-        detail = f"{type(cause).__name__}: {cause}".splitlines()[0] if str(cause) else type(cause).__name__
         super().__init__(
-            f"task {task!r} failed in run {run_id!r}: {detail} (fix it and rerun with run_id={run_id!r} to resume)"
+            f"task {task!r} failed in run {run_id!r}: {describe(cause)} "
+            f"(fix it and rerun with run_id={run_id!r} to resume)"
         )
 
     def __reduce__(self):  # keep picklable across processes
         return (type(self), (self.task, self.node_id, self.run_id, self.cause))
+
+
+class RunInUseError(CascadeError):
+    """Another live driver holds the run id; ``holder`` names it (``host h pid 1``), ``since`` when it started."""
+
+    def __init__(self, message: str, *, run_id: str, holder: str, since: str, shared: bool) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.holder = holder
+        self.since = since
+        self.shared = shared  # whether the holders share the run (started with leases=True)
+
+    def __reduce__(self):  # keep picklable across processes
+        return (_run_in_use, (str(self), self.run_id, self.holder, self.since, self.shared))
+
+
+def _run_in_use(message: str, run_id: str, holder: str, since: str, shared: bool) -> RunInUseError:
+    return RunInUseError(message, run_id=run_id, holder=holder, since=since, shared=shared)
+
+
+class ConfigurationError(CascadeError):
+    """A setting from the environment, such as ``CASCADE_SECRET_KEY``, cannot be used as it is."""
 
 
 class BackendError(CascadeError):

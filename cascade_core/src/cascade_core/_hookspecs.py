@@ -12,7 +12,11 @@ A provider is a module, class or object with functions marked ``@cascade_core.ho
     def cascade_cache_backend(uri):      # -> CacheBackend
         return MyCache(uri)
 
-A provider may implement either hook or both (see docs/plugins.md).
+    @cs.hookimpl
+    def cascade_executor(uri):           # -> Executor (submit, close, max_workers)
+        return MyExecutor(uri)
+
+A provider may implement any of the hooks (see docs/plugins.md and docs/executors.md).
 """
 
 from __future__ import annotations
@@ -21,7 +25,9 @@ from typing import Any
 
 HOOK_STATE = "cascade_state_backend"
 HOOK_CACHE = "cascade_cache_backend"
-PROVIDES = {HOOK_STATE: "state", HOOK_CACHE: "cache"}
+HOOK_EXECUTOR = "cascade_executor"
+PROVIDES = {HOOK_STATE: "state", HOOK_CACHE: "cache", HOOK_EXECUTOR: "executor"}
+KINDS = tuple(PROVIDES.values())  # the words an entry point's bracket may hold, in listing order
 
 
 def backend_specs() -> type:
@@ -38,5 +44,9 @@ def backend_specs() -> type:
         @hookspec(firstresult=True)
         def cascade_cache_backend(self, uri: Any) -> Any:
             """Return a ``CacheBackend`` for ``uri`` (a BackendURI)."""
+
+        @hookspec(firstresult=True)
+        def cascade_executor(self, uri: Any) -> Any:
+            """Return an executor (``submit``, ``close``, ``max_workers``) for ``uri`` (a BackendURI)."""
 
     return BackendSpecs

@@ -104,11 +104,13 @@ class TaskRecords(Protocol):
 
 @runtime_checkable
 class Leases(Protocol):
-    """Optional capability of state backends (names: node ids of the run) and cache backends
-    (names: cache keys): short exclusive claims that expire unless renewed.
+    """Optional capability of state backends (names: node ids of the run, and the engine's
+    run-lease names, which start with ``~``) and cache backends (names: cache keys): short
+    exclusive claims that expire unless renewed. Names are arbitrary strings.
 
-    The engine claims a node before running it, so that several drivers of one run id, or
-    several runs needing one cache entry, do the work once (see docs/backends.md).
+    On the state backend the engine holds a run lease, so that one driver at a time runs a run
+    id unless the drivers share it (``leases=True``), and sharing drivers claim each node before
+    running it; on the cache, concurrent runs needing one entry compute it once (docs/backends.md).
     """
 
     def acquire_leases(self, names: Sequence[str], owner: str, ttl: float) -> set[str]:

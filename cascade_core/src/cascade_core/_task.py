@@ -10,8 +10,12 @@ from typing import Any, Generic, TypeVar, overload
 
 from ._cache_policy import CachePolicy, resolve_policy
 from ._errors import DefinitionError
+from ._uri import MAX_SECONDS
 
 R = TypeVar("R")
+
+MAX_RETRY_DELAY = 24 * 3600  # seconds, also the longest wait between two attempts
+MAX_RETRY_BACKOFF = 100
 
 _CONTAINERS = (list, tuple, dict, set, frozenset)
 _SCALARS = frozenset({int, float, str, bytes, bool, type(None)})  # never hold a lazy result or a Param
@@ -111,13 +115,21 @@ class Task(Generic[R]):
             raise DefinitionError(f"task name {name!r} must be a non-empty string without ':'")
         if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
             raise DefinitionError(f"task {label!r}: retries must be a whole number >= 0, got {retries!r}")
-        for option, value in (("retry_delay", retry_delay), ("retry_backoff", retry_backoff)):
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
-                raise DefinitionError(f"task {label!r}: {option} must be a number >= 0, got {value!r}")
-        if cache_ttl is not None and (
-            not isinstance(cache_ttl, (int, float)) or isinstance(cache_ttl, bool) or cache_ttl <= 0
+        for option, value, maximum, unit in (
+            ("retry_delay", retry_delay, MAX_RETRY_DELAY, " seconds (a day)"),
+            ("retry_backoff", retry_backoff, MAX_RETRY_BACKOFF, ""),
         ):
-            raise DefinitionError(f"task {label!r}: cache_ttl must be a number of seconds > 0, got {cache_ttl!r}")
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value <= maximum:
+                raise DefinitionError(
+                    f"task {label!r}: {option} must be a number from 0 to {maximum}{unit}, got {value!r}"
+                )
+        if cache_ttl is not None and (
+            not isinstance(cache_ttl, (int, float)) or isinstance(cache_ttl, bool) or not 0 < cache_ttl <= MAX_SECONDS
+        ):
+            raise DefinitionError(
+                f"task {label!r}: cache_ttl must be a number of seconds greater than 0 and at most {MAX_SECONDS} "
+                f"(10 years), got {cache_ttl!r}"
+            )
         if version is not None and not isinstance(version, str):
             raise DefinitionError(f"task {label!r}: version must be a string, got {version!r}")
         self.fn = fn
@@ -136,6 +148,15 @@ class Task(Generic[R]):
         # A call with exactly this many positional arguments needs no binding (-1: always bind).
         self._arity = -1 if self._positional is None else len(self._positional[0])
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+
+    def retry_wait(self, attempt: int) -> float:
+        """Seconds to wait before retry ``attempt + 1``: ``retry_delay * retry_backoff**attempt``, at most a day."""
+        if not self.retry_delay:
+            return 0.0
+        try:
+            return float(min(self.retry_delay * self.retry_backoff**attempt, MAX_RETRY_DELAY))
+        except OverflowError:
+            return float(MAX_RETRY_DELAY)
 
     @property
     def code_version(self) -> str:
@@ -269,6 +290,12 @@ class LazyResult(Generic[R]):
 
     def __repr__(self) -> str:
         return f"<lazy {self.task.name}>"
+
+    def _repr_markdown_(self) -> str | None:
+        """Jupyter shows a lazy result as a Mermaid diagram of its graph (see ``cascade_core.graph``)."""
+        from .pictures import markdown
+
+        return markdown(self)
 
     def __bool__(self) -> bool:
         raise DefinitionError(

@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote
 
-from ._errors import InvalidURIError
-
-MASK = "***"
-
-# A query option whose name contains one of these is a secret: masked on output.
-_SENSITIVE_WORDS = ("password", "passwd", "secret", "token", "key_password", "api_key", "apikey", "auth")
+from ._errors import DefinitionError, InvalidURIError
+from ._masking import MASK, is_sensitive, mask_uri_text, uri_text_secrets
 
 # RFC 3986 scheme chars, lowercased; `+` gives `scheme+driver` forms such as `redis+unix`.
 _SCHEME_RE = re.compile(r"^[a-z][a-z0-9+.\-]*$")
 _URI_RE = re.compile(r"^(?P<scheme>[^:/?#]+)://(?P<rest>.*)$", re.DOTALL)
-
-
-def is_sensitive(option: str) -> bool:
-    """True when a query option's name marks it as a secret."""
-    name = option.lower()
-    return any(word in name for word in _SENSITIVE_WORDS)
 
 
 def normalize_scheme(scheme: str) -> str:
@@ -60,13 +51,15 @@ class BackendURI:
         match = _URI_RE.match(text.strip())
         if not match:
             raise InvalidURIError(
-                f"malformed backend URI {_mask_raw(text)!r}: expected 'scheme://...', "
+                f"malformed backend URI {mask_uri_text(text)!r}: expected 'scheme://...', "
                 "for example 'sqlite:///cascade.db' or 'redis://localhost:6379/0'"
             )
         scheme = normalize_scheme(match["scheme"])
         rest = match["rest"]
+        if "#" in rest:
+            # A fragment means nothing to a backend; dropping it would cut a password or a path short.
+            raise _malformed(text, "a '#'", "a backend URI has no fragment" + ("" if "@" in text else ": write %23"))
         rest, _, query_text = rest.partition("?")
-        rest = rest.split("#", 1)[0]
         netloc, slash, path = rest.partition("/")
         path = slash + path if slash else ""
         username = password = None
@@ -162,27 +155,63 @@ class BackendURI:
 # -- option converters (for parse_options tables) -----------------------------
 
 
+MAX_SECONDS = 10 * 365 * 24 * 3600  # the longest TTL anywhere: 10 years (redis caps expiry times too)
+MAX_TIMEOUT = 24 * 3600  # the longest timeout: a day (sqlite's busy timeout wraps around past 24 days)
+MAX_WHOLE = 2**63 - 1  # what SQLite and redis store as an integer
+
+
 def positive_float(raw: str) -> float:
-    """A number greater than zero (seconds, ...)."""
+    """A number of seconds greater than 0 and at most 10 years (``MAX_SECONDS``); NaN and infinity refused."""
     value = float(raw)
-    if not value > 0 or value != value or value == float("inf"):
-        raise ValueError("expected a number greater than 0")
+    if not 0 < value <= MAX_SECONDS:  # False for NaN too
+        raise ValueError(f"expected a number greater than 0 and at most {MAX_SECONDS} (10 years)")
+    return value
+
+
+def checked_ttl(ttl: Any) -> float:
+    """A cache entry's TTL as given to ``set_many``: at most ``MAX_SECONDS`` (0 or less: expired on arrival).
+
+    Raises DefinitionError for NaN, infinity or anything that is not a number.
+    """
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not -math.inf < ttl <= MAX_SECONDS:
+        raise DefinitionError(f"a cache TTL must be a number of seconds, at most {MAX_SECONDS} (10 years), got {ttl!r}")
+    return float(max(ttl, -1))  # every ttl <= 0 means the same; a huge negative int has no float
+
+
+def timeout_seconds(raw: str) -> float:
+    """A timeout: a number of seconds greater than 0 and at most a day (``MAX_TIMEOUT``)."""
+    value = float(raw)
+    if not 0 < value <= MAX_TIMEOUT:
+        raise ValueError(f"expected a number of seconds greater than 0 and at most {MAX_TIMEOUT} (a day)")
     return value
 
 
 def non_negative_int(raw: str) -> int:
-    """A whole number, zero or more."""
-    if not raw.strip().isdigit():
-        raise ValueError("expected a whole number, 0 or more")
-    return int(raw)
+    """A whole number from 0 to ``MAX_WHOLE``."""
+    text = raw.strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > 19 or int(text) > MAX_WHOLE:
+        raise ValueError(f"expected a whole number from 0 to {MAX_WHOLE}")
+    return int(text)
 
 
 def positive_int(raw: str) -> int:
-    """A whole number greater than zero."""
+    """A whole number from 1 to ``MAX_WHOLE``."""
     value = non_negative_int(raw)
     if value == 0:
         raise ValueError("expected a whole number greater than 0")
     return value
+
+
+def at_most(converter: Callable[[str], Any], maximum: float, unit: str = "") -> Callable[[str], Any]:
+    """``converter``, refusing values over ``maximum`` (``unit`` is shown after it)."""
+
+    def convert(raw: str) -> Any:
+        value = converter(raw)
+        if value > maximum:
+            raise ValueError(f"expected at most {maximum}{unit}")
+        return value
+
+    return convert
 
 
 def boolean(raw: str) -> bool:
@@ -213,12 +242,28 @@ def size_bytes(raw: str) -> int:
     if text and text[-1] in "KMG":
         factor = 1024 ** ("KMG".index(text[-1]) + 1)
         text = text[:-1]
-    if not text.isdigit() or int(text) == 0:
+    if not (text.isascii() and text.isdigit()) or len(text) > 19 or not 0 < int(text) * factor <= MAX_WHOLE:
         raise ValueError("expected a size such as 1048576, 512K, 256M or 1G")
     return int(text) * factor
 
 
 # -- helpers ------------------------------------------------------------------
+
+
+def _malformed(original: str, problem: str, advice: str, key: str | None = None) -> InvalidURIError:
+    """The error for a URI that does not parse, quoting only its masked text.
+
+    A piece of the raw text (a port, an option) may be part of a password holding ``/``,
+    ``#`` or ``?``: ``problem`` quotes one only through :func:`_quoted`.
+    """
+    if "@" in original:
+        advice += "; percent-encode '/', '#', '?' and '@' in a password (%2F, %23, %3F, %40)"
+    return InvalidURIError(f"{problem} in backend URI {mask_uri_text(original)!r}: {advice}", key=key)
+
+
+def _quoted(piece: str, original: str) -> str:
+    """`` 'piece'`` when the masked URI shows it anyway, else nothing."""
+    return f" {piece!r}" if piece and piece in mask_uri_text(original) else ""
 
 
 def _split_host_port(netloc: str, original: str) -> tuple[str | None, int | None]:
@@ -228,19 +273,16 @@ def _split_host_port(netloc: str, original: str) -> tuple[str | None, int | None
         host, _, after = netloc[1:].partition("]")
         port_text = after[1:] if after.startswith(":") else ""
         if after and not after.startswith(":"):
-            raise InvalidURIError(f"malformed host in backend URI {_mask_raw(original)!r}")
+            raise _malformed(original, "malformed host", "write an IPv6 host as [::1]:6379", key="host")
     else:
         host, _, port_text = netloc.partition(":")
         if ":" in port_text:
-            raise InvalidURIError(
-                f"malformed host in backend URI {_mask_raw(original)!r}: put an IPv6 address in brackets"
-            )
+            raise _malformed(original, "malformed host", "put an IPv6 address in brackets", key="host")
     port = None
     if port_text:
         if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-            raise InvalidURIError(
-                f"invalid port {port_text!r} in backend URI {_mask_raw(original)!r}: use a number from 1 to 65535",
-                key="port",
+            raise _malformed(
+                original, f"invalid port{_quoted(port_text, original)}", "use a number from 1 to 65535", key="port"
             )
         port = int(port_text)
     return unquote(host) or None, port
@@ -256,28 +298,12 @@ def _parse_query(text: str, original: str) -> tuple[tuple[str, str], ...]:
         key, eq, value = part.partition("=")
         key = unquote(key)
         if not key or not eq:
-            raise InvalidURIError(
-                f"malformed query option {key or part!r} in backend URI {_mask_raw(original)!r}: use key=value",
-                key=key or None,
+            shown = _quoted(key or part, original)
+            raise _malformed(
+                original, f"malformed query option{shown}", "use key=value", key=(key or None) if shown else None
             )
         pairs.append((key, unquote(value)))
     return tuple(pairs)
-
-
-_RAW_PASSWORD_RE = re.compile(r"(?P<head>://[^/?#]*?:)(?P<secret>[^/?#]*)(?P<tail>@)")
-_RAW_QUERY_SECRET_RE = re.compile(r"(?P<key>[?&][^=&#]+)=(?P<value>[^&#]*)")
-
-
-def _mask_raw(text: str) -> str:
-    """Mask secrets in a URI string that did not parse (best effort, for error messages)."""
-    if not isinstance(text, str):
-        return repr(text)
-    masked = _RAW_PASSWORD_RE.sub(lambda m: m["head"] + MASK + m["tail"], text)
-
-    def query_sub(m: re.Match[str]) -> str:
-        return f"{m['key']}={MASK}" if is_sensitive(unquote(m["key"][1:])) else m[0]
-
-    return _RAW_QUERY_SECRET_RE.sub(query_sub, masked)
 
 
 def mask_text(text: str, uri: BackendURI | str | None) -> str:
@@ -286,11 +312,14 @@ def mask_text(text: str, uri: BackendURI | str | None) -> str:
         return text
     if isinstance(uri, str):
         try:
-            uri = BackendURI.parse(uri)
+            secrets = BackendURI.parse(uri).secrets()
         except InvalidURIError:
-            return _mask_raw(text)
-    for secret in uri.secrets():
-        for form in {secret, quote(secret, safe=""), quote(secret)}:
+            secrets = []
+        secrets += uri_text_secrets(uri)
+    else:
+        secrets = uri.secrets()
+    for secret in sorted(secrets, key=len, reverse=True):  # a secret holding another is masked whole
+        for form in {secret, unquote(secret), quote(secret, safe=""), quote(secret)}:
             if form:
                 text = text.replace(form, MASK)
     return text

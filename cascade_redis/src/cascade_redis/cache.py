@@ -10,9 +10,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Final, cast
 
-from cascade_core._leases import LeaseTableMixin
-from cascade_core._protocols import CacheBackendBase
-from cascade_core._uri import BackendURI
+from cascade_core.plugin import BackendURI, CacheBackendBase, LeaseTableMixin, checked_ttl
 
 from .connection import RedisConnection
 from .layout import cache_key, cache_pattern, lock_key
@@ -42,6 +40,7 @@ class RedisCacheBackend(LeaseTableMixin, CacheBackendBase):
         self.uri = options.uri
         self.serializer = options.serializer
         self.max_payload_bytes = options.max_value_size
+        self.max_payload_option = "max_value_size"  # the URI option that raises max_payload_bytes
         self.default_ttl = options.ttl
         self._prefix = options.prefix
         self._connection = RedisConnection(options)
@@ -69,19 +68,22 @@ class RedisCacheBackend(LeaseTableMixin, CacheBackendBase):
         if not items:
             return
         self.options.check_sizes(items, "the cache entry {key}")
-        ttl = self.default_ttl if ttl is None else ttl
+        ttl = self.default_ttl if ttl is None else checked_ttl(ttl)
         if ttl is not None and ttl <= 0:
             # Expired on arrival, as with the memory backend: just make sure no older value survives.
             self.delete_many(items)
             return
-        px = None if ttl is None or math.isinf(ttl) else max(1, math.ceil(ttl * 1000))
+        px = None if ttl is None else max(1, math.ceil(ttl * 1000))
         prefix = self._prefix
 
         def write(client: redis.Redis) -> None:
             pipe = client.pipeline(transaction=False)
             for key, value in items.items():
                 pipe.set(cache_key(prefix, key), value, px=px)
-            pipe.execute()
+            # raise_on_error would quote the failed command, payload bytes included, in the error.
+            for reply in pipe.execute(raise_on_error=False):
+                if isinstance(reply, Exception):
+                    raise reply
 
         self._connection.run(write)
 

@@ -11,15 +11,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from cascade_core._errors import InvalidURIError, SerializationError
-from cascade_core._uri import (
+from cascade_core.plugin import (
+    MAX_SECONDS,
+    MAX_TIMEOUT,
     BackendURI,
+    InvalidURIError,
+    SerializationError,
+    at_most,
     boolean,
     choice,
     non_negative_int,
     positive_float,
     positive_int,
     size_bytes,
+    timeout_seconds,
 )
 
 SCHEMES: Final = ("redis", "rediss", "redis+unix")
@@ -34,6 +39,8 @@ DEFAULT_SOCKET_CONNECT_TIMEOUT: Final = 2.0
 DEFAULT_HEALTH_CHECK_INTERVAL: Final = 30
 DEFAULT_RETRIES: Final = 3
 DEFAULT_PORT: Final = 6379
+MAX_DB: Final = 2**31 - 1  # redis's own bound for `databases`
+MAX_RETRIES: Final = 100
 
 
 def _prefix(raw: str) -> str:
@@ -54,16 +61,16 @@ TLS_OPTIONS: Final[dict[str, Callable[[str], Any]]] = {
 }
 
 OPTIONS: Final[dict[str, Callable[[str], Any]]] = {
-    "db": non_negative_int,
+    "db": at_most(non_negative_int, MAX_DB),
     "prefix": _prefix,
-    "state_ttl": positive_int,
+    "state_ttl": at_most(positive_int, MAX_SECONDS, " seconds (10 years)"),
     "ttl": positive_float,
     "serializer": choice("pickle", "json"),
     "max_value_size": size_bytes,
-    "socket_timeout": positive_float,
-    "socket_connect_timeout": positive_float,
-    "health_check_interval": non_negative_int,
-    "retries": non_negative_int,
+    "socket_timeout": timeout_seconds,
+    "socket_connect_timeout": timeout_seconds,
+    "health_check_interval": at_most(non_negative_int, MAX_TIMEOUT, " seconds (a day)"),
+    "retries": at_most(non_negative_int, MAX_RETRIES),
     **TLS_OPTIONS,
 }
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cascade_core._events import hookimpl  # type: ignore[attr-defined]  # lazy attribute: imports pluggy
+from cascade_core.plugin import hookimpl  # imports pluggy: fine, a provider loads on use
 
 
 class RedisProvider:

@@ -11,9 +11,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Final, cast
 
-from cascade_core._leases import LeaseTableMixin
-from cascade_core._protocols import StateBackendBase
-from cascade_core._uri import BackendURI
+from cascade_core.plugin import BackendURI, LeaseTableMixin, StateBackendBase
 
 from .connection import RedisConnection
 from .layout import lease_key, meta_pattern, run_keys
@@ -117,6 +115,7 @@ class RedisStateBackend(LeaseTableMixin, StateBackendBase):
         self.store = store
         self.serializer = store.serializer
         self.max_payload_bytes = store.max_payload_bytes
+        self.max_payload_option = "max_value_size"  # the URI option that raises max_payload_bytes
         self._connection = store.connection
         self._ttl = store.options.state_ttl
         self._results, self._skipped, self._meta, self._tasks = run_keys(store.options.prefix, run_id)

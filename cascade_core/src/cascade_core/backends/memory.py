@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 
 from .._leases import LeaseTableMixin
 from .._protocols import CacheBackendBase, StateBackendBase
+from .._uri import checked_ttl
 
 
 class LeaseTable:
@@ -220,25 +221,26 @@ class MemoryCacheBackend(LeaseTableMixin, CacheBackendBase):
         return found
 
     def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
-        ttl = self.default_ttl if ttl is None else ttl
+        ttl = self.default_ttl if ttl is None else checked_ttl(ttl)
         expires = None if ttl is None else time.monotonic() + ttl
         with self._lock:
             for key, value in items.items():
                 self._entries[key] = (value, expires)
 
     def delete_many(self, keys: Iterable[str]) -> int:
+        """Delete entries; return how many live (unexpired) ones there were."""
+        now = time.monotonic()
         with self._lock:
-            return sum(self._entries.pop(key, None) is not None for key in keys)
+            return sum(_live(self._entries.pop(key, None), now) for key in keys)
 
     def _lease_table(self) -> LeaseTable:
         return self._locks
 
     def clear(self, prefix: str = "") -> int:
+        now = time.monotonic()
         with self._lock:
             doomed = [key for key in self._entries if key.startswith(prefix)]
-            for key in doomed:
-                del self._entries[key]
-            return len(doomed)
+            return sum(_live(self._entries.pop(key), now) for key in doomed)
 
     def close(self) -> None:
         pass
@@ -273,3 +275,8 @@ def named_cache(name: str, default_ttl: float | None = None) -> MemoryCacheBacke
         if cache is None:
             cache = _CACHES[name] = MemoryCacheBackend(default_ttl)
         return cache
+
+
+def _live(entry: tuple[bytes, float | None] | None, now: float) -> bool:
+    """Whether a cache entry exists and has not expired (expired ones count as gone)."""
+    return entry is not None and (entry[1] is None or entry[1] > now)

@@ -39,12 +39,16 @@ from typing import Any
 
 from .._errors import BackendUnavailableError, InvalidURIError, SerializationError
 from .._protocols import CacheBackendBase, StateBackendBase
-from .._uri import BackendURI, choice, positive_float
+from .._uri import BackendURI, checked_ttl, choice, positive_float, timeout_seconds
 
 SCHEMA_VERSION = 1
 DEFAULT_TIMEOUT = 30.0
 
-OPTIONS = {"timeout": positive_float, "journal": choice("wal", "delete", "truncate", "persist"), "ttl": positive_float}
+OPTIONS = {
+    "timeout": timeout_seconds,
+    "journal": choice("wal", "delete", "truncate", "persist"),
+    "ttl": positive_float,
+}
 
 # Parameters per statement: far under SQLite's smallest compiled-in limit (999 before 3.32).
 _CHUNK = 500
@@ -156,9 +160,9 @@ class _LeaseMixin:
                 marks = _marks(len(chunk))
                 args = (self._lease_scope, owner, now, *chunk)
                 conn.execute(
-                    f"UPDATE leases SET expires_at = {now + ttl!r} WHERE scope = ? AND owner = ? AND expires_at > ?"
+                    "UPDATE leases SET expires_at = ? WHERE scope = ? AND owner = ? AND expires_at > ?"
                     f" AND name IN ({marks})",
-                    args,
+                    (now + ttl, *args),
                 )
                 kept.update(
                     row[0]
@@ -621,7 +625,7 @@ class SqliteCacheBackend(_LeaseMixin, CacheBackendBase):
         return found
 
     def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
-        ttl = self.default_ttl if ttl is None else ttl
+        ttl = self.default_ttl if ttl is None else checked_ttl(ttl)
         now = time.time()
         expires = None if ttl is None else now + ttl
         rows = [(key, _blob(key, value), expires) for key, value in items.items()]
@@ -649,10 +653,16 @@ class SqliteCacheBackend(_LeaseMixin, CacheBackendBase):
         return int(count)
 
     def clear(self, prefix: str = "") -> int:
-        """Delete every entry whose key starts with ``prefix`` (all of them for ``""``); return how many."""
+        """Delete every entry whose key starts with ``prefix`` (all of them for ``""``); return how many were live."""
+        # substr, not LIKE: '%' and '_' in a prefix are literal, and the match is case-sensitive.
+        matching = "substr(key, 1, length(?1)) = ?1"
         with self._conn.write() as conn:
-            # substr, not LIKE: '%' and '_' in a prefix are literal, and the match is case-sensitive.
-            return int(conn.execute("DELETE FROM cache WHERE substr(key, 1, length(?1)) = ?1", (prefix,)).rowcount)
+            live = conn.execute(
+                f"SELECT count(*) FROM cache WHERE {matching} AND (expires_at IS NULL OR expires_at > ?2)",
+                (prefix, time.time()),
+            ).fetchone()[0]
+            conn.execute(f"DELETE FROM cache WHERE {matching}", (prefix,))
+        return int(live)
 
     def close(self) -> None:
         self._conn.close()

@@ -1,4 +1,4 @@
-"""``cascade backends``: list installed backend plugins, validate them, check a URI end to end."""
+"""``cascade backends``: list installed backend and executor plugins, validate them, check a URI end to end."""
 
 from __future__ import annotations
 
@@ -14,15 +14,17 @@ from ._output import print_json, print_table
 def add_parser(commands: Any) -> None:
     parser = commands.add_parser(
         "backends",
-        help="list installed backend plugins",
-        description="List installed backend plugins (imports none unless --check).",
+        help="list installed backend and executor plugins",
+        description="List installed backend and executor plugins (imports none unless --check).",
     )
     parser.add_argument("--json", action="store_true", help="print a JSON array")
     parser.add_argument("--check", action="store_true", help="import and validate every provider")
     parser.set_defaults(handler=list_backends)
     sub = parser.add_subparsers(dest="action", metavar="ACTION")
-    check = sub.add_parser("check", help="open a backend and do a write/read/delete round trip")
-    check.add_argument("uri", help="a backend URI such as sqlite:///cascade.db")
+    check = sub.add_parser(
+        "check", help="open a backend and do a write/read/delete round trip, or run a trivial task on an executor"
+    )
+    check.add_argument("uri", help="a backend or executor URI such as sqlite:///cascade.db or threads://")
     check.add_argument("--json", action="store_true", dest="check_json", help="print a JSON object")
     check.set_defaults(handler=check_uri)
 
@@ -93,8 +95,9 @@ def check_uri(args: argparse.Namespace) -> int:
     for kind in loaded.provides:
         started = time.perf_counter()
         try:
-            _round_trip(kind, uri, probe)
-            result = {"backend": kind, "ok": True, "seconds": round(time.perf_counter() - started, 6), "error": None}
+            detail = _round_trip(kind, uri, probe)
+            seconds = round(time.perf_counter() - started, 6)
+            result = {"backend": kind, "ok": True, "seconds": seconds, "error": None, "detail": detail}
         except InvalidURIError:
             raise  # bad input (exit 2), not a failed check: the URI is wrong whatever the server does
         except CascadeError as exc:
@@ -104,6 +107,7 @@ def check_uri(args: argparse.Namespace) -> int:
                 "ok": False,
                 "seconds": round(time.perf_counter() - started, 6),
                 "error": str(exc),
+                "detail": None,
             }
         report["checks"].append(result)
     report["ok"] = ok
@@ -112,14 +116,18 @@ def check_uri(args: argparse.Namespace) -> int:
     else:
         for result in report["checks"]:
             outcome = "ok" if result["ok"] else f"FAILED: {result['error']}"
-            print(f"{report['uri']} {result['backend']}: {outcome} ({result['seconds'] * 1000:.1f} ms)")
+            found = f": {result['detail']}" if result["detail"] else ""
+            print(f"{report['uri']} {result['backend']}: {outcome} ({result['seconds'] * 1000:.1f} ms){found}")
     return EXIT_OK if ok else EXIT_FAILED
 
 
-def _round_trip(kind: str, uri: Any, probe: bytes) -> None:
+def _round_trip(kind: str, uri: Any, probe: bytes) -> str | None:
+    """Check one capability of ``uri``; return what was found, when there is more to say than ok."""
     from .._errors import BackendError
     from .._registry import registry
 
+    if kind == "executor":
+        return _run_probe(uri, probe.decode())
     if kind == "state":
         factory = registry.state_factory(uri)
         run_id = "cascade-check-" + probe.decode()[-16:]
@@ -134,7 +142,7 @@ def _round_trip(kind: str, uri: Any, probe: bytes) -> None:
             backend.close()
             if hasattr(factory, "close"):
                 factory.close()
-        return
+        return None
     cache = registry.cache_backend(uri)
     try:
         key = "cascade-check:" + probe.decode()[-16:]
@@ -144,3 +152,60 @@ def _round_trip(kind: str, uri: Any, probe: bytes) -> None:
         cache.delete_many([key])
     finally:
         cache.close()
+    return None
+
+
+CHECK_TIMEOUT = 30.0  # seconds an executor gets to run the probe task (a remote cluster may be slow to start)
+
+
+def _probe(text: str) -> tuple[str, int]:
+    """The task ``check`` runs on an executor: module-level, so a worker in another process imports it."""
+    import os
+
+    return text, os.getpid()
+
+
+def _run_probe(uri: Any, text: str) -> str:
+    """Submit one task call to the executor of ``uri``, wait for its outcome and check it."""
+    import os
+    import pickle
+    import threading
+
+    from .._call import Outcome, TaskCall
+    from .._errors import BackendUnavailableError, PluginError
+    from .._registry import registry
+    from .._task import Task
+
+    executor = registry.executor(uri)
+    try:
+        outcomes: list[Outcome] = []
+        finished = threading.Event()
+
+        def done(outcome: Outcome) -> None:
+            outcomes.append(outcome)
+            finished.set()
+
+        call = TaskCall(0, "cascade-check", Task(_probe, name="cascade.check"), (text,), {})
+        try:
+            handle = executor.submit(call, done)
+        except Exception as exc:  # the contract says never raise for a task: a plugin bug, reported as a failed check
+            raise PluginError(
+                f"executor {uri} raised from submit(): {type(exc).__name__}: {exc}".splitlines()[0], scheme=uri.scheme
+            ) from exc
+        if not finished.wait(CHECK_TIMEOUT):
+            handle.cancel()
+            raise BackendUnavailableError(f"executor {uri} did not run a trivial task within {CHECK_TIMEOUT:g} s")
+        outcome = outcomes[0]
+        if not outcome.ok:
+            error = outcome.value
+            raise PluginError(
+                f"executor {uri} failed a trivial task: {type(error).__name__}: {error}".splitlines()[0],
+                scheme=uri.scheme,
+            )
+        value = pickle.loads(outcome.body) if outcome.body is not None else None
+        if outcome.index != 0 or not isinstance(value, tuple) or value[0] != text:
+            raise PluginError(f"executor {uri} returned something else than the task's result", scheme=uri.scheme)
+        where = "the driver's process" if value[1] == os.getpid() else f"process {value[1]}"
+        return f"{executor!r}, {executor.max_workers} at once, ran a task in {where}"
+    finally:
+        executor.close()

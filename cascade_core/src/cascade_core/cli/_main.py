@@ -3,6 +3,8 @@
 Exit codes: 0 fine; 1 a run or a check failed, the store could not be reached, or an
 unexpected error; 2 bad usage or input; 130 interrupted. Errors are one line on stderr
 starting with ``error:``; ``--debug`` (before or after the command) adds the traceback.
+With ``--json`` an error is also printed on stdout as a JSON object (``error``,
+``error_type``, ``exit_code``), so that whoever parses stdout always gets JSON.
 Secrets of the URIs given are masked in everything printed (see ``_secrets``).
 """
 
@@ -46,13 +48,14 @@ class _VersionAction(argparse.Action):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import _backends, _run, _runs
+    from . import _backends, _graph, _run, _runs
 
     parser = _Parser(prog="cascade", description="Run Cascade workflows and manage their backends.")
     parser.add_argument("--version", action=_VersionAction, help="show the version and exit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
     _run.add_parser(commands)
+    _graph.add_parser(commands)
     _runs.add_parsers(commands)
     _backends.add_parser(commands)
     return parser
@@ -72,12 +75,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         _forget_working_directory()
     args_list = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args_list
+    as_json = "--json" in args_list
     with scrubbed_output(collect_secrets(args_list, os.environ)), cli_logging(debug):
         try:
             return _dispatch(args_list)
         except CascadeError as exc:
             _print_error(exc, debug)
-            return exit_code(exc)
+            return _json_error(exc, exit_code(exc)) if as_json else exit_code(exc)
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             return EXIT_INTERRUPTED
@@ -88,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_FAILED)
         except Exception as exc:
             _print_error(exc, debug, hint=" (unexpected; 'cascade --debug ...' shows the traceback)")
-            return EXIT_FAILED
+            return _json_error(exc, EXIT_FAILED) if as_json else EXIT_FAILED
 
 
 def _forget_working_directory() -> None:
@@ -114,8 +118,18 @@ def _print_error(exc: BaseException, debug: bool, hint: str = "") -> None:
     print(f"error: {text}{'' if debug else hint}", file=sys.stderr)
 
 
+def _json_error(exc: BaseException, code: int) -> int:
+    from ._output import print_json
+
+    print_json({"error": one_line(exc), "error_type": type(exc).__name__, "exit_code": code})
+    return code
+
+
 def one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
+    try:
+        text = str(exc).strip()
+    except Exception:  # an exception whose message cannot be read must not hide the error
+        return f"{type(exc).__name__} (its message could not be read)"
     return text.splitlines()[0] if text else type(exc).__name__
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 
@@ -20,3 +20,16 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     print(line.rstrip())
     for row in cells:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+
+
+def plural(n: Any, word: str, words: str = "") -> str:
+    """``1 task``, ``2 tasks``, ``? tasks`` (a count that is not a number)."""
+    return f"{n} {word if n == 1 else (words or word + 's')}"
+
+
+def describe_counts(counts: Mapping[str, Any]) -> str:
+    """``2 executed, 16 cached, 1 by other drivers``: the non-zero counts but ``total``, in their order.
+
+    Generic, so a count the engine adds reads well: ``by_other_drivers`` -> ``by other drivers``.
+    """
+    return ", ".join(f"{value} {name.replace('_', ' ')}" for name, value in counts.items() if value and name != "total")

@@ -14,16 +14,19 @@ import time
 from typing import Any
 
 from .._events import hookimpl  # type: ignore[attr-defined]
+from ._output import plural
 
 LIVE, LINES, QUIET = "live", "lines", "quiet"
 
 _CLEAR_LINE = "\r\x1b[2K"
+_BY_ANOTHER_DRIVER = "done by another driver"  # the engine's skip reason for a node another driver of the run stored
 
 
 def one_line(error: BaseException) -> str:
-    """``Type: first line of the message``."""
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+    """``Type: first line of the message``; never raises (a task's exception may not print)."""
+    from .._masking import describe
+
+    return describe(error)
 
 
 class Progress:
@@ -33,7 +36,15 @@ class Progress:
         self.stream = stream
         self.mode = mode
         self.total = 0
-        self.counts = {"done": 0, "running": 0, "cached": 0, "resumed": 0, "failed": 0, "skipped": 0}
+        self.counts = {
+            "done": 0,
+            "running": 0,
+            "cached": 0,
+            "resumed": 0,
+            "by_other_drivers": 0,
+            "failed": 0,
+            "skipped": 0,
+        }
         self.failures: list[tuple[str, str]] = []  # (task, one-line cause), in the order they happened
         self.started = time.monotonic()
         self._lock = threading.RLock()
@@ -48,7 +59,7 @@ class Progress:
         self.total = tasks
         self.started = time.monotonic()
         if self.mode != QUIET:
-            self.write_line(f"run {run_id}: {tasks} tasks")
+            self.write_line(f"run {run_id}: {plural(tasks, 'task')}")
         if self.mode == LIVE:
             self._ticker = threading.Thread(target=self._tick, name="cascade-progress", daemon=True)
             self._ticker.start()
@@ -71,9 +82,15 @@ class Progress:
 
     @hookimpl
     def cascade_task_skipped(self, task: str, reason: str) -> None:
+        kind = {"resumed": "resumed", _BY_ANOTHER_DRIVER: "by_other_drivers"}.get(reason, "skipped")
         with self._lock:
-            self.counts["resumed" if reason == "resumed" else "skipped"] += 1
-        self._event(f"resumed  {task}" if reason == "resumed" else f"skipped  {task}: {reason}")
+            self.counts[kind] += 1
+        if kind == "resumed":
+            self._event(f"resumed  {task}")
+        elif kind == "by_other_drivers":
+            self._event(f"done     {task} (by another driver)")
+        else:
+            self._event(f"skipped  {task}: {reason}")
 
     @hookimpl
     def cascade_task_failed(self, task: str, error: BaseException) -> None:
@@ -91,9 +108,11 @@ class Progress:
         with self._lock:
             c = dict(self.counts)
         text = (
-            f"{c['done'] + c['resumed']}/{self.total} done  {c['running']} running  {c['cached']} cached  "
-            f"{c['resumed']} resumed  {c['failed']} failed"
+            f"{c['done'] + c['resumed'] + c['by_other_drivers']}/{self.total} done  {c['running']} running  "
+            f"{c['cached']} cached  {c['resumed']} resumed  {c['failed']} failed"
         )
+        if c["by_other_drivers"]:
+            text += f"  {c['by_other_drivers']} by other drivers"
         if c["skipped"]:
             text += f"  {c['skipped']} skipped"
         return text + f"  elapsed {time.monotonic() - self.started:.1f}s"
@@ -138,10 +157,12 @@ class Progress:
 
 
 def _columns(stream: Any) -> int:
+    """The terminal's width; 80 when it reports none (0 columns: a serial console, some containers)."""
     try:
-        return os.get_terminal_size(stream.fileno()).columns
+        columns = os.get_terminal_size(stream.fileno()).columns
     except (AttributeError, ValueError, OSError):
-        return shutil.get_terminal_size((80, 24)).columns
+        columns = shutil.get_terminal_size((80, 24)).columns
+    return columns if columns > 0 else 80
 
 
 def make_progress(mode: str) -> Progress:

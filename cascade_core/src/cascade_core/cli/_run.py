@@ -8,7 +8,7 @@ import shlex
 import sys
 from typing import Any
 
-from .._errors import UsageError
+from .._errors import RunInUseError, UsageError
 from ._main import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 
 STATE_ENV = "CASCADE_STATE"
@@ -25,13 +25,12 @@ def default_cache() -> str:
     return os.environ.get(CACHE_ENV) or DEFAULT_STORE
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+def positive_int(text: str, maximum: int = 10_000) -> int:
+    """A whole number from 1 to ``maximum`` (argparse names the flag in the error)."""
+    stripped = text.strip()
+    value = int(stripped) if stripped.isascii() and stripped.isdigit() and len(stripped) <= 18 else 0
+    if not 1 <= value <= maximum:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1 and at most {maximum}, got {text!r}")
     return value
 
 
@@ -50,7 +49,7 @@ def add_parser(commands: Any) -> None:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="set a param (repeatable); converted with the param's declared type",
+        help="set a param, or a parameter of the target function (repeatable); converted with its declared type",
     )
     parser.add_argument(
         "--state", default=None, metavar="URI", help=f"state backend URI (default: ${STATE_ENV} or {DEFAULT_STORE})"
@@ -63,8 +62,8 @@ def add_parser(commands: Any) -> None:
     parser.add_argument(
         "--leases",
         action="store_true",
-        help="claim each task before running it, so several drivers of one run id "
-        "(on several machines) run each task once",
+        help="share the run: several drivers of one run id (on several machines) split its tasks, each run "
+        "once (without it, a second driver of a live run id is refused)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object at the end (no progress)")
     parser.add_argument("--no-progress", action="store_true", help="no progress display, only the summary")
@@ -92,20 +91,30 @@ def run_command(args: argparse.Namespace) -> int:
     state_uri = BackendURI.parse(args.state or default_state())
     cache_uri = BackendURI.parse(args.cache or default_cache())
     run_id = _check_run_id(args.run_id) if args.run_id is not None else new_run_id()
-    target = load_target(args.target)
+    target, params = load_target(args.target, params)
     progress = make_progress(choose_mode(sys.stderr, quiet=args.json or args.no_progress))
     handler = next((h for h in _cascade_handlers() if isinstance(h, CliHandler)), None)
     if handler is not None and progress.mode != QUIET:
         handler.sink = progress.write_line  # log lines go above the live line
-    engine = Engine(state_uri, cache_uri, max_workers=args.workers, observers=[progress], leases=args.leases)
+    engine = Engine(
+        state_uri,
+        cache_uri,
+        max_workers=args.workers,
+        observers=[progress],
+        leases=args.leases,
+    )
     resume = _resume_command(args, run_id)
     try:
         report = engine.execute(target, params, run_id=run_id)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # the engine released its leases on the way out: the resume starts at once
         progress.close()
         print(f"interrupted: run {run_id} stopped; finished tasks are stored", file=sys.stderr)
         _print_resume(resume)
         return EXIT_INTERRUPTED
+    except RunInUseError as exc:  # not bad input: trying again later may work
+        progress.close()
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     finally:
         progress.close()
         if handler is not None:
@@ -125,10 +134,11 @@ def run_command(args: argparse.Namespace) -> int:
             payload.update(failed_task=report.failed_task, error=_cause(report.error), resume=resume.command)
         print(_dumps(payload))
     else:
-        counts = ", ".join(f"{value} {name}" for name, value in report.counts.items() if value and name != "total")
+        from ._output import describe_counts, plural
+
         print(
             f"run {report.run_id} {report.status} in {report.duration_s:.2f}s: "
-            f"{report.counts.get('total', 0)} tasks ({counts or 'nothing to do'})"
+            f"{plural(report.counts.get('total', 0), 'task')} ({describe_counts(report.counts) or 'nothing to do'})"
         )
         if report.error is None:
             print(f"result: {_short_repr(report.value)}")

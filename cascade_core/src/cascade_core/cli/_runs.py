@@ -2,17 +2,23 @@
 
 These commands only read or delete: pointed at a sqlite file that does not exist, they
 say so instead of creating an empty store.
+
+Run info is stored as strings; it is shown with its counts as integers, and a ``running``
+run whose run lease has expired (its driver died) as ``abandoned``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Mapping
+from datetime import datetime, timezone
 from typing import Any
 
 from .._errors import BackendError, UsageError
+from ._graph import add_picture_options, show_pictures, wants_pictures
 from ._main import EXIT_OK
-from ._output import print_json, print_table
+from ._output import describe_counts, plural, print_json, print_table
 from ._run import CACHE_ENV, DEFAULT_STORE, STATE_ENV, default_cache, default_state
 
 
@@ -33,6 +39,7 @@ def add_parsers(commands: Any) -> None:
     show.add_argument("run_id", metavar="RUN_ID")
     show.add_argument("--state", default=None, metavar="URI", help=state_help)
     show.add_argument("--json", action="store_true", help="print a JSON object")
+    add_picture_options(show)  # --graph, --html (see _graph)
     show.set_defaults(handler=show_run)
 
     forget = sub.add_parser("forget", help="delete everything stored for one run")
@@ -89,15 +96,59 @@ def _no_run(run_id: str, uri: Any) -> UsageError:
     return UsageError(f"no run {run_id!r} in {uri}: 'cascade runs list --state URI' shows the stored runs")
 
 
+_NUMBERS = ("tasks", "results")  # and every count_* key
+
+
+def _shown(info: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    """Run info as the commands show it: numbers as integers; ``abandoned`` (and since when)
+    for a ``running`` run whose run lease expired."""
+    shown = dict(info)
+    for key, value in info.items():
+        if key in _NUMBERS or key.startswith("count_"):
+            try:
+                shown[key] = int(value)
+            except (TypeError, ValueError):
+                pass
+    expires = _parse_time(info.get("lease_expires"))
+    if info.get("status") == "running" and expires is not None and expires <= now:
+        shown["status"] = "abandoned"
+        shown["abandoned_since"] = info["lease_expires"]
+    return shown
+
+
+def _parse_time(text: Any) -> datetime | None:
+    """An ISO-8601 time (``2026-11-30T14:20:01.123+00:00``); one without a zone is UTC."""
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+
+
+_COUNT_ORDER = ("total", "executed", "cached", "resumed", "by_other_drivers", "failed", "skipped")
+
+
+def _counts(info: Mapping[str, Any]) -> dict[str, Any]:
+    """The outcome counts of the run's last finished attempt (``count_executed`` -> ``executed``),
+    in the order ``cascade run`` prints them (a backend may return its keys sorted)."""
+    counts = {key[len("count_") :]: value for key, value in info.items() if key.startswith("count_")}
+    rank = {name: i for i, name in enumerate(_COUNT_ORDER)}
+    return dict(sorted(counts.items(), key=lambda item: (rank.get(item[0], len(rank)), item[0])))
+
+
 def list_runs(args: argparse.Namespace) -> int:
     uri = _parse(args.state or default_state())
-    runs: list[dict[str, str]] = []
+    stored: list[dict[str, str]] = []
     if not _missing_file(uri):
         factory = _factory(uri)
         try:
-            runs = factory.list_runs()
+            stored = factory.list_runs()
         finally:
             _close(factory)
+    now = datetime.now(timezone.utc)
+    runs = [_shown(run, now) for run in stored]
     runs.sort(key=lambda run: (run.get("created", ""), run["run_id"]), reverse=True)
     if args.json:
         print_json(runs)
@@ -113,7 +164,7 @@ def list_runs(args: argparse.Namespace) -> int:
             run.get("updated", ""),
             run.get("tasks", "?"),
             run.get("results", "?"),
-            run.get("count_failed", "0"),
+            run.get("count_failed", 0),
         ]
         for run in runs
     ]
@@ -154,6 +205,8 @@ def _task_rows(stored: set[str], skipped: dict[str, str], records: dict[str, str
 
 
 def show_run(args: argparse.Namespace) -> int:
+    if wants_pictures(args):
+        return show_pictures(args)
     uri = _parse(args.state or default_state())
     if _missing_file(uri):
         raise _no_run(args.run_id, uri)
@@ -171,6 +224,7 @@ def show_run(args: argparse.Namespace) -> int:
             backend.close()
     finally:
         _close(factory)
+    info = _shown(info, datetime.now(timezone.utc))
     tasks = _task_rows(stored, skipped, records)
     if info.get("status") == "succeeded":
         for t in tasks:
@@ -179,11 +233,23 @@ def show_run(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"run_id": args.run_id, "info": info, "tasks": tasks})
         return EXIT_OK
+    status = info.get("status", "?")
+    counts = describe_counts(_counts(info)) if status in ("succeeded", "failed") else ""
     print(
-        f"run {args.run_id}: {info.get('status', '?')}, target {info.get('target', '?')}, "
-        f"{info.get('tasks', '?')} tasks, created {info.get('created', '?')}, updated {info.get('updated', '?')}"
+        f"run {args.run_id}: {status}, target {info.get('target', '?')}, "
+        f"{plural(info.get('tasks', '?'), 'task')}{f' ({counts})' if counts else ''}, "
+        f"created {info.get('created', '?')}, updated {info.get('updated', '?')}"
     )
-    if info.get("status") == "failed" and info.get("error"):
+    driver = info.get("driver") or "unknown"
+    if status == "abandoned":
+        print(
+            f"abandoned since {info['abandoned_since']}: its driver ({driver}) stopped renewing its run lease; "
+            f"rerun the target with --run-id {args.run_id} to resume"
+        )
+    elif status == "running" and info.get("driver"):
+        started = f" since {info['driver_started']}" if info.get("driver_started") else ""
+        print(f"driver: {driver}{started}, run lease until {info.get('lease_expires', '?')}")
+    if status == "failed" and info.get("error"):
         print(f"failure: {info['error']}")
     print_table(
         ["task", "node", "status", "finished", "duration", "size", "why"],
@@ -243,6 +309,9 @@ def forget_run(args: argparse.Namespace) -> int:
 def clear_cache(args: argparse.Namespace) -> int:
     from .._registry import registry
 
+    if args.task is not None and not args.task.strip():
+        # An unset shell variable (--task "$TASK") must not widen the command to the whole cache.
+        raise UsageError("--task is empty: give a task's full name (as 'cascade runs show' prints it), or omit --task")
     uri = _parse(args.cache or default_cache())
     removed = 0
     if not _missing_file(uri):
@@ -254,5 +323,5 @@ def clear_cache(args: argparse.Namespace) -> int:
         finally:
             cache.close()
     what = f" of task {args.task}" if args.task else ""
-    print(f"removed {removed} cache entr{'y' if removed == 1 else 'ies'}{what}")
+    print(f"removed {plural(removed, 'cache entry', 'cache entries')}{what} from {uri}")
     return EXIT_OK

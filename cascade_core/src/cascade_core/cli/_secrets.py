@@ -3,36 +3,36 @@
 Backend URIs are masked where the CLI formats them (``str(BackendURI)``), but an error
 raised by a driver, a log record or a traceback may quote a password verbatim. So ``main``
 collects every secret the command line and the ``$CASCADE_STATE`` / ``$CASCADE_CACHE``
-variables carry, and wraps stdout and stderr in a stream that replaces them by ``***``.
+variables carry, and wraps stdout and stderr in a stream that replaces them by ``***``,
+and masks the credentials of any other URI written (a task's error quoting one, say).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote, unquote
 
 from .._errors import InvalidURIError
-from .._uri import MASK, BackendURI, is_sensitive
+from .._masking import mask_credentials, uri_text_secrets
+from .._uri import MASK, BackendURI
 
 URI_ENV = ("CASCADE_STATE", "CASCADE_CACHE")
 
-# For URIs that do not parse: the password between "scheme://user:" and "@", and secret options.
-_RAW_PASSWORD = re.compile(r"://[^/?#@]*?:(?P<secret>[^/?#]*)@")
-_RAW_OPTION = re.compile(r"[?&](?P<key>[^=&#]+)=(?P<value>[^&#]*)")
-
 
 def uri_secrets(text: str) -> set[str]:
-    """The secrets in one URI-like string, in the forms they may be printed in."""
+    """The secrets in one URI-like string, in the forms they may be printed in.
+
+    A URI that does not parse (a password holding ``/``, ``#`` or ``?``) still gives its
+    password: everything between the first ``:`` after ``://`` and the last ``@``.
+    """
     found: set[str] = set()
     try:
         found.update(BackendURI.parse(text).secrets())
     except InvalidURIError:
         pass
-    found.update(m["secret"] for m in _RAW_PASSWORD.finditer(text))
-    found.update(m["value"] for m in _RAW_OPTION.finditer(text) if is_sensitive(unquote(m["key"])))
+    found |= uri_text_secrets(text)
     forms: set[str] = set()
     for secret in found:
         forms.update({secret, unquote(secret), quote(secret, safe=""), quote(secret)})
@@ -63,7 +63,8 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
 
 
 class ScrubbingStream:
-    """A text stream that masks ``secrets`` in whatever is written, and is otherwise the stream.
+    """A text stream that masks ``secrets``, and the userinfo and secret options of any URI, in
+    whatever is written (see ``_masking.mask_credentials``), and is otherwise the stream.
 
     Callers write whole lines or whole documents at once (``print``, one ``json.dumps``), so a
     secret is never split across two writes.
@@ -74,7 +75,7 @@ class ScrubbingStream:
         self._secrets = secrets
 
     def write(self, text: str) -> int:
-        self._stream.write(scrub(text, self._secrets))
+        self._stream.write(mask_credentials(scrub(text, self._secrets)))
         return len(text)
 
     def writelines(self, lines: Iterable[str]) -> None:
@@ -87,12 +88,9 @@ class ScrubbingStream:
 
 @contextmanager
 def scrubbed_output(secrets: list[str]) -> Iterator[None]:
-    """Wrap ``sys.stdout`` and ``sys.stderr`` while the command runs (no-op without secrets)."""
+    """Wrap ``sys.stdout`` and ``sys.stderr`` while the command runs."""
     import sys
 
-    if not secrets:
-        yield
-        return
     saved = sys.stdout, sys.stderr
     sys.stdout = ScrubbingStream(saved[0], secrets)  # type: ignore[assignment]
     sys.stderr = ScrubbingStream(saved[1], secrets)  # type: ignore[assignment]

@@ -5,19 +5,24 @@ script run directly names its tasks (see ``_task._module_name``): task names, no
 cache keys are the same whichever way the workflow is started. The module is registered in
 ``sys.modules`` (pickle and dataclasses look classes up there) and the file's directory is
 put on ``sys.path`` (a script's sibling modules import, as with ``python file.py``).
+
+A function target is called with the ``--param`` values its parameters name, converted to
+their annotated type; the other values are left for the graph's ``Param`` objects.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from .._errors import TargetError, UsageError
+from .._errors import ParamError, TargetError, UsageError
 
 _SHAPES = (list, tuple, dict)
 
@@ -33,10 +38,14 @@ def _is_path(location: str) -> bool:
     return location.endswith(".py") or os.sep in location or "/" in location
 
 
-def load_target(spec: str) -> Any:
-    """The lazy result (or list/tuple/dict of them) that ``spec`` names; a function is called."""
+def load_target(spec: str, params: Mapping[str, str] | None = None) -> tuple[Any, dict[str, str]]:
+    """The lazy result (or list/tuple/dict of them) that ``spec`` names, and the params left for its graph.
+
+    A function is called with the values of ``params`` that name its parameters.
+    """
     from .._task import LazyResult
 
+    given = dict(params or {})
     location, name = split_target(spec)
     module = _import_file(location) if _is_path(location) else _import_module(location)
     try:
@@ -44,16 +53,76 @@ def load_target(spec: str) -> Any:
     except AttributeError:
         raise UsageError(f"{location} has no attribute {name!r}") from None
     if isinstance(obj, (LazyResult, *_SHAPES)):
-        return obj
+        return obj, given
     if not callable(obj) or isinstance(obj, type):
         raise TargetError(f"{spec} is {type(obj).__name__}, not a lazy result or a function returning one")
+    kwargs = _call_arguments(spec, obj, given)
     try:
-        value = obj()
+        value = obj(**kwargs)
     except Exception as exc:
         raise TargetError(f"calling {spec}() failed: {_one_line(exc)}") from exc
     if isinstance(value, (LazyResult, *_SHAPES)):
-        return value
+        return value, {key: text for key, text in given.items() if key not in kwargs}
     raise TargetError(f"{spec}() returned {type(value).__name__}, not a lazy result: return a task call")
+
+
+_KEYWORD_KINDS = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+
+
+def _call_arguments(spec: str, fn: Any, given: Mapping[str, str]) -> dict[str, Any]:
+    """The keyword arguments for ``fn`` from ``given``: one per parameter it names, converted."""
+    try:
+        signature = inspect.signature(fn, eval_str=True)
+    except Exception:  # an annotation that does not evaluate: keep them as strings
+        try:
+            signature = inspect.signature(fn)
+        except (TypeError, ValueError):  # no signature (some builtins): call it bare
+            return {}
+    kwargs: dict[str, Any] = {}
+    for name, parameter in signature.parameters.items():
+        if parameter.kind not in _KEYWORD_KINDS:
+            continue
+        if name in given:
+            kwargs[name] = _convert(spec, name, parameter.annotation, given[name])
+        elif parameter.default is inspect.Parameter.empty:
+            raise ParamError(f"calling {spec}() needs its parameter {name!r}: pass --param {name}=VALUE", param=name)
+    return kwargs
+
+
+_BASIC = {"int": int, "float": float, "bool": bool, "str": str}
+
+
+def _convert(spec: str, name: str, annotation: Any, text: str) -> Any:
+    """``text`` as the parameter's annotated type: int, float, bool, str (or one of them ``| None``)."""
+    from .._graph import convert_param
+    from .._task import Param
+
+    if annotation is inspect.Parameter.empty or annotation is Any or annotation is object:
+        return text
+    kind = _basic_type(annotation)
+    if kind is None:
+        shown = annotation.__name__ if isinstance(annotation, type) else str(annotation)
+        raise ParamError(
+            f"parameter {name!r} of {spec} is annotated {shown}: --param converts only to int, float, bool "
+            "or str; give the function a parameter of one of these types",
+            param=name,
+        )
+    return convert_param(Param(name, type=kind), text)
+
+
+def _basic_type(annotation: Any) -> type | None:
+    import types
+    import typing
+
+    if isinstance(annotation, str):  # not evaluated: recognise the plain names only
+        return _BASIC.get(annotation.strip())
+    if annotation in _BASIC.values():
+        return annotation  # type: ignore[no-any-return]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        kinds = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        if len(kinds) == 1 and kinds[0] in _BASIC.values():
+            return kinds[0]  # type: ignore[no-any-return]
+    return None
 
 
 def _import_file(location: str) -> ModuleType:
@@ -115,5 +184,6 @@ def _same_file(module: ModuleType, path: Path) -> bool:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+    from .._masking import describe
+
+    return describe(exc)

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 OPTION = "--cascade-uri"
+KIT = Path(__file__).resolve().parent
+USAGE = f"python -m pytest --pyargs cascade_core.testing {OPTION} URI"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -26,6 +29,65 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """When the kit's own tests are selected, refuse to run them without a URI that resolves.
+
+    A kit that skips or errors on every test would tell a plugin author nothing; this says what
+    is wrong in one line and exits 4. Sessions that select none of the kit's tests (a plugin's
+    own test suite, say) are left alone.
+    """
+    if session.config.getoption("collectonly") or not any(_in_kit(item) for item in session.items):
+        return
+    uri = session.config.getoption(OPTION)
+    if not uri:
+        raise pytest.UsageError(f"the Cascade conformance kit needs a backend to test: {USAGE}")
+    problem = _unresolved(str(uri))
+    if problem:
+        raise pytest.UsageError(f"{OPTION}: {problem}")
+
+
+def _in_kit(item: pytest.Item) -> bool:
+    path = getattr(item, "path", None)
+    return path is not None and Path(path).resolve().parent == KIT
+
+
+def _unresolved(uri: str) -> str | None:
+    """Why ``uri`` cannot be opened the way the engine opens it (one masked line), or None."""
+    from cascade_core._registry import registry
+    from cascade_core.plugin import CascadeError, mask_text, parse_uri
+
+    try:
+        parsed = parse_uri(uri)
+        loaded = registry.load(parsed.scheme)
+        if "state" in loaded.provides:
+            factory = registry.state_factory(parsed)
+            try:
+                backend = factory(new_run_id())
+                try:
+                    backend.get_run_info()  # one read: is the store there at all?
+                finally:
+                    backend.close()
+            finally:
+                close_quietly(factory)
+        if "cache" in loaded.provides:
+            cache = registry.cache_backend(parsed)
+            try:
+                cache.get_many([new_run_id()])
+            finally:
+                cache.close()
+        if "executor" in loaded.provides:
+            open_executor(uri).close()
+    except Exception as exc:
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if not isinstance(exc, CascadeError):  # a backend should translate its driver's errors
+            text = f"opening it raised {type(exc).__name__}, not a CascadeError: {text}"
+        return mask_text(text, uri)
+    if not loaded.provides:
+        return f"{parsed.scheme}:// provides no state backend, cache backend or executor"
+    return None
+
+
 @pytest.fixture
 def cascade_uri(request: pytest.FixtureRequest) -> str:
     """The URI given with ``--cascade-uri``; the test is skipped when there is none."""
@@ -36,11 +98,11 @@ def cascade_uri(request: pytest.FixtureRequest) -> str:
 
 
 def _provides(uri: str, kind: str) -> None:
-    """Skip when the URI's provider offers no ``kind`` ("state" or "cache") backend."""
+    """Skip when the URI's provider offers no ``kind`` ("state", "cache" or "executor")."""
     from cascade_core._registry import registry
-    from cascade_core._uri import BackendURI
+    from cascade_core.plugin import parse_uri
 
-    parsed = BackendURI.parse(uri)
+    parsed = parse_uri(uri)
     loaded = registry.load(parsed.scheme)
     if kind not in loaded.provides:
         pytest.skip(f"{parsed.scheme}:// provides no {kind} backend (only {', '.join(loaded.provides)})")
@@ -49,17 +111,31 @@ def _provides(uri: str, kind: str) -> None:
 def open_state_factory(uri: str) -> Any:
     """A state-backend factory for ``uri``, resolved the way the engine resolves it."""
     from cascade_core._registry import registry
-    from cascade_core._uri import BackendURI
+    from cascade_core.plugin import parse_uri
 
-    return registry.state_factory(BackendURI.parse(uri))
+    return registry.state_factory(parse_uri(uri))
+
+
+def open_executor(uri: str) -> Any:
+    """The executor for ``uri``, resolved the way the engine resolves it (the caller closes it)."""
+    from cascade_core._resolve import resolve_executor
+
+    return resolve_executor(uri).executor
+
+
+@pytest.fixture
+def cascade_executor_uri(cascade_uri: str) -> str:
+    """``--cascade-uri`` when its provider offers an executor; the test is skipped otherwise."""
+    _provides(cascade_uri, "executor")
+    return cascade_uri
 
 
 def open_cache_backend(uri: str) -> Any:
     """A cache backend for ``uri``, resolved the way the engine resolves it."""
     from cascade_core._registry import registry
-    from cascade_core._uri import BackendURI
+    from cascade_core.plugin import parse_uri
 
-    return registry.cache_backend(BackendURI.parse(uri))
+    return registry.cache_backend(parse_uri(uri))
 
 
 def close_quietly(obj: Any) -> None:
@@ -90,6 +166,21 @@ def run_concurrently(work: Any, arguments: list[Any]) -> list[BaseException]:
     for thread in threads:
         thread.join()
     return errors
+
+
+def check_declared_attributes(owner: Any) -> None:
+    """The attributes the engine reads (``trusted_store``, ``serializer``, ``max_payload_bytes``,
+    ``max_payload_option``), when present, have usable values."""
+    if hasattr(owner, "trusted_store"):
+        assert type(owner.trusted_store) is bool, f"trusted_store must be True or False, got {owner.trusted_store!r}"
+    if hasattr(owner, "serializer"):
+        assert owner.serializer in ("pickle", "json"), f"serializer must be pickle or json, got {owner.serializer!r}"
+    limit = getattr(owner, "max_payload_bytes", None)
+    if limit is not None:
+        assert type(limit) is int and limit > 0, f"max_payload_bytes must be a positive int or None, got {limit!r}"
+    option = getattr(owner, "max_payload_option", None)
+    if option is not None:
+        assert isinstance(option, str) and option, f"max_payload_option must name an option, got {option!r}"
 
 
 def new_run_id() -> str:

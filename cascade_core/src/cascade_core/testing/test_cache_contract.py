@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from cascade_core.testing.plugin import open_cache_backend, run_concurrently
+from cascade_core.testing.plugin import check_declared_attributes, open_cache_backend, run_concurrently
 
 TTL = 0.5  # short enough to keep the kit fast, long enough for a slow CI machine to read before expiry
 
@@ -62,9 +62,13 @@ def test_many_keys_in_one_batch(cascade_cache_backend, ns):
 
 
 def test_odd_keys(cascade_cache_backend, ns):
-    items = {ns + key: key.encode() for key in ["with space", "unicode-\u00e9\u4e2d", "100%_done", "a:b/c", "*?[]"]}
+    odd = ["with space", "unicode-\u00e9\u4e2d", "100%_done", "a:b/c", "*?[]{}", "../up", "a//b", "k" * 300]
+    odd += ["Case", "case"]
+    items = {ns + key: key.encode() for key in odd}
     cascade_cache_backend.set_many(items)
     assert cascade_cache_backend.get_many(list(items)) == items
+    assert cascade_cache_backend.delete_many([ns + "Case", ns + "k" * 300]) == 2
+    assert cascade_cache_backend.get_many([ns + "case", ns + "k" * 299]) == {ns + "case": b"case"}
 
 
 def test_overwrite(cascade_cache_backend, ns):
@@ -92,6 +96,27 @@ def test_ttl_expiry(cascade_cache_backend, ns):
     assert cascade_cache_backend.get_many([ns + "short"]) == {ns + "short": b"again"}
 
 
+def test_ttl_zero_or_less_is_expired_on_arrival(cascade_cache_backend, ns):
+    cascade_cache_backend.set_many({ns + "zero": b"old", ns + "negative": b"old", ns + "kept": b"old"})
+    cascade_cache_backend.set_many({ns + "zero": b"new"}, ttl=0)
+    cascade_cache_backend.set_many({ns + "negative": b"new"}, ttl=-1)
+    # Neither the new value nor the one it replaced is returned.
+    assert cascade_cache_backend.get_many([ns + "zero", ns + "negative", ns + "kept"]) == {ns + "kept": b"old"}
+
+
+def test_expired_entries_are_gone_after_delete_and_clear(cascade_cache_backend, ns):
+    cascade_cache_backend.set_many({ns + "d/old": b"1", ns + "c/old": b"1"}, ttl=TTL)
+    cascade_cache_backend.set_many({ns + "d/live": b"2", ns + "c/live": b"2"})
+    time.sleep(TTL + 0.4)
+    # Only the live entry is counted: an expired one is gone, purged or not (docs/backends.md).
+    assert cascade_cache_backend.delete_many([ns + "d/old", ns + "d/live", ns + "d/missing"]) == 1
+    assert cascade_cache_backend.get_many([ns + "d/old", ns + "d/live"]) == {}
+    if callable(getattr(cascade_cache_backend, "clear", None)):
+        assert cascade_cache_backend.clear(ns + "c/") == 1
+        assert cascade_cache_backend.get_many([ns + "c/old", ns + "c/live"]) == {}
+        assert cascade_cache_backend.clear(ns + "c/") == 0
+
+
 def test_overwrite_replaces_ttl(cascade_cache_backend, ns):
     cascade_cache_backend.set_many({ns + "a": b"1"}, ttl=TTL)
     cascade_cache_backend.set_many({ns + "a": b"2"}, ttl=3600)
@@ -116,6 +141,10 @@ def test_close_twice_is_harmless(cascade_uri, cascade_cache_backend, ns):
     assert cascade_cache_backend.get_many([ns + "a"]) == {ns + "a": b"1"}
 
 
+def test_declared_attributes(cascade_cache_backend):
+    check_declared_attributes(cascade_cache_backend)
+
+
 def test_concurrent_writers_lose_nothing(cascade_uri, cascade_cache_backend, ns):
     def work(worker: int) -> None:
         own = open_cache_backend(cascade_uri)
@@ -138,7 +167,7 @@ def test_concurrent_writers_lose_nothing(cascade_uri, cascade_cache_backend, ns)
 
 
 def _catalog(cache):
-    from cascade_core import CacheCatalog
+    from cascade_core.plugin import CacheCatalog
 
     if not isinstance(cache, CacheCatalog):
         pytest.skip("optional capability: the cache has no CacheCatalog (clear)")

@@ -15,7 +15,7 @@ from cascade_core.testing.plugin import run_concurrently
 
 
 def _leases(backend):
-    from cascade_core._leases import supports_leases
+    from cascade_core.plugin import supports_leases
 
     if not supports_leases(backend):
         pytest.skip("optional capability: no Leases (acquire_leases, renew_leases, release_leases)")
@@ -41,6 +41,18 @@ def test_acquire_is_exclusive_and_reentrant(leased):
     leased.release_leases([a, b, c], "owner-1")  # c is owner-2's: left alone
     assert leased.acquire_leases([a, c], "owner-2", 30) == {a, c}
     leased.release_leases([a, c], "owner-2")
+
+
+def test_odd_names(leased):
+    prefix = uuid.uuid4().hex[:8]
+    odd = [f"{prefix}/../up", f"{prefix}:" + "n" * 300, f"{prefix} \u00e9*?[]{{}}", f"{prefix}-Case", f"{prefix}-case"]
+    assert leased.acquire_leases(odd, "owner-1", 30) == set(odd)
+    assert leased.acquire_leases(odd, "owner-2", 30) == set()
+    assert leased.renew_leases(odd, "owner-1", 30) == set(odd)
+    leased.release_leases(odd[:1], "owner-1")
+    assert leased.acquire_leases(odd, "owner-2", 30) == {odd[0]}
+    leased.release_leases(odd, "owner-1")
+    leased.release_leases(odd, "owner-2")
 
 
 def test_leases_expire_and_renewal_keeps_them(leased):

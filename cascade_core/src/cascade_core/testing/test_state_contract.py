@@ -7,7 +7,13 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from cascade_core.testing.plugin import close_quietly, new_run_id, open_state_factory, run_concurrently
+from cascade_core.testing.plugin import (
+    check_declared_attributes,
+    close_quietly,
+    new_run_id,
+    open_state_factory,
+    run_concurrently,
+)
 
 PAYLOADS = {
     "empty": b"",
@@ -16,7 +22,20 @@ PAYLOADS = {
     "not-utf8": b"\xff\xfe\x80 caf\xc3",
     "text-like": b"hello",
 }
-ODD_IDS = ["with space", "slash/and:colon", "unicode-\u00e9\u4e2d", "percent%_underscore", "x" * 200, "'quote\"", ""]
+# Node ids, run ids, cache keys and lease names are arbitrary strings: a backend that maps them
+# to file names, URLs or key patterns must encode them (and keep names apart that differ in case).
+ODD_IDS = [
+    "with space",
+    "slash/and:colon",
+    "../up",
+    "unicode-\u00e9\u4e2d",
+    "percent%_underscore*?[]{}",
+    "x" * 300,
+    "'quote\"",
+    "Case",
+    "case",
+    "",
+]
 
 
 def test_round_trip_varied_payloads(cascade_state_backend):
@@ -144,6 +163,33 @@ def test_two_backends_for_one_run_share_it(cascade_state_factory):
         reader.close()
 
 
+def test_odd_run_ids(cascade_state_factory):
+    base = new_run_id()
+    suffixes = ["", "/slash/../dots", ":" + "r" * 300, " spaced \u00e9\u4e2d", "%_*?{}", "-Case", "-case"]
+    run_ids = [base + suffix for suffix in suffixes]
+    backends = [cascade_state_factory(run_id) for run_id in run_ids]
+    try:
+        for backend in backends:
+            backend.put_results({"n": backend.run_id.encode()})
+            backend.mark_skipped({"s": backend.run_id})
+            backend.set_run_info({"status": backend.run_id})
+        for backend in backends:
+            again = cascade_state_factory(backend.run_id)
+            assert again.get_results(["n"]) == {"n": backend.run_id.encode()}
+            assert again.result_ids() == {"n"}
+            assert again.get_skip_reasons() == {"s": backend.run_id}
+            assert again.get_run_info()["status"] == backend.run_id
+            again.close()
+        if _has(cascade_state_factory, _run_catalog()):
+            listed = {run["run_id"]: run["status"] for run in cascade_state_factory.list_runs()}
+            assert {run_id: listed.get(run_id) for run_id in run_ids} == {run_id: run_id for run_id in run_ids}
+            assert cascade_state_factory.delete_run(run_ids[1]) is True
+            assert backends[0].get_results(["n"]) == {"n": run_ids[0].encode()}
+    finally:
+        for backend in backends:
+            backend.close()
+
+
 def test_persists_across_factories(cascade_uri, cascade_state_backend):
     cascade_state_backend.put_results({"a": b"kept"})
     cascade_state_backend.set_run_info({"status": "done"})
@@ -214,10 +260,18 @@ def test_timestamps(cascade_state_backend):
 # -- optional: RunCatalog on the factory ------------------------------------------
 
 
-def _catalog(factory):
-    from cascade_core import RunCatalog
+def _has(obj, capability: type) -> bool:
+    return isinstance(obj, capability)
 
-    if not isinstance(factory, RunCatalog):
+
+def _run_catalog() -> type:
+    from cascade_core.plugin import RunCatalog
+
+    return RunCatalog
+
+
+def _catalog(factory):
+    if not isinstance(factory, _run_catalog()):
         pytest.skip("optional capability: the state factory has no RunCatalog (list_runs, delete_run)")
     return factory
 
@@ -282,14 +336,44 @@ def _utc(text: str) -> datetime:
 def test_task_records(cascade_state_backend):
     import json
 
-    from cascade_core._protocols import TaskRecords
+    from cascade_core.plugin import TaskRecords
 
     if not isinstance(cascade_state_backend, TaskRecords):
         pytest.skip("optional capability: the backend keeps no task records (put_task_records)")
+    assert cascade_state_backend.get_task_records() == {}
     first = {"n1": json.dumps({"task": "a", "status": "done"}), "n2": json.dumps({"task": "b", "status": "failed"})}
     cascade_state_backend.put_task_records(first)
     cascade_state_backend.put_task_records({"n2": json.dumps({"task": "b", "status": "done"})})
     records = cascade_state_backend.get_task_records()
+    # dict[str, str]: node id -> the JSON text as written, not a parsed object.
+    assert type(records) is dict
+    assert all(type(key) is str and type(value) is str for key, value in records.items())
+    assert records["n1"] == first["n1"]
     assert {key: json.loads(value)["status"] for key, value in records.items()} == {"n1": "done", "n2": "done"}
     cascade_state_backend.put_task_records({})
     assert len(cascade_state_backend.get_task_records()) == 2
+
+
+def test_task_records_belong_to_their_run(cascade_state_factory):
+    from cascade_core.plugin import TaskRecords
+
+    first, second = cascade_state_factory(new_run_id()), cascade_state_factory(new_run_id())
+    try:
+        if not _has(first, TaskRecords):
+            pytest.skip("optional capability: the backend keeps no task records (put_task_records)")
+        first.put_task_records({"n1": '{"status": "done"}'})
+        assert second.get_task_records() == {}
+        again = cascade_state_factory(first.run_id)
+        assert again.get_task_records() == {"n1": '{"status": "done"}'}
+        again.close()
+    finally:
+        first.close()
+        second.close()
+
+
+# -- attributes the engine reads ---------------------------------------------------
+
+
+def test_declared_attributes(cascade_state_factory, cascade_state_backend):
+    for owner in (cascade_state_factory, cascade_state_backend):
+        check_declared_attributes(owner)

@@ -1,0 +1,146 @@
+"""One attempt of one task: what the engine hands an executor, and what comes back.
+
+A :class:`TaskCall` carries everything the attempt needs (the task, its inputs already
+substituted, the attempt number and how to encode the result), so an executor may run it
+in a worker thread, on an event loop or in another process; :func:`run_call` (or
+:func:`run_call_async` for ``async def`` tasks) runs it there and returns an
+:class:`Outcome`. Nothing in here reads a backend, a secret or a global of the driver:
+the driver seals and stores what comes back (docs/executors.md).
+"""
+
+from __future__ import annotations
+
+import pickle
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from ._errors import DefinitionError, SerializationError
+
+_SERIALIZERS = ("pickle", "json")
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """How a result becomes the bytes the state backend stores: a serializer and a size limit.
+
+    ``limit_option`` names the backend option that raises the limit, for the error message.
+    """
+
+    serializer: str = "pickle"
+    max_bytes: int | None = None
+    limit_option: str | None = None
+
+    def encode(self, task_name: str, value: Any) -> bytes:
+        """The serialized bytes of ``value``; raise SerializationError naming the task otherwise."""
+        try:
+            if self.serializer == "pickle":
+                body = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+            else:
+                import json
+
+                body = json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
+        except Exception as exc:  # pickle and json raise many exception types
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            error = SerializationError(
+                f"result of task {task_name!r} cannot be stored: {type(value).__name__} value cannot be "
+                f"serialized with {self.serializer}: {reason}"
+            )
+            raise error from exc
+        if self.max_bytes is not None and len(body) > self.max_bytes:
+            raise SerializationError(
+                f"result of task {task_name!r} is {len(body)} bytes, over the state backend's limit of "
+                f"{self.max_bytes} bytes: return a smaller value or {raise_limit(self.limit_option)}"
+            )
+        return body
+
+
+def raise_limit(option: str | None) -> str:
+    """How to let a backend store more: raise the option it names as ``max_payload_option``."""
+    return f"raise the backend's {option}" if isinstance(option, str) and option else "use a backend that allows more"
+
+
+@dataclass(slots=True)
+class TaskCall:
+    """One attempt of one task. Picklable whenever the task's function and its inputs are.
+
+    ``args`` and ``kwargs`` hold the inputs with every upstream result substituted: values
+    for executors that run in the driver's process, or the executor's own handles to them
+    (for example Dask futures) for executors that keep values where they were computed.
+    """
+
+    index: int  # the node's position in the run's graph: how the driver matches the outcome
+    node_id: str
+    task: Any  # cascade_core.Task: its fn, name and is_async are used here
+    args: tuple
+    kwargs: dict
+    attempt: int = 0  # 0 for the first attempt; retries are the engine's, never the executor's
+    encoding: Encoding = Encoding()
+
+    @property
+    def name(self) -> str:
+        """The task's name."""
+        return self.task.name
+
+    @property
+    def is_async(self) -> bool:
+        return self.task.is_async
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one :class:`TaskCall` produced.
+
+    ``ok``: the task returned and its result encoded; then ``value`` is the result (or the
+    executor's handle to it) and ``body`` its serialized bytes. Otherwise ``value`` is the
+    exception and ``body`` is None. ``duration``: seconds spent in the call and the encoding.
+    """
+
+    index: int
+    ok: bool
+    value: Any
+    body: bytes | None
+    duration: float
+    attempt: int = 0
+
+
+def run_call(call: TaskCall) -> Outcome:
+    """Run a synchronous task call and encode its result; never raises for the task's errors.
+
+    ``KeyboardInterrupt`` and ``SystemExit`` come back as failed outcomes too: the engine
+    decides that they stop the run.
+    """
+    started = time.perf_counter()
+    try:
+        value = call.task.fn(*call.args, **call.kwargs)
+    except BaseException as exc:
+        return Outcome(call.index, False, exc, None, time.perf_counter() - started, call.attempt)
+    return finish_call(call, value, started)
+
+
+async def run_call_async(call: TaskCall) -> Outcome:
+    """Await an ``async def`` task call on the running loop and encode its result."""
+    started = time.perf_counter()
+    try:
+        value = await call.task.fn(*call.args, **call.kwargs)
+    except BaseException as exc:  # CancelledError included: the engine decides what it means
+        return Outcome(call.index, False, exc, None, time.perf_counter() - started, call.attempt)
+    return finish_call(call, value, started)
+
+
+def finish_call(call: TaskCall, value: Any, started: float) -> Outcome:
+    """The outcome of a call that returned ``value``: encoded, or the reason it cannot be stored."""
+    from ._task import LazyResult
+
+    error: Exception
+    if type(value) is LazyResult:
+        error = DefinitionError(
+            f"task {call.name!r} returned a lazy result ({value.task.name}) instead of a value: "
+            "pass it to the task as an argument, or call cs.run() on it inside the task"
+        )
+        return Outcome(call.index, False, error, None, time.perf_counter() - started, call.attempt)
+    try:
+        body = call.encoding.encode(call.name, value)
+    except SerializationError as exc:
+        return Outcome(call.index, False, exc, None, time.perf_counter() - started, call.attempt)
+    return Outcome(call.index, True, value, body, time.perf_counter() - started, call.attempt)

@@ -1,0 +1,63 @@
+"""The contract of an executor: where tasks run (docs/executors.md).
+
+The engine decides *what* runs and when (plan, scheduler, retries, leases, storing);
+an executor only runs :class:`~cascade_core._call.TaskCall` objects and reports each
+:class:`~cascade_core._call.Outcome` through the callback it was given. Its shape is the
+one ``concurrent.futures`` and ``distributed`` users know: ``submit`` returns something
+with ``cancel()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
+
+from ._call import Outcome, TaskCall
+
+Done = Callable[[Outcome], None]
+"""Called once per submitted call, from any thread, with its outcome."""
+
+
+@runtime_checkable
+class Cancellable(Protocol):
+    def cancel(self) -> bool:
+        """Stop the call if it has not finished (best effort); return whether it will not run."""
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """Runs task calls. One executor object may serve several runs, one after another or at once.
+
+    ``max_workers``: how many calls it runs at once. The scheduler never has more calls
+    submitted than that, so with ``leases=True`` a driver claims no more nodes than its
+    executor can start.
+    """
+
+    max_workers: int
+
+    def submit(self, call: TaskCall, done: Done) -> Cancellable:
+        """Start ``call``; call ``done(outcome)`` exactly once when it finishes, fails or is cancelled.
+
+        Never raise for the task's own errors: report them as a failed outcome. Do not retry:
+        the engine resubmits a failed call with ``attempt + 1`` when the task allows it.
+        """
+
+    def close(self) -> None:
+        """Release workers and connections. Calling it twice is harmless."""
+
+
+EXECUTOR_METHODS = ("submit", "close")
+
+
+def missing_executor_methods(obj: object) -> list[str]:
+    """What ``obj`` lacks to be an executor (methods, and a whole ``max_workers`` >= 1)."""
+    missing = [name for name in EXECUTOR_METHODS if not callable(getattr(obj, name, None))]
+    workers = getattr(obj, "max_workers", None)
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        missing.append("max_workers")
+    return missing
+
+
+def runs_in_driver(executor: Any) -> bool:
+    """Whether calls may run in the driver's own thread (the chain fast path): ``in_driver = True``."""
+    return getattr(executor, "in_driver", False) is True

@@ -1,0 +1,1 @@
+"""The built-in executors: ``threads://`` (the default) and ``inline://`` (docs/executors.md)."""
