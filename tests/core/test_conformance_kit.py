@@ -36,10 +36,27 @@ def test_builtin_backend_passes_the_kit(scheme, tmp_path):
     assert count("passed", result.stdout) >= 15, output
     assert count("failed", result.stdout) == count("error", result.stdout) == 0, output
     skips = [line for line in result.stdout.splitlines() if line.startswith("SKIPPED")]
+    backend_skips = [line for line in skips if "provides no executor" not in line]  # a store runs no tasks
+    assert len(skips) - len(backend_skips) == EXECUTOR_TESTS, skips
     # Only optional capabilities may be skipped (memory:// records no timestamps); the core contract never.
-    assert all("optional capability" in line for line in skips), skips
+    assert all("optional capability" in line for line in backend_skips), skips
     if scheme == "sqlite":
-        assert skips == [], skips
+        assert backend_skips == [], skips
+
+
+EXECUTOR_TESTS = 9  # the tests of testing/test_executor_contract.py
+
+
+@pytest.mark.parametrize("uri", ["threads://", "threads://?max_workers=2", "inline://"])
+def test_builtin_executor_passes_the_kit(uri, tmp_path):
+    result = run_kit("--cascade-uri", uri, cwd=tmp_path)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert count("passed", result.stdout) == EXECUTOR_TESTS, output
+    assert count("failed", result.stdout) == count("error", result.stdout) == 0, output
+    skips = [line for line in result.stdout.splitlines() if line.startswith("SKIPPED")]
+    # Everything else is the state and cache contract, which an executor does not provide.
+    assert skips and all("provides no state" in line or "provides no cache" in line for line in skips), skips
 
 
 def error_lines(result: subprocess.CompletedProcess[str]) -> list[str]:

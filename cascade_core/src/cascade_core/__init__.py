@@ -114,6 +114,17 @@ _LAZY = {
 }
 
 
+def _repr_markdown_(self: LazyResult) -> str | None:
+    """Jupyter shows a lazy result as a Mermaid diagram of its graph (see ``cascade_core.graph``)."""
+    from .pictures import markdown
+
+    return markdown(self)
+
+
+# Wired here, above the graph layer, so that _task never imports the drawing code that reads graphs.
+LazyResult._repr_markdown_ = _repr_markdown_  # type: ignore[attr-defined]
+
+
 def __getattr__(name: str) -> Any:
     if name == "__version__":
         from importlib.metadata import PackageNotFoundError, version

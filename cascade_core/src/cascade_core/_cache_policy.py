@@ -12,13 +12,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Any
 
 from ._errors import DefinitionError
 from ._hashing import digest
-
-if TYPE_CHECKING:
-    from ._task import Task
 
 
 class KeyContext:
@@ -26,7 +23,7 @@ class KeyContext:
 
     __slots__ = ("task", "inputs_digest", "run_id")
 
-    def __init__(self, task: Task, inputs_digest: str, run_id: str) -> None:
+    def __init__(self, task: Any, inputs_digest: str, run_id: str) -> None:  # task: a cascade_core.Task
         self.task = task
         self.inputs_digest = inputs_digest
         self.run_id = run_id
@@ -102,7 +99,7 @@ _BUILTIN_POLICIES = (_Inputs, _TaskSource, _RunId)
 _PLACEHOLDER = "\0inputs digest\0"  # cannot be a hex digest; splits a key's material around the inputs part
 
 
-def key_maker(task: Task, run_id: str) -> Callable[[bytes], str]:
+def key_maker(task: Any, run_id: str) -> Callable[[bytes], str]:
     """A function from a call's encoded inputs to its cache key ``<task name>:<digest>``.
 
     The key is ``digest("\\0".join(policy parts))``. When the policy is built only from

@@ -24,6 +24,7 @@ from ._errors import CycleError, ParamError, TargetError
 from ._gc import collection_paused
 from ._hashing import UnhashableInput, digest, encode
 from ._task import MISSING, LazyResult, Param, Task
+from ._values import encode_arg, encode_inputs
 
 log = logging.getLogger("cascade")
 
@@ -308,7 +309,7 @@ def _build_nodes(graph: Graph, ordered: list[LazyResult]) -> None:
                         parts.append((b"l" if kind is list else b"t") + pack(">Q", len(arg)))
                         parts.append(b"".join([refs[index_of[id(item)]] for item in arg]))
                     elif kind in _CONTAINERS:
-                        parts.append(_encode_arg(arg, graph, params, None))
+                        parts.append(encode_arg(arg, graph, params, None))
                     else:
                         parts.append(encode(arg))
                 inputs = b"".join(parts)
@@ -336,73 +337,3 @@ def _build_nodes(graph: Graph, ordered: list[LazyResult]) -> None:
             node_id = digest(f"{node_id}#{occurrences}".encode())
         node.id = node_id
         refs.append(b"r" + node_id.encode())
-
-
-def encode_inputs(lazy: LazyResult, graph: Graph, params: Mapping[str, Any], tokens: Any = None) -> bytes:
-    """Deterministic bytes for a call's inputs: upstreams by node id (or by ``tokens``), params by value."""
-    encoded = _encode_arg(lazy.args, graph, params, tokens)
-    if lazy.kwargs:
-        encoded += _encode_arg(lazy.kwargs, graph, params, tokens)
-    if lazy.ordering:
-        encoded += b"A" + b"".join(graph.node_of(dep).id.encode() for dep in lazy.ordering)
-    return encoded
-
-
-def _encode_arg(value: Any, graph: Graph, params: Mapping[str, Any], tokens: Any) -> bytes:
-    kind = type(value)
-    if kind is LazyResult:
-        node = graph.nodes[graph.index_of[id(value)]]
-        return b"r" + (node.id if tokens is None else tokens[node.index]).encode()
-    if kind is Param:
-        return b"P" + encode(params[value.name])
-    if kind is tuple or kind is list:
-        # Lazy results inline (a fan-in passes thousands in one list); anything else recurses.
-        nodes, index_of = graph.nodes, graph.index_of
-        parts = [
-            b"r" + (nodes[index_of[id(item)]].id if tokens is None else tokens[index_of[id(item)]]).encode()
-            if type(item) is LazyResult
-            else _encode_arg(item, graph, params, tokens)
-            for item in value
-        ]
-        return (b"t" if kind is tuple else b"l") + struct.pack(">Q", len(parts)) + b"".join(parts)
-    if kind is dict:
-        parts = sorted(
-            _encode_arg(key, graph, params, tokens) + _encode_arg(item, graph, params, tokens)
-            for key, item in value.items()
-        )
-        return b"d" + struct.pack(">Q", len(parts)) + b"".join(parts)
-    if kind is set or kind is frozenset:
-        parts = sorted(_encode_arg(item, graph, params, tokens) for item in value)
-        return b"S" + struct.pack(">Q", len(parts)) + b"".join(parts)
-    return encode(value)
-
-
-def substitute(value: Any, results: list[Any], graph: Graph, params: Mapping[str, Any]) -> Any:
-    """``value`` with every lazy result replaced by its computed value and every Param by its value."""
-    kind = type(value)
-    if kind is LazyResult:
-        return results[graph.index_of[id(value)]]
-    if kind is Param:
-        return params[value.name]
-    if kind is tuple or kind is list:
-        return kind(substitute(item, results, graph, params) for item in value)
-    if kind is dict:
-        return {
-            substitute(key, results, graph, params): substitute(item, results, graph, params)
-            for key, item in value.items()
-        }
-    if kind is set or kind is frozenset:
-        return kind(substitute(item, results, graph, params) for item in value)
-    return value
-
-
-def shape_result(shape: Any, results: list[Any], graph: Graph) -> Any:
-    """The target's structure (lazy result, list, tuple, dict) filled with computed values."""
-    kind = type(shape)
-    if kind is LazyResult:
-        return results[graph.index_of[id(shape)]]
-    if kind is list or kind is tuple:
-        return kind(shape_result(item, results, graph) for item in shape)
-    if kind is dict:
-        return {key: shape_result(item, results, graph) for key, item in shape.items()}
-    return shape

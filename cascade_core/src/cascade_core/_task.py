@@ -92,6 +92,28 @@ def _positional_parameters(fn: Any) -> tuple[list[str], dict[str, Any]] | None:
     return names, defaults
 
 
+def _lookup(module: str, qualname: str) -> Any:
+    """``module.qualname`` if that module is imported already, else None (nothing is imported)."""
+    import sys
+
+    found: Any = sys.modules.get(module)
+    for part in qualname.split("."):
+        found = getattr(found, part, None)
+    return found
+
+
+def _task_named(module: str, qualname: str) -> Task:
+    """The task ``module.qualname``, importing its module (how a pickled task is found again)."""
+    import importlib
+
+    found: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        found = getattr(found, part)
+    if not isinstance(found, Task):
+        raise DefinitionError(f"{module}.{qualname} is not a task here: its module defines it differently")
+    return found
+
+
 class Task(Generic[R]):
     """A plain function made lazy: calling it returns a :class:`LazyResult`."""
 
@@ -148,6 +170,15 @@ class Task(Generic[R]):
         # A call with exactly this many positional arguments needs no binding (-1: always bind).
         self._arity = -1 if self._positional is None else len(self._positional[0])
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        """Pickled by reference when its module holds it under its name, so that a worker process
+        imports the same task; by value otherwise (cloudpickle then sends closures and tasks of
+        scripts, as Dask does; plain pickle refuses them)."""
+        module, qualname = getattr(self, "__module__", None), getattr(self, "__qualname__", None)
+        if isinstance(module, str) and isinstance(qualname, str) and _lookup(module, qualname) is self:
+            return (_task_named, (module, qualname))
+        return super().__reduce_ex__(protocol)
 
     def retry_wait(self, attempt: int) -> float:
         """Seconds to wait before retry ``attempt + 1``: ``retry_delay * retry_backoff**attempt``, at most a day."""
@@ -290,12 +321,6 @@ class LazyResult(Generic[R]):
 
     def __repr__(self) -> str:
         return f"<lazy {self.task.name}>"
-
-    def _repr_markdown_(self) -> str | None:
-        """Jupyter shows a lazy result as a Mermaid diagram of its graph (see ``cascade_core.graph``)."""
-        from .pictures import markdown
-
-        return markdown(self)
 
     def __bool__(self) -> bool:
         raise DefinitionError(

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from .._errors import CascadeError, InvalidURIError
-from ._main import EXIT_FAILED, EXIT_OK
+from ._exit import EXIT_FAILED, EXIT_OK
 from ._output import print_json, print_table
 
 

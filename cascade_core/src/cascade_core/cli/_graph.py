@@ -13,7 +13,7 @@ import sys
 from typing import Any
 
 from .._errors import UsageError
-from ._main import EXIT_OK
+from ._exit import EXIT_OK
 
 FORMATS = ("mermaid", "dot", "json", "svg", "png")
 DEFAULT_COLLAPSE = 200  # as cascade_core.pictures (not imported here: `cascade run` need not load it)
@@ -52,7 +52,7 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_parser(commands: Any) -> None:
-    from ._run import DEFAULT_STORE, STATE_ENV
+    from ._stores import DEFAULT_STORE, STATE_ENV
 
     parser = commands.add_parser(
         "graph",
@@ -177,23 +177,22 @@ def _read_run(run_id: str, state: str | None) -> Any:
     from datetime import datetime, timezone
 
     from ..pictures import RunView
-    from ._run import default_state
-    from ._runs import _close, _factory, _missing_file, _no_run, _parse, _shown
+    from ._stores import close, default_state, missing_file, no_run, open_catalog, parse_uri, shown_info
 
-    uri = _parse(state or default_state())
-    if _missing_file(uri):
-        raise _no_run(run_id, uri)
-    factory = _factory(uri)
+    uri = parse_uri(state or default_state())
+    if missing_file(uri):
+        raise no_run(run_id, uri)
+    factory = open_catalog(uri)
     try:
         if run_id not in {run["run_id"] for run in factory.list_runs()}:
-            raise _no_run(run_id, uri)
+            raise no_run(run_id, uri)
         backend = factory(run_id)
         try:
-            return RunView.read(backend, _shown(backend.get_run_info(), datetime.now(timezone.utc)))
+            return RunView.read(backend, shown_info(backend.get_run_info(), datetime.now(timezone.utc)))
         finally:
             backend.close()
     finally:
-        _close(factory)
+        close(factory)
 
 
 def _check_match(graph: Any, run: Any) -> None:

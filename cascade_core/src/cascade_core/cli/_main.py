@@ -18,8 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .._errors import BackendUnavailableError, CascadeError, UsageError
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+from ._exit import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
 
 class _Parser(argparse.ArgumentParser):

@@ -9,20 +9,10 @@ import sys
 from typing import Any
 
 from .._errors import RunInUseError, UsageError
-from ._main import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+from ._exit import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+from ._stores import CACHE_ENV, DEFAULT_STORE, EXECUTOR_ENV, STATE_ENV, default_cache, default_state
 
-STATE_ENV = "CASCADE_STATE"
-CACHE_ENV = "CASCADE_CACHE"
-DEFAULT_STORE = "sqlite:///.cascade.db"
 RESULT_REPR_LIMIT = 2000  # characters of the result's repr in the text summary
-
-
-def default_state() -> str:
-    return os.environ.get(STATE_ENV) or DEFAULT_STORE
-
-
-def default_cache() -> str:
-    return os.environ.get(CACHE_ENV) or DEFAULT_STORE
 
 
 def positive_int(text: str, maximum: int = 10_000) -> int:
@@ -58,7 +48,15 @@ def add_parser(commands: Any) -> None:
         "--cache", default=None, metavar="URI", help=f"cache backend URI (default: ${CACHE_ENV} or {DEFAULT_STORE})"
     )
     parser.add_argument("--run-id", default=None, metavar="ID", help="resume or name the run (default: a fresh id)")
-    parser.add_argument("--workers", type=positive_int, default=None, metavar="N", help="at most N tasks at once")
+    parser.add_argument(
+        "--executor",
+        default=None,
+        metavar="URI",
+        help=f"where tasks run: threads://?max_workers=N, inline://, or a plugin's (default: ${EXECUTOR_ENV} or threads://)",
+    )
+    parser.add_argument(
+        "--workers", type=positive_int, default=None, metavar="N", help="at most N tasks at once (threads://?max_workers=N)"
+    )
     parser.add_argument(
         "--leases",
         action="store_true",
@@ -90,6 +88,8 @@ def run_command(args: argparse.Namespace) -> int:
     params = parse_params(args.param)
     state_uri = BackendURI.parse(args.state or default_state())
     cache_uri = BackendURI.parse(args.cache or default_cache())
+    executor_text = args.executor or os.environ.get(EXECUTOR_ENV)
+    executor_uri = BackendURI.parse(executor_text) if executor_text else None
     run_id = _check_run_id(args.run_id) if args.run_id is not None else new_run_id()
     target, params = load_target(args.target, params)
     progress = make_progress(choose_mode(sys.stderr, quiet=args.json or args.no_progress))
@@ -99,6 +99,7 @@ def run_command(args: argparse.Namespace) -> int:
     engine = Engine(
         state_uri,
         cache_uri,
+        executor=executor_uri,
         max_workers=args.workers,
         observers=[progress],
         leases=args.leases,
@@ -184,7 +185,7 @@ def _resume_command(args: argparse.Namespace, run_id: str) -> _Resume:
     for item in args.param:
         words += ["--param", item]
     masked = []
-    for option, text in (("--state", args.state), ("--cache", args.cache)):
+    for option, text in (("--state", args.state), ("--cache", args.cache), ("--executor", args.executor)):
         if text:
             uri = BackendURI.parse(text)
             words += [option, str(uri)]
@@ -202,7 +203,8 @@ def _print_resume(resume: _Resume) -> None:
     print(f"to resume: {resume.command}", file=sys.stderr)
     if resume.masked:
         names = " and ".join(resume.masked)
-        variables = " and ".join(f"${STATE_ENV if o == '--state' else CACHE_ENV}" for o in resume.masked)
+        env = {"--state": STATE_ENV, "--cache": CACHE_ENV, "--executor": EXECUTOR_ENV}
+        variables = " and ".join(f"${env[option]}" for option in resume.masked)
         print(
             f"note: secrets in {names} are shown as ***: put them back, or set {variables} and drop {names}",
             file=sys.stderr,

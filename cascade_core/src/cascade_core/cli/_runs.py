@@ -16,10 +16,22 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .._errors import BackendError, UsageError
+from ._exit import EXIT_OK
 from ._graph import add_picture_options, show_pictures, wants_pictures
-from ._main import EXIT_OK
 from ._output import describe_counts, plural, print_json, print_table
-from ._run import CACHE_ENV, DEFAULT_STORE, STATE_ENV, default_cache, default_state
+from ._stores import (
+    CACHE_ENV,
+    DEFAULT_STORE,
+    STATE_ENV,
+    close,
+    default_cache,
+    default_state,
+    missing_file,
+    no_run,
+    open_catalog,
+    parse_uri,
+    shown_info,
+)
 
 
 def add_parsers(commands: Any) -> None:
@@ -58,73 +70,28 @@ def add_parsers(commands: Any) -> None:
     clear.set_defaults(handler=clear_cache)
 
 
-def _missing_file(uri: Any) -> bool:
-    """A sqlite URI whose file does not exist (opening it would create it)."""
-    if uri.scheme != "sqlite":
-        return False
-    import os
-
-    from ..backends.sqlite import OPTIONS, path_from_uri
-
-    uri.parse_options(OPTIONS)  # a bad option is reported as such, not as a missing file
-    return not os.path.exists(path_from_uri(uri))
 
 
-def _parse(uri_text: str) -> Any:
-    from .._uri import BackendURI
-
-    return BackendURI.parse(uri_text)
 
 
-def _factory(uri: Any) -> Any:
-    from .._registry import registry
-
-    factory = registry.state_factory(uri)
-    if not callable(getattr(factory, "list_runs", None)) or not callable(getattr(factory, "delete_run", None)):
-        _close(factory)
-        raise BackendError(f"the state backend {uri} cannot list or delete runs (no RunCatalog capability)")
-    return factory
 
 
-def _close(obj: Any) -> None:
-    close = getattr(obj, "close", None)
-    if callable(close):
-        close()
 
 
-def _no_run(run_id: str, uri: Any) -> UsageError:
-    return UsageError(f"no run {run_id!r} in {uri}: 'cascade runs list --state URI' shows the stored runs")
 
 
-_NUMBERS = ("tasks", "results")  # and every count_* key
 
 
-def _shown(info: Mapping[str, Any], now: datetime) -> dict[str, Any]:
-    """Run info as the commands show it: numbers as integers; ``abandoned`` (and since when)
-    for a ``running`` run whose run lease expired."""
-    shown = dict(info)
-    for key, value in info.items():
-        if key in _NUMBERS or key.startswith("count_"):
-            try:
-                shown[key] = int(value)
-            except (TypeError, ValueError):
-                pass
-    expires = _parse_time(info.get("lease_expires"))
-    if info.get("status") == "running" and expires is not None and expires <= now:
-        shown["status"] = "abandoned"
-        shown["abandoned_since"] = info["lease_expires"]
-    return shown
 
 
-def _parse_time(text: Any) -> datetime | None:
-    """An ISO-8601 time (``2026-11-30T14:20:01.123+00:00``); one without a zone is UTC."""
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+
+
+
+
+
+
+
+
 
 
 _COUNT_ORDER = ("total", "executed", "cached", "resumed", "by_other_drivers", "failed", "skipped")
@@ -139,16 +106,16 @@ def _counts(info: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def list_runs(args: argparse.Namespace) -> int:
-    uri = _parse(args.state or default_state())
+    uri = parse_uri(args.state or default_state())
     stored: list[dict[str, str]] = []
-    if not _missing_file(uri):
-        factory = _factory(uri)
+    if not missing_file(uri):
+        factory = open_catalog(uri)
         try:
             stored = factory.list_runs()
         finally:
-            _close(factory)
+            close(factory)
     now = datetime.now(timezone.utc)
-    runs = [_shown(run, now) for run in stored]
+    runs = [shown_info(run, now) for run in stored]
     runs.sort(key=lambda run: (run.get("created", ""), run["run_id"]), reverse=True)
     if args.json:
         print_json(runs)
@@ -207,13 +174,13 @@ def _task_rows(stored: set[str], skipped: dict[str, str], records: dict[str, str
 def show_run(args: argparse.Namespace) -> int:
     if wants_pictures(args):
         return show_pictures(args)
-    uri = _parse(args.state or default_state())
-    if _missing_file(uri):
-        raise _no_run(args.run_id, uri)
-    factory = _factory(uri)
+    uri = parse_uri(args.state or default_state())
+    if missing_file(uri):
+        raise no_run(args.run_id, uri)
+    factory = open_catalog(uri)
     try:
         if args.run_id not in {run["run_id"] for run in factory.list_runs()}:
-            raise _no_run(args.run_id, uri)
+            raise no_run(args.run_id, uri)
         backend = factory(args.run_id)
         try:
             info = backend.get_run_info()
@@ -223,8 +190,8 @@ def show_run(args: argparse.Namespace) -> int:
         finally:
             backend.close()
     finally:
-        _close(factory)
-    info = _shown(info, datetime.now(timezone.utc))
+        close(factory)
+    info = shown_info(info, datetime.now(timezone.utc))
     tasks = _task_rows(stored, skipped, records)
     if info.get("status") == "succeeded":
         for t in tasks:
@@ -292,16 +259,16 @@ def _size(size: Any) -> str:
 
 
 def forget_run(args: argparse.Namespace) -> int:
-    uri = _parse(args.state or default_state())
-    if _missing_file(uri):
-        raise _no_run(args.run_id, uri)
-    factory = _factory(uri)
+    uri = parse_uri(args.state or default_state())
+    if missing_file(uri):
+        raise no_run(args.run_id, uri)
+    factory = open_catalog(uri)
     try:
         existed = factory.delete_run(args.run_id)
     finally:
-        _close(factory)
+        close(factory)
     if not existed:
-        raise _no_run(args.run_id, uri)
+        raise no_run(args.run_id, uri)
     print(f"forgot run {args.run_id}")
     return EXIT_OK
 
@@ -312,9 +279,9 @@ def clear_cache(args: argparse.Namespace) -> int:
     if args.task is not None and not args.task.strip():
         # An unset shell variable (--task "$TASK") must not widen the command to the whole cache.
         raise UsageError("--task is empty: give a task's full name (as 'cascade runs show' prints it), or omit --task")
-    uri = _parse(args.cache or default_cache())
+    uri = parse_uri(args.cache or default_cache())
     removed = 0
-    if not _missing_file(uri):
+    if not missing_file(uri):
         cache = registry.cache_backend(uri)
         try:
             if not callable(getattr(cache, "clear", None)):

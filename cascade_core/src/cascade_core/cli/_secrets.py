@@ -2,8 +2,8 @@
 
 Backend URIs are masked where the CLI formats them (``str(BackendURI)``), but an error
 raised by a driver, a log record or a traceback may quote a password verbatim. So ``main``
-collects every secret the command line and the ``$CASCADE_STATE`` / ``$CASCADE_CACHE``
-variables carry, and wraps stdout and stderr in a stream that replaces them by ``***``,
+collects every secret the command line and the ``$CASCADE_STATE`` / ``$CASCADE_CACHE`` /
+``$CASCADE_EXECUTOR`` variables carry, and wraps stdout and stderr in a stream that replaces them by ``***``,
 and masks the credentials of any other URI written (a task's error quoting one, say).
 """
 
@@ -18,7 +18,7 @@ from .._errors import InvalidURIError
 from .._masking import mask_credentials, uri_text_secrets
 from .._uri import MASK, BackendURI
 
-URI_ENV = ("CASCADE_STATE", "CASCADE_CACHE")
+URI_ENV = ("CASCADE_STATE", "CASCADE_CACHE", "CASCADE_EXECUTOR")
 
 
 def uri_secrets(text: str) -> set[str]:

@@ -1,0 +1,241 @@
+"""Cache keys and cache hits: compute keys, fetch entries in batches, verify and use them.
+
+A key is ``<task name>:<digest>`` from the task's cache policy; an upstream enters a
+downstream key by its own key when it has one, else by the hash of its value. Keys that
+need no computed value are all fetched in one ``get_many`` before anything runs; the others
+as their nodes become ready.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ._cache_policy import key_maker
+from ._codec import cache_storage_key
+from ._context import DONE, MISSING, PENDING, RunContext
+from ._errors import HashingError, IntegrityError, SerializationError
+from ._gc import collection_paused
+from ._graph import Graph
+from ._hashing import UnhashableInput, digest, encode
+from ._records import RunRecords
+from ._values import encode_arg, encode_inputs
+
+log = logging.getLogger("cascade")
+
+Hit = tuple[bytes, bytes, Any]  # a verified cache entry: serializer code, body, deserialized value
+
+
+class CacheLookup:
+    """The cache side of one run: keys, lookups, and the hits it takes."""
+
+    def __init__(self, ctx: RunContext, records: RunRecords) -> None:
+        self.ctx = ctx
+        self.records = records
+        self._key_makers: dict[Any, Callable[[bytes], str]] = {}  # task -> its cache-key function for this run
+        self._refused: set[str] = set()  # storage keys of the cache entries refused (and logged) in this run
+
+    # -- keys --------------------------------------------------------------------
+
+    def _key_maker(self, task: Any) -> Callable[[bytes], str]:
+        maker = self._key_makers.get(task)
+        if maker is None:
+            maker = self._key_makers[task] = key_maker(task, self.ctx.run_id)
+        return maker
+
+    def cache_key(self, index: int, tokens: Any) -> str:
+        """``<task name>:<digest>`` from the task's policy; ``tokens[i]`` stands for upstream node ``i``."""
+        ctx = self.ctx
+        node = ctx.nodes[index]
+        task = node.task
+        try:
+            inputs = node.inputs
+            if inputs is None:
+                inputs = encode_inputs(node.lazy, ctx.graph, ctx.graph.params, tokens)
+        except UnhashableInput as exc:
+            argument = _find_unhashable_argument(node.lazy, ctx.graph, ctx.graph.params, tokens)
+            raise HashingError(
+                f"task {task.name!r}: argument {argument!r} cannot be hashed for its cache key ({exc}); "
+                "pass a picklable value, give the type a __cascade_token__ method, or turn caching off for this task",
+                task=task.name,
+                argument=argument,
+            ) from None
+        return self._key_maker(task)(inputs)
+
+    def _token(self, index: int) -> str | None:
+        """What an upstream contributes to a downstream cache key: its own key, or its value's hash."""
+        key = self.ctx.keys[index]
+        if key is not None:
+            return key
+        value = self.ctx.results[index]
+        if value is MISSING:
+            return None
+        try:
+            return digest(encode(value))
+        except UnhashableInput:
+            return None
+
+    def prefetch(self) -> tuple[dict[str, bytes], dict[str, list[int]]]:
+        """Compute every cache key that needs no computed value, and fetch them all at once.
+
+        Returns the payloads found (not verified yet) and the nodes of each key; the nodes
+        of a found key are marked done.
+        """
+        status = self.ctx.status
+        wanted: dict[str, list[int]] = {}
+        with collection_paused():
+            self._compute_keys(wanted)
+        if not wanted:
+            return {}, wanted
+        found = self.ctx.cache.get_many(list(wanted))
+        for key in found:
+            for index in wanted[key]:
+                status[index] = DONE
+        return found, wanted
+
+    def _compute_keys(self, wanted: dict[str, list[int]]) -> None:
+        """Fill ``keys`` for every node whose key needs no computed value; ``wanted``: key -> pending nodes."""
+        ctx = self.ctx
+        keys, status, looked_up = ctx.keys, ctx.status, ctx.looked_up
+        for node in ctx.nodes:
+            task = node.task
+            if task.cache_policy is None:
+                continue
+            index = node.index
+            if node.inputs is not None:  # no upstream: the inputs were encoded with the node id
+                key = self._key_maker(task)(node.inputs)
+            elif all(keys[dep] is not None for dep in node.data_deps):
+                key = self.cache_key(index, keys)  # each upstream enters by its own cache key
+            else:
+                continue
+            keys[index] = key
+            if status[index] == PENDING:
+                found = wanted.get(key)
+                if found is None:
+                    wanted[key] = [index]
+                else:
+                    found.append(index)
+                looked_up[index] = 1
+
+    # -- hits ----------------------------------------------------------------------
+
+    def verified(self, found: Mapping[str, bytes], wanted: Mapping[str, list[int]]) -> dict[int, Hit]:
+        """Node index -> (serializer code, body, value) of every cache entry that passes its check and loads.
+
+        A refused entry (corrupt, tampered, or a value that no longer deserializes: its class
+        was renamed, say) is a miss, logged once per run: the task runs again and overwrites it.
+        """
+        codec = self.ctx.cache_codec
+        opened, errors = codec.open_many(cache_storage_key(""), found)
+        hits: dict[int, Hit] = {}
+        for key, (code, body) in opened.items():
+            indexes = wanted[key]
+            try:
+                for index in indexes:  # each node its own copy of the value, as when it runs
+                    hits[index] = (code, body, codec.deserialize(cache_storage_key(key), code, body))
+            except IntegrityError as exc:
+                for index in indexes:
+                    hits.pop(index, None)
+                errors.append(exc)
+        for error in errors:
+            if error.key not in self._refused:  # a miss is looked up again under its cache lock
+                self._refused.add(error.key)
+                log.warning("ignoring cache entry: %s; the task runs again and overwrites it", error)
+        return hits
+
+    def take_hits(self, used: dict[int, Hit], unused: dict[int, int] | None = None) -> None:
+        """Count and record cache hits; copy the ones the run uses into its state.
+
+        ``used``: node index -> (serializer code, body, value), verified and deserialized.
+        ``unused``: node index -> payload size of hits whose values nothing in this run reads
+        (so never verified).
+        """
+        unused = unused or {}
+        if not used and not unused:
+            return
+        ctx, records = self.ctx, self.records
+        nodes, results = ctx.nodes, ctx.results
+        for index, entry in used.items():
+            results[index] = entry[2]
+        records.counts["cached"] += len(used) + len(unused)
+        if records.records is not None:
+            for index, (_, body, _) in used.items():
+                records.record(index, "cached", 0.0, len(body))
+            for index, size in unused.items():
+                records.record(index, "cached", 0.0, size)
+        if used:
+            bodies = {
+                nodes[index].id: self._for_state(index, code, body, value)
+                for index, (code, body, value) in used.items()
+            }
+            ctx.state.put_results(ctx.codec.seal_many(ctx.state_prefix, {k: v for k, v in bodies.items() if v}))
+        if records.verbose:
+            records.served_from_cache([*used, *unused])
+
+    def _for_state(self, index: int, code: bytes, body: bytes, value: Any) -> tuple[bytes, bytes] | None:
+        """(code, body) a cache hit is stored under in the run's state: the cache's own bytes, or
+        the value serialized again when the state does not accept the cache's serializer."""
+        codec = self.ctx.codec
+        if codec.accepts(code):
+            return code, body
+        try:
+            return codec._code, codec.serialize(value)
+        except SerializationError as exc:  # a resume looks it up in the cache again
+            log.debug("cache hit of %s not copied into the state: %s", self.ctx.nodes[index].task.name, exc)
+            return None
+
+    def lookup_ready(self, ready: list[int]) -> list[int]:
+        """Look up newly ready cacheable nodes in one batch; mark the hits done and return them."""
+        ctx = self.ctx
+        nodes, keys = ctx.nodes, ctx.keys
+        wanted: dict[str, list[int]] = {}
+        for index in ready:
+            node = nodes[index]
+            if node.task.cache_policy is None or ctx.looked_up[index]:
+                continue
+            tokens: dict[int, str | None] = {}
+            for dep in node.data_deps:
+                tokens[dep] = self._token(dep)
+                if tokens[dep] is None:
+                    argument = nodes[dep].task.name
+                    raise HashingError(
+                        f"task {node.task.name!r}: the result of {argument!r} cannot be hashed for its cache key; "
+                        f"make {argument!r} return a picklable value or turn caching off for {node.task.name!r}",
+                        task=node.task.name,
+                        argument=argument,
+                    )
+            keys[index] = key = self.cache_key(index, tokens)
+            ctx.looked_up[index] = 1
+            wanted.setdefault(key, []).append(index)
+        if not wanted:
+            return []
+        return self.take_cached(wanted)
+
+    def take_cached(self, keys: dict[str, list[int]]) -> list[int]:
+        """Take the cache entries that exist for these keys' nodes: mark them done and return them."""
+        if not keys:
+            return []
+        hits = self.verified(self.ctx.cache.get_many(list(keys)), keys)
+        status = self.ctx.status
+        for index in hits:
+            status[index] = DONE
+        if hits:
+            self.take_hits(hits)
+        return list(hits)
+
+
+def _find_unhashable_argument(lazy: Any, graph: Graph, params: Mapping[str, Any], tokens: Any) -> str:
+    """Name the argument of ``lazy`` that cannot be encoded (for the error message)."""
+    import inspect
+
+    try:
+        bound = inspect.signature(lazy.task.fn).bind_partial(*lazy.args, **lazy.kwargs).arguments
+    except (TypeError, ValueError):
+        bound = {f"#{i}": value for i, value in enumerate(lazy.args)} | dict(lazy.kwargs)
+    for name, value in bound.items():
+        try:
+            encode_arg(value, graph, params, tokens)
+        except UnhashableInput:
+            return name
+    return "?"

@@ -1,0 +1,157 @@
+"""Claims before running: node leases (several drivers of one run id run each task once) and
+cache locks (several runs needing one cache entry compute it once). docs/backends.md, "Leases"."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ._cache_lookup import CacheLookup
+from ._codec import state_key
+from ._context import DONE, RunContext
+from ._leases import LeaseKeeper, new_owner, supports_leases
+from ._records import RunRecords
+
+
+class Claims:
+    """The leases one driver holds for one run, and the nodes waiting on someone else's.
+
+    ``release(indexes)`` is the scheduler's: it makes the downstream of finished nodes ready.
+    """
+
+    def __init__(
+        self,
+        ctx: RunContext,
+        records: RunRecords,
+        lookup: CacheLookup,
+        release: Callable[[list[int]], None],
+        *,
+        leases: bool,
+        lease_ttl: float,
+        owner: str | None = None,
+    ) -> None:
+        self.ctx = ctx
+        self.records = records
+        self.lookup = lookup
+        self.release = release
+        owner = owner or new_owner()
+        nodes = ctx.nodes
+        self.node_leases = (
+            LeaseKeeper(ctx.state, owner, lease_ttl, "node") if leases and supports_leases(ctx.state) else None
+        )
+        self.cache_locks = (
+            LeaseKeeper(ctx.cache, owner, lease_ttl, "cache")
+            if supports_leases(ctx.cache) and any(n.task.cache_lock and n.task.cache_policy for n in nodes)
+            else None
+        )
+        self.waiting: dict[int, str] = {}  # node index -> "node" (another driver) or "cache" (another run)
+
+    @property
+    def active(self) -> bool:
+        """Whether nodes must be claimed before they run."""
+        return self.node_leases is not None or self.cache_locks is not None
+
+    def claim(self, batch: list[int]) -> list[int]:
+        """The nodes of ``batch`` this driver may run now; the others wait for whoever holds them."""
+        ctx = self.ctx
+        if self.node_leases is not None and batch:
+            ids = {ctx.nodes[index].id: index for index in batch}
+            held = self.node_leases.acquire(ids)
+            for node_id, index in ids.items():
+                if node_id not in held:
+                    self.waiting[index] = "node"
+            # Another driver may have finished a node between our last read and the claim.
+            done = self.take_stored({node_id: ids[node_id] for node_id in held})
+            if done:
+                self.node_leases.release([ctx.nodes[index].id for index in done])
+            batch = [index for index in batch if index not in self.waiting and index not in done]
+        if self.cache_locks is not None and batch:
+            keyed: dict[str, list[int]] = {}
+            for index in batch:
+                key = ctx.keys[index]
+                if key is not None and ctx.nodes[index].task.cache_lock:
+                    keyed.setdefault(key, []).append(index)
+            if keyed:
+                held = self.cache_locks.acquire(keyed)
+                for key, indexes in keyed.items():
+                    # Nodes of this run sharing a key: the first computes it, the others wait for it.
+                    waiting = indexes if key not in held else indexes[1:]
+                    for index in waiting:
+                        self.waiting[index] = "cache"
+                # The entry may have been written between our lookup and the lock.
+                hits = self.take_cached({key: keyed[key] for key in held})
+                if hits:
+                    self.cache_locks.release([key for key in held if keyed[key][0] in hits])
+                    for index in hits:
+                        self.waiting.pop(index, None)
+                batch = [index for index in batch if index not in self.waiting and index not in hits]
+        return batch
+
+    def take_stored(self, ids: dict[str, int]) -> list[int]:
+        """Load results another driver stored for these nodes; mark them done and release downstream."""
+        if not ids:
+            return []
+        ctx, records = self.ctx, self.records
+        found = ctx.state.get_results(list(ids))
+        finished = []
+        for node_id, payload in found.items():
+            index = ids[node_id]
+            ctx.results[index] = ctx.codec.loads(state_key(ctx.run_id, node_id), payload)
+            ctx.status[index] = DONE
+            records.counts["by_other_drivers"] += 1
+            records.skip(index, "done by another driver")
+            finished.append(index)
+        self.release(finished)
+        return finished
+
+    def take_cached(self, keys: dict[str, list[int]]) -> list[int]:
+        """Take cache entries that appeared for these nodes; mark them done and release downstream."""
+        hits = self.lookup.take_cached(keys)
+        if hits:
+            if self.node_leases is not None:  # served from the cache: the node's claim is done
+                self.node_leases.release([self.ctx.nodes[index].id for index in hits])
+            self.release(hits)
+        return hits
+
+    def poll_waiting(self, free: int | None = None) -> list[int]:
+        """Take results that appeared for waiting nodes; claim (at most ``free`` of) the ones whose holder went away."""
+        ctx = self.ctx
+        by_node = [index for index, kind in self.waiting.items() if kind == "node"]
+        by_cache = [index for index, kind in self.waiting.items() if kind == "cache"]
+        retry: list[int] = []
+        if by_node:
+            for index in self.take_stored({ctx.nodes[index].id: index for index in by_node}):
+                del self.waiting[index]
+            retry += [index for index in by_node if index in self.waiting]
+        if by_cache:
+            keyed: dict[str, list[int]] = {}
+            for index in by_cache:
+                keyed.setdefault(ctx.keys[index], []).append(index)  # type: ignore[arg-type]
+            for index in self.take_cached(keyed):
+                del self.waiting[index]
+            retry += [index for index in by_cache if index in self.waiting]
+        if free is not None:
+            retry = retry[: max(free, 0)]  # the others stay waiting until this driver can start them
+        if not retry:
+            return []
+        for index in retry:
+            del self.waiting[index]
+        return self.claim(retry)
+
+    def finished(self, indexes: list[int]) -> None:
+        """Release the claims of nodes whose outcome is stored (or failed)."""
+        ctx = self.ctx
+        if self.node_leases is not None:
+            self.node_leases.release([ctx.nodes[index].id for index in indexes])
+        if self.cache_locks is not None:
+            self.cache_locks.release([key for key in (ctx.keys[index] for index in indexes) if key])
+
+    def close(self) -> None:
+        """Stop renewing and release every claim.
+
+        A driver that exits (Ctrl-C, a cancelled arun, an error) releases everything it holds, so
+        that a resume starts at once; only a driver that dies leaves its leases to expire.
+        """
+        if self.node_leases is not None:
+            self.node_leases.close()
+        if self.cache_locks is not None:
+            self.cache_locks.close()

@@ -1,0 +1,77 @@
+"""What the plan, the scheduler and the records of one run share: the graph, the backends
+and codecs, and one slot per node for its result, state and cache key."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from ._call import Encoding
+from ._codec import Codec, state_key
+from ._graph import Graph
+
+MISSING: Any = object()  # a node's result before it is known
+
+# A node's state during a run (a byte per node in RunContext.status).
+PENDING, DONE, FAILED, SKIPPED = 0, 1, 2, 3
+
+
+class RunContext:
+    """The backends, codecs and per-node slots of one run of one graph."""
+
+    __slots__ = (
+        "graph",
+        "nodes",
+        "run_id",
+        "state",
+        "cache",
+        "codec",
+        "cache_codec",
+        "encoding",
+        "cache_max_payload",
+        "state_prefix",
+        "results",
+        "status",
+        "keys",
+        "looked_up",
+        "cancel",
+    )
+
+    def __init__(
+        self,
+        graph: Graph,
+        run_id: str,
+        state: Any,
+        cache: Any,
+        secret_keys: list[bytes],
+        cancel: threading.Event | None = None,
+    ) -> None:
+        self.graph = graph
+        self.nodes = graph.nodes
+        self.run_id = run_id
+        self.state = state
+        self.cache = cache
+        self.codec = _codec_for(state, secret_keys)
+        self.cache_codec = _codec_for(cache, secret_keys)
+        self.encoding = Encoding(
+            self.codec.serializer,
+            getattr(state, "max_payload_bytes", None),
+            getattr(state, "max_payload_option", None),
+        )
+        self.cache_max_payload = getattr(cache, "max_payload_bytes", None)
+        self.state_prefix = state_key(run_id, "")  # + node id: the storage key of a result
+        n = len(graph.nodes)
+        self.results: list[Any] = [MISSING] * n
+        self.status = bytearray(n)
+        self.keys: list[str | None] = [None] * n  # cache keys, once known
+        self.looked_up = bytearray(n)  # 1: the node's cache key was looked up already
+        self.cancel = cancel  # set when the awaiting arun() is cancelled
+
+    def cancelled(self) -> bool:
+        return self.cancel is not None and self.cancel.is_set()
+
+
+def _codec_for(backend: Any, secret_keys: list[bytes]) -> Codec:
+    return Codec(
+        getattr(backend, "serializer", "pickle"), secret_keys, trusted_store=getattr(backend, "trusted_store", False)
+    )

@@ -1,0 +1,102 @@
+"""The plan of a run: what is stored already, which cache hits it uses, and what must run.
+
+Planning goes backwards from the targets: a node that is done (stored, or a cache hit)
+stops the walk and only its value is needed; every other wanted node must run, and wants
+its upstreams. Values are loaded only for done nodes that something running (or a target)
+reads.
+"""
+
+from __future__ import annotations
+
+from ._cache_lookup import CacheLookup, Hit
+from ._codec import state_key
+from ._context import DONE, PENDING, SKIPPED, RunContext
+from ._errors import IntegrityError
+from ._records import RunRecords
+
+
+def positions(flags: bytearray, value: int = 1):  # -> Iterator[int]
+    """The indexes of the bytes of ``flags`` equal to ``value``, found at C speed."""
+    index = -1
+    while (index := flags.find(value, index + 1)) >= 0:
+        yield index
+
+
+def prepare(ctx: RunContext, records: RunRecords, lookup: CacheLookup, stored: set[str]) -> bytearray:
+    """Take stored results and cache hits, and return which nodes must run (a flag per node)."""
+    nodes, status = ctx.nodes, ctx.status
+    resumed = [node.index for node in nodes if node.id in stored] if stored else []
+    for index in resumed:
+        status[index] = DONE
+    found, wanted = lookup.prefetch()
+    hits: dict[int, Hit] = {}
+    while True:
+        must_run, need_value = plan(ctx)
+        # Only the hits whose values the run uses are verified, deserialized and copied
+        # into its state; the others feed nothing but other hits, and a resume finds them
+        # in the cache again. A used hit that is refused becomes a miss: plan again.
+        used = {}
+        for key, payload in found.items():
+            indexes = wanted[key]
+            if need_value[indexes[0]] or (len(indexes) > 1 and any(need_value[i] for i in indexes)):
+                used[key] = payload
+        for key in used:
+            del found[key]  # what is left in `found` is the unused hits
+        opened = lookup.verified(used, wanted)
+        hits.update(opened)
+        if len(opened) == sum(len(wanted[key]) for key in used):
+            break
+        for key in used:
+            if wanted[key][0] not in opened:
+                for index in wanted[key]:
+                    status[index] = PENDING
+    load_stored(ctx, resumed, need_value)
+    unused = {index: len(payload) for key, payload in found.items() for index in wanted[key]}
+    lookup.take_hits(hits, unused)
+    records.counts["resumed"] += len(resumed)
+    if records.events:
+        for index in resumed:
+            records.skip(index, "resumed")
+    for index in positions(status, PENDING):
+        if not must_run[index]:
+            status[index] = SKIPPED
+            records.counts["skipped"] += 1
+            records.skip(index, "not needed")
+    return must_run
+
+
+def plan(ctx: RunContext) -> tuple[bytearray, bytearray]:
+    """Which nodes must run, and which stored values must be loaded, to produce the targets."""
+    nodes, status = ctx.nodes, ctx.status
+    n = len(nodes)
+    must_run = bytearray(n)
+    need_value = bytearray(n)
+    wanted = bytearray(n)
+    for index in ctx.graph.targets:
+        wanted[index] = 1
+    index = n
+    while (index := wanted.rfind(1, 0, index)) >= 0:  # wanted nodes in reverse topological order
+        if status[index] == DONE:
+            need_value[index] = 1
+            continue
+        must_run[index] = 1
+        for up in nodes[index].upstream:
+            wanted[up] = 1
+    return must_run, need_value
+
+
+def load_stored(ctx: RunContext, resumed: list[int], need_value: bytearray) -> None:
+    """Load and verify the stored results that the run reads."""
+    wanted = [i for i in resumed if need_value[i]]
+    if not wanted:
+        return
+    ids = {ctx.nodes[i].id: i for i in wanted}
+    payloads = ctx.state.get_results(list(ids))
+    for node_id, index in ids.items():
+        payload = payloads.get(node_id)
+        key = state_key(ctx.run_id, node_id)
+        if payload is None:
+            raise IntegrityError(
+                f"stored result {key!r} disappeared while the run resumed; rerun to recompute it", key=key
+            )
+        ctx.results[index] = ctx.codec.loads(key, payload)

@@ -1,0 +1,186 @@
+"""What a run tells the world: counts by outcome, per-task records for ``cascade runs show``,
+log lines, and events to observers."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from typing import Any
+
+from ._events import make_events
+from ._masking import describe
+
+log = logging.getLogger("cascade")
+
+# How each node ended, by count name. ``by_other_drivers``: stored by another driver sharing the run.
+COUNT_NAMES = ("total", "executed", "cached", "resumed", "by_other_drivers", "failed", "skipped")
+
+
+class RunRecords:
+    """Counts, task records, logging and events of one run.
+
+    ``records``: node index -> (status, duration, size, error or reason, perf_counter when it
+    finished), turned into JSON once, at the end; None when the state backend keeps no records.
+    """
+
+    def __init__(self, ctx: Any, observers: Iterable[object]) -> None:
+        self.ctx = ctx
+        self.nodes = ctx.nodes
+        self.run_id = ctx.run_id
+        self.events = make_events(observers)
+        self.debug = log.isEnabledFor(logging.DEBUG)
+        self.counts = dict.fromkeys(COUNT_NAMES, 0)
+        self.counts["total"] = len(ctx.nodes)
+        self.failures: list[tuple[int, BaseException]] = []
+        self.skipped: dict[str, str] = {}  # node id -> reason, for state.mark_skipped
+        self.clock = (time.time(), time.perf_counter())
+        self.records: dict[int, tuple[str, float, int | None, str | None, float]] | None = (
+            {} if callable(getattr(ctx.state, "put_task_records", None)) else None
+        )
+
+    @property
+    def verbose(self) -> bool:
+        """Whether anything listens to per-task events (the fast paths skip them otherwise)."""
+        return self.events is not None or self.debug
+
+    # -- the run -------------------------------------------------------------
+
+    def run_started(self, stored: int, state_label: str, cache_label: str) -> None:
+        log.info(
+            "run %s started: %d tasks, state %s, cache %s%s",
+            self.run_id,
+            len(self.nodes),
+            state_label,
+            cache_label,
+            f", resuming ({stored} results stored)" if stored else "",
+        )
+        if self.events:
+            self.events.hook.cascade_run_started(
+                run_id=self.run_id, tasks=len(self.nodes), state=state_label, cache=cache_label
+            )
+
+    def run_finished(self, status: str) -> None:
+        if self.events:
+            self.events.hook.cascade_run_finished(
+                run_id=self.run_id,
+                status=status,
+                counts=dict(self.counts),
+                duration=time.perf_counter() - self.clock[1],
+            )
+        log.info(
+            "run %s %s: %s",
+            self.run_id,
+            status,
+            ", ".join(
+                f"{value} {name.replace('_', ' ')}" for name, value in self.counts.items() if value and name != "total"
+            ),
+        )
+
+    # -- tasks -----------------------------------------------------------------
+
+    def started(self, index: int) -> None:
+        node = self.nodes[index]
+        if self.debug:
+            log.debug("task %s [%s] started", node.task.name, node.id[:12])
+        if self.events:
+            self.events.hook.cascade_task_started(run_id=self.run_id, task=node.task.name, node_id=node.id)
+
+    def finished(self, index: int, duration: float) -> None:
+        """Events of a task that ran here and stored its result."""
+        node = self.nodes[index]
+        if self.debug:
+            log.debug("task %s [%s] finished in %.6fs", node.task.name, node.id[:12], duration)
+        if self.events:
+            self.events.hook.cascade_task_finished(
+                run_id=self.run_id, task=node.task.name, node_id=node.id, duration=duration, cached=False
+            )
+
+    def served_from_cache(self, indexes: Iterable[int]) -> None:
+        for index in indexes:
+            node = self.nodes[index]
+            if self.debug:
+                log.debug("task %s [%s] served from cache", node.task.name, node.id[:12])
+            if self.events:
+                self.events.hook.cascade_task_finished(
+                    run_id=self.run_id, task=node.task.name, node_id=node.id, duration=0.0, cached=True
+                )
+
+    def skip(self, index: int, reason: str) -> None:
+        if self.events:
+            node = self.nodes[index]
+            self.events.hook.cascade_task_skipped(
+                run_id=self.run_id, task=node.task.name, node_id=node.id, reason=reason
+            )
+
+    def record(self, index: int, status: str, duration: float, size: int | None, text: str | None = None) -> None:
+        if self.records is not None:
+            self.records[index] = (status, duration, size, text, time.perf_counter())
+
+    def retrying(self, index: int, attempt: int, error: BaseException, delay: float) -> None:
+        """Log and announce that attempt ``attempt`` (0-based) failed and the task runs again."""
+        node = self.nodes[index]
+        task = node.task
+        log.warning(
+            "task %s failed (attempt %d of %d): %s; retrying in %.2fs",
+            task.name,
+            attempt + 1,
+            task.retries + 1,
+            describe(error),
+            delay,
+        )
+        if self.events:
+            self.events.hook.cascade_task_retrying(
+                run_id=self.run_id, task=task.name, node_id=node.id, attempt=attempt + 1, error=error, delay=delay
+            )
+
+    def failed(self, index: int, error: BaseException, stops_run: bool, duration: float) -> None:
+        """Count a failure; unless it stops the run (interrupted), log it and tell observers."""
+        self.counts["failed"] += 1
+        self.failures.append((index, error))
+        self.record(index, "failed", duration, None, describe(error))
+        if stops_run:  # interrupted: the run stops, the task did not fail
+            return
+        node = self.nodes[index]
+        log.error(
+            "task %s failed in run %s: %s",
+            node.task.name,
+            self.run_id,
+            describe(error),
+            extra={"cascade_event": "task_failed"},
+        )
+        if self.events:
+            self.events.hook.cascade_task_failed(run_id=self.run_id, task=node.task.name, node_id=node.id, error=error)
+
+    # -- the stored form ---------------------------------------------------------
+
+    def record_json(self) -> dict[str, str]:
+        """The task records as JSON strings (built by hand: json.dumps per task costs more than the task)."""
+        import json
+
+        wall, perf = self.clock
+        names: dict[int, str] = {}
+        stamps: dict[int, str] = {}
+        out: dict[str, str] = {}
+        for index, (status, duration, size, text, at) in (self.records or {}).items():
+            millis = int((wall + at - perf) * 1000)
+            finished = stamps.get(millis)
+            if finished is None:
+                finished = stamps[millis] = json.dumps(stamp(millis / 1000))
+            task = self.nodes[index].task
+            name = names.get(id(task))
+            if name is None:
+                name = names[id(task)] = json.dumps(task.name)
+            extra = f', "size": {size}' if size is not None else ""
+            if text is not None:
+                extra += f', "{"reason" if status == "skipped" else "error"}": {json.dumps(text)}'
+            out[self.nodes[index].id] = (
+                f'{{"task": {name}, "status": "{status}", "duration": {duration:.6f}{extra}, "finished": {finished}}}'
+            )
+        return out
+
+
+def stamp(seconds: float) -> str:
+    """ISO-8601 UTC with milliseconds, as backends stamp ``created`` and ``updated``."""
+    return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="milliseconds")

@@ -1,0 +1,396 @@
+"""The scheduler of one run: ready nodes, claims, hand-off to the executor, completions.
+
+Each completion batch is stored (one ``put_results``, one ``set_many`` per TTL) before any
+downstream node is released, so a run that crashes at any point resumes without redoing
+finished work. Retries are the scheduler's: a failed call goes back to the executor with
+``attempt + 1`` after its delay, never retried inside the executor.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from collections import deque
+from typing import Any
+
+from ._availability import Availability
+from ._cache_lookup import CacheLookup
+from ._call import Outcome, TaskCall, finish_call, raise_limit, run_call
+from ._claims import Claims
+from ._codec import cache_storage_key
+from ._context import DONE, FAILED, PENDING, SKIPPED, RunContext
+from ._errors import SerializationError
+from ._executor import runs_in_driver
+from ._leases import Backoff
+from ._plan import positions
+from ._records import RunRecords, log
+from ._task import LazyResult
+from ._values import call_arguments
+
+
+class Scheduler:
+    """Runs the nodes a plan says must run, on ``executor``, in dependency order."""
+
+    def __init__(
+        self,
+        ctx: RunContext,
+        records: RunRecords,
+        lookup: CacheLookup,
+        executor: Any,
+        availability: Availability,
+        *,
+        leases: bool = False,
+        lease_ttl: float = 30.0,
+        owner: str | None = None,
+    ) -> None:
+        self.ctx = ctx
+        self.records = records
+        self.lookup = lookup
+        self.executor = executor
+        self.availability = availability
+        self.claims = Claims(
+            ctx, records, lookup, self._release_indexes, leases=leases, lease_ttl=lease_ttl, owner=owner
+        )
+        self.ready: deque[int] = deque()
+        self.runnable: deque[int] = deque()  # claimed, waiting for a free worker
+        # With node leases, looked up but not claimed yet: a driver claims no more nodes than
+        # it can start now, so that the drivers sharing a run split its work.
+        self.claimable: deque[int] | None = deque() if self.claims.node_leases is not None else None
+        self.remaining: list[int] = []
+        self.must_run = bytearray()
+        self.handles: dict[int, Any] = {}  # node index -> the executor's handle of its running call
+        self.attempts: dict[int, int] = {}  # node index -> attempt number, for nodes being retried
+        self.retries: list[tuple[float, int]] = []  # heap of (when, node index) waiting for a retry
+        self.completed: Any = None  # queue.SimpleQueue of outcomes, made on the first hand-off
+
+    # -- the loop ------------------------------------------------------------------
+
+    def run(self, must_run: bytearray) -> None:
+        """Run every node flagged in ``must_run`` (whose upstreams are done or will be)."""
+        nodes, status = self.ctx.nodes, self.ctx.status
+        self.remaining = remaining = [0] * len(nodes)
+        self.must_run = must_run
+        for index in positions(must_run):
+            count = sum(1 for up in nodes[index].upstream if status[up] != DONE)
+            remaining[index] = count
+            if count == 0:
+                self.ready.append(index)
+        try:
+            self._loop_until_done()
+        except BaseException as exc:
+            self.availability.note(exc)  # before the lease keepers close
+            raise
+        finally:
+            self._stop()
+
+    def _loop_until_done(self) -> None:
+        ctx, nodes = self.ctx, self.ctx.nodes
+        ready, runnable, claims, executor, claimable = (
+            self.ready,
+            self.runnable,
+            self.claims,
+            self.executor,
+            self.claimable,
+        )
+        capacity = executor.max_workers
+        local = runs_in_driver(executor)
+        inline_only = local and capacity == 1
+        backoff = Backoff()
+        # Nothing to look up or claim: a lone ready sync node can go straight to execution.
+        direct = local and not claims.active and not any(node.task.cache_policy for node in nodes)
+        while True:
+            if ctx.cancelled():
+                import asyncio
+
+                raise asyncio.CancelledError("the awaiting arun() was cancelled")
+            if self.retries and self.retries[0][0] <= time.monotonic():
+                while self.retries and self.retries[0][0] <= time.monotonic():
+                    runnable.append(heapq.heappop(self.retries)[1])
+            if direct and ready and not runnable and (inline_only or (not self.handles and len(ready) == 1)):
+                index = ready[0]
+                if not nodes[index].task.is_async and index not in self.attempts:
+                    ready.popleft()
+                    self._run_inline(index)
+                    continue
+            if ready:
+                candidates = list(ready)
+                ready.clear()
+                hits = self.lookup.lookup_ready(candidates)
+                if hits:
+                    self._release_indexes(hits)
+                    taken = set(hits)
+                    candidates = [index for index in candidates if index not in taken]
+                if claimable is None:
+                    runnable.extend(claims.claim(candidates))
+                else:
+                    claimable.extend(candidates)
+                continue
+            if claimable and capacity - len(self.handles) - len(runnable) > 0:
+                free = capacity - len(self.handles) - len(runnable)
+                runnable.extend(claims.claim([claimable.popleft() for _ in range(min(free, len(claimable)))]))
+                continue
+            if runnable:
+                batch = list(runnable)
+                runnable.clear()
+                for index in batch:
+                    # A lone ready sync task runs in this thread: a chain pays no thread hand-off.
+                    alone = inline_only or (not self.handles and len(batch) == 1)
+                    if local and alone and not nodes[index].task.is_async:
+                        self._start(index)
+                        self._complete([run_call(self._call(index))])
+                        continue
+                    while len(self.handles) >= capacity:
+                        self._wait_for_completions()
+                    self._submit(index)
+                continue
+            if claims.waiting:
+                # Nodes another driver is working on: poll for their results or their lease.
+                if self.handles:
+                    self._wait_for_completions(timeout=backoff.next())
+                else:
+                    time.sleep(backoff.next())
+                claimed = claims.poll_waiting(None if claimable is None else capacity - len(self.handles))
+                if claimed or ready:
+                    backoff.reset()
+                runnable.extend(claimed)
+                continue
+            if not self.handles:
+                if not self.retries:
+                    return
+                time.sleep(max(0.0, self.retries[0][0] - time.monotonic()))
+                continue
+            timeout = max(0.0, self.retries[0][0] - time.monotonic()) if self.retries else None
+            self._wait_for_completions(timeout)
+
+    def _run_inline(self, index: int) -> None:
+        """Run one sync node in this thread and store it; the fast path of a chain.
+
+        Anything unusual (events, debug logging, retries, a cache key, a failure, an oversized
+        or unpicklable result) goes through the general path: run_call, then _complete.
+        """
+        ctx, records = self.ctx, self.records
+        node = ctx.nodes[index]
+        task = node.task
+        if records.verbose or task.retries or ctx.keys[index] is not None:
+            self._start(index)
+            self._complete([run_call(self._call(index))])
+            return
+        perf_counter = time.perf_counter
+        started = perf_counter()
+        lazy = node.lazy
+        try:
+            args, kwargs = call_arguments(lazy, ctx.results, ctx.graph)
+            value = task.fn(*args, **kwargs)
+        except BaseException as exc:
+            self._complete([Outcome(index, False, exc, None, perf_counter() - started)])
+            return
+        if type(value) is LazyResult:
+            self._complete([finish_call(self._call(index), value, started)])  # builds the right error
+            return
+        try:
+            body = ctx.encoding.encode(task.name, value)
+        except SerializationError as exc:
+            self._complete([Outcome(index, False, exc, None, perf_counter() - started)])
+            return
+        duration = perf_counter() - started
+        ctx.results[index] = value
+        status = ctx.status
+        status[index] = DONE
+        records.counts["executed"] += 1
+        if records.records is not None:
+            records.record(index, "done", duration, len(body))
+        node_id = node.id
+        codec = ctx.codec
+        ctx.state.put_results({node_id: codec.seal(ctx.state_prefix + node_id, codec._code, body)})
+        must_run, remaining, ready = self.must_run, self.remaining, self.ready
+        for down in node.downstream:
+            if must_run[down]:
+                remaining[down] -= 1
+                if remaining[down] == 0 and status[down] == PENDING:
+                    ready.append(down)
+
+    # -- hand-off ------------------------------------------------------------------
+
+    def _call(self, index: int) -> TaskCall:
+        node = self.ctx.nodes[index]
+        args, kwargs = call_arguments(node.lazy, self.ctx.results, self.ctx.graph)
+        return TaskCall(index, node.id, node.task, args, kwargs, self.attempts.get(index, 0), self.ctx.encoding)
+
+    def _start(self, index: int) -> None:
+        if index not in self.attempts and self.records.verbose:
+            self.records.started(index)
+
+    def _submit(self, index: int) -> None:
+        if self.completed is None:
+            import queue
+
+            self.completed = queue.SimpleQueue()
+        self._start(index)
+        try:
+            call = self._call(index)
+        except Exception as exc:  # an input that cannot be substituted fails this node only
+            self.completed.put(Outcome(index, False, exc, None, 0.0, self.attempts.get(index, 0)))
+            self.handles[index] = None
+            return
+        self.handles[index] = None  # before submit: an executor may report the outcome at once
+        self.handles[index] = self.executor.submit(call, self.completed.put)
+
+    def _wait_for_completions(self, timeout: float | None = None) -> None:
+        completed = self.completed
+        if completed is None:
+            return
+        if timeout is None and self.ctx.cancel is not None:
+            timeout = 0.1  # wake up now and then to notice a cancelled arun()
+        try:
+            batch = [completed.get(timeout=timeout)]
+        except Exception:  # queue.Empty after the timeout
+            return
+        while True:
+            try:
+                batch.append(completed.get_nowait())
+            except Exception:  # queue.Empty
+                break
+        for outcome in batch:
+            self.handles.pop(outcome.index, None)
+        self._complete(batch)
+
+    def _stop(self) -> None:
+        """Cancel calls still queued in the executor and give up every claim."""
+        for handle in self.handles.values():
+            if handle is not None:
+                try:
+                    handle.cancel()
+                except Exception:  # best effort: the run is ending anyway
+                    pass
+        self.claims.close()
+
+    # -- completions -----------------------------------------------------------------
+
+    def _complete(self, outcomes: list[Outcome]) -> None:
+        """Store a batch of finished calls in one write, then release their downstream."""
+        ctx, records = self.ctx, self.records
+        nodes, results, status, keys = ctx.nodes, ctx.results, ctx.status, ctx.keys
+        codec, cache_codec = ctx.codec, ctx.cache_codec
+        to_store: dict[str, bytes] = {}
+        to_cache: dict[float | None, dict[str, bytes]] = {}
+        released: list[tuple[int, float]] = []
+        ended: list[int] = []
+        fatal: BaseException | None = None
+        for outcome in outcomes:
+            index = outcome.index
+            node = nodes[index]
+            if not outcome.ok:
+                error = outcome.value
+                stops_run = self._stops_run(error)
+                if stops_run:
+                    fatal = fatal or error
+                elif self._retry_later(index, outcome):
+                    continue
+                error = outcome.value  # an observer that failed on the retry replaces it
+                self.attempts.pop(index, None)
+                ended.append(index)
+                self._fail(index, error, stops_run, outcome.duration)
+                continue
+            self.attempts.pop(index, None)
+            ended.append(index)
+            body = outcome.body
+            assert body is not None
+            results[index] = outcome.value
+            status[index] = DONE
+            records.counts["executed"] += 1
+            records.record(index, "done", outcome.duration, len(body))
+            to_store[node.id] = codec.seal(ctx.state_prefix + node.id, codec._code, body)
+            key = keys[index]
+            if key is not None:
+                cache_body = body if cache_codec.serializer == codec.serializer else None
+                try:
+                    if cache_body is None:
+                        cache_body = cache_codec.serialize(outcome.value)
+                    if ctx.cache_max_payload is not None and len(cache_body) > ctx.cache_max_payload:
+                        raise SerializationError(
+                            f"{len(cache_body)} bytes is over the cache's limit of {ctx.cache_max_payload} bytes "
+                            f"({raise_limit(getattr(ctx.cache, 'max_payload_option', None))} to cache it)"
+                        )
+                    payload = cache_codec.seal(cache_storage_key(key), cache_codec._code, cache_body)
+                    to_cache.setdefault(node.task.cache_ttl, {})[key] = payload
+                except SerializationError as exc:
+                    log.warning("result of task %s not cached: %s", node.task.name, exc)
+            released.append((index, outcome.duration))
+        if to_store:
+            ctx.state.put_results(to_store)
+        for ttl, items in to_cache.items():
+            ctx.cache.set_many(items, ttl)
+        if ended:
+            self.claims.finished(ended)
+        if fatal is not None:
+            raise fatal
+        if released:
+            if records.verbose:
+                for index, duration in released:
+                    records.finished(index, duration)
+            self._release_indexes([index for index, _ in released])
+
+    def _retry_later(self, index: int, outcome: Outcome) -> bool:
+        """Schedule another attempt when the task allows one; False when it is out of retries."""
+        task = self.ctx.nodes[index].task
+        attempt = outcome.attempt
+        if attempt >= task.retries:
+            return False
+        delay = task.retry_wait(attempt)
+        try:
+            self.records.retrying(index, attempt, outcome.value, delay)
+        except Exception as hook_error:  # an observer failed: report it as this task's failure
+            outcome.value = hook_error
+            return False
+        self.attempts[index] = attempt + 1
+        if delay:
+            heapq.heappush(self.retries, (time.monotonic() + delay, index))
+        else:
+            self.runnable.append(index)
+        return True
+
+    def _release_indexes(self, indexes: list[int]) -> None:
+        """Make ready every downstream node whose upstreams are all done now."""
+        nodes, remaining, must_run, ready, status = (
+            self.ctx.nodes,
+            self.remaining,
+            self.must_run,
+            self.ready,
+            self.ctx.status,
+        )
+        for index in indexes:
+            for down in nodes[index].downstream:
+                if must_run[down]:
+                    remaining[down] -= 1
+                    if remaining[down] == 0 and status[down] == PENDING:
+                        ready.append(down)
+
+    def _stops_run(self, error: BaseException) -> bool:
+        """Ctrl-C, SystemExit and a cancelled arun() stop the run; a task's own exceptions, and
+        a coroutine cancelled by other code, fail only that task."""
+        if isinstance(error, Exception):
+            return False
+        import asyncio
+
+        if isinstance(error, asyncio.CancelledError):
+            return self.ctx.cancelled()
+        return True
+
+    def _fail(self, index: int, error: BaseException, stops_run: bool, duration: float) -> None:
+        ctx, records = self.ctx, self.records
+        ctx.status[index] = FAILED
+        records.failed(index, error, stops_run, duration)
+        if stops_run:
+            return
+        nodes, status, must_run = ctx.nodes, ctx.status, self.must_run
+        reason = f"upstream failed: {nodes[index].task.name}"
+        stack = list(nodes[index].downstream)
+        while stack:
+            down = stack.pop()
+            if status[down] != PENDING or not must_run[down]:
+                continue
+            status[down] = SKIPPED
+            records.counts["skipped"] += 1
+            records.skipped[nodes[down].id] = reason
+            records.skip(down, reason)
+            stack.extend(nodes[down].downstream)

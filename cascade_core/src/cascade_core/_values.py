@@ -1,0 +1,100 @@
+"""A call's inputs as bytes (for node ids and cache keys) and as values (results substituted
+into its arguments); the target's shape filled with computed values.
+
+``graph`` arguments are ``_graph.Graph`` objects: upstreams are found through
+``graph.index_of[id(lazy)]``.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Mapping
+from typing import Any
+
+from ._hashing import encode
+from ._task import LazyResult, Param
+
+
+def call_arguments(lazy: LazyResult, results: list[Any], graph: Any) -> tuple[tuple, dict]:
+    """The positional and keyword arguments of ``lazy`` with every upstream result and param filled in."""
+    if not lazy.deps and not lazy.has_params:
+        return lazy.args, lazy.kwargs
+    params, index_of = graph.params, graph.index_of
+    args = tuple(
+        [
+            results[index_of[id(arg)]] if type(arg) is LazyResult else substitute(arg, results, graph, params)
+            for arg in lazy.args
+        ]
+    )
+    kwargs = substitute(lazy.kwargs, results, graph, params) if lazy.kwargs else lazy.kwargs
+    return args, kwargs
+
+
+def encode_inputs(lazy: LazyResult, graph: Any, params: Mapping[str, Any], tokens: Any = None) -> bytes:
+    """Deterministic bytes for a call's inputs: upstreams by node id (or by ``tokens``), params by value."""
+    encoded = encode_arg(lazy.args, graph, params, tokens)
+    if lazy.kwargs:
+        encoded += encode_arg(lazy.kwargs, graph, params, tokens)
+    if lazy.ordering:
+        encoded += b"A" + b"".join(graph.node_of(dep).id.encode() for dep in lazy.ordering)
+    return encoded
+
+
+def encode_arg(value: Any, graph: Any, params: Mapping[str, Any], tokens: Any) -> bytes:
+    kind = type(value)
+    if kind is LazyResult:
+        node = graph.nodes[graph.index_of[id(value)]]
+        return b"r" + (node.id if tokens is None else tokens[node.index]).encode()
+    if kind is Param:
+        return b"P" + encode(params[value.name])
+    if kind is tuple or kind is list:
+        # Lazy results inline (a fan-in passes thousands in one list); anything else recurses.
+        nodes, index_of = graph.nodes, graph.index_of
+        parts = [
+            b"r" + (nodes[index_of[id(item)]].id if tokens is None else tokens[index_of[id(item)]]).encode()
+            if type(item) is LazyResult
+            else encode_arg(item, graph, params, tokens)
+            for item in value
+        ]
+        return (b"t" if kind is tuple else b"l") + struct.pack(">Q", len(parts)) + b"".join(parts)
+    if kind is dict:
+        parts = sorted(
+            encode_arg(key, graph, params, tokens) + encode_arg(item, graph, params, tokens)
+            for key, item in value.items()
+        )
+        return b"d" + struct.pack(">Q", len(parts)) + b"".join(parts)
+    if kind is set or kind is frozenset:
+        parts = sorted(encode_arg(item, graph, params, tokens) for item in value)
+        return b"S" + struct.pack(">Q", len(parts)) + b"".join(parts)
+    return encode(value)
+
+
+def substitute(value: Any, results: list[Any], graph: Any, params: Mapping[str, Any]) -> Any:
+    """``value`` with every lazy result replaced by its computed value and every Param by its value."""
+    kind = type(value)
+    if kind is LazyResult:
+        return results[graph.index_of[id(value)]]
+    if kind is Param:
+        return params[value.name]
+    if kind is tuple or kind is list:
+        return kind(substitute(item, results, graph, params) for item in value)
+    if kind is dict:
+        return {
+            substitute(key, results, graph, params): substitute(item, results, graph, params)
+            for key, item in value.items()
+        }
+    if kind is set or kind is frozenset:
+        return kind(substitute(item, results, graph, params) for item in value)
+    return value
+
+
+def shape_result(shape: Any, results: list[Any], graph: Any) -> Any:
+    """The target's structure (lazy result, list, tuple, dict) filled with computed values."""
+    kind = type(shape)
+    if kind is LazyResult:
+        return results[graph.index_of[id(shape)]]
+    if kind is list or kind is tuple:
+        return kind(shape_result(item, results, graph) for item in shape)
+    if kind is dict:
+        return {key: shape_result(item, results, graph) for key, item in shape.items()}
+    return shape

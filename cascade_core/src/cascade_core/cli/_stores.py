@@ -1,0 +1,92 @@
+"""Which stores a command opens: the default URIs, parsing them, and opening a run catalog."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from .._errors import BackendError, UsageError
+
+STATE_ENV = "CASCADE_STATE"
+CACHE_ENV = "CASCADE_CACHE"
+EXECUTOR_ENV = "CASCADE_EXECUTOR"
+DEFAULT_STORE = "sqlite:///.cascade.db"
+
+
+def default_state() -> str:
+    return os.environ.get(STATE_ENV) or DEFAULT_STORE
+
+
+def default_cache() -> str:
+    return os.environ.get(CACHE_ENV) or DEFAULT_STORE
+
+
+def missing_file(uri: Any) -> bool:
+    """A sqlite URI whose file does not exist (opening it would create it)."""
+    if uri.scheme != "sqlite":
+        return False
+    import os
+
+    from ..backends.sqlite import OPTIONS, path_from_uri
+
+    uri.parse_options(OPTIONS)  # a bad option is reported as such, not as a missing file
+    return not os.path.exists(path_from_uri(uri))
+
+
+def parse_uri(uri_text: str) -> Any:
+    from .._uri import BackendURI
+
+    return BackendURI.parse(uri_text)
+
+
+def open_catalog(uri: Any) -> Any:
+    from .._registry import registry
+
+    factory = registry.state_factory(uri)
+    if not callable(getattr(factory, "list_runs", None)) or not callable(getattr(factory, "delete_run", None)):
+        close(factory)
+        raise BackendError(f"the state backend {uri} cannot list or delete runs (no RunCatalog capability)")
+    return factory
+
+
+def close(obj: Any) -> None:
+    close = getattr(obj, "close", None)
+    if callable(close):
+        close()
+
+
+def no_run(run_id: str, uri: Any) -> UsageError:
+    return UsageError(f"no run {run_id!r} in {uri}: 'cascade runs list --state URI' shows the stored runs")
+
+
+_NUMBERS = ("tasks", "results")  # and every count_* key
+
+
+def shown_info(info: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    """Run info as the commands show it: numbers as integers; ``abandoned`` (and since when)
+    for a ``running`` run whose run lease expired."""
+    shown = dict(info)
+    for key, value in info.items():
+        if key in _NUMBERS or key.startswith("count_"):
+            try:
+                shown[key] = int(value)
+            except (TypeError, ValueError):
+                pass
+    expires = parse_time(info.get("lease_expires"))
+    if info.get("status") == "running" and expires is not None and expires <= now:
+        shown["status"] = "abandoned"
+        shown["abandoned_since"] = info["lease_expires"]
+    return shown
+
+
+def parse_time(text: Any) -> datetime | None:
+    """An ISO-8601 time (``2026-11-30T14:20:01.123+00:00``); one without a zone is UTC."""
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
