@@ -7,6 +7,64 @@ import sys
 
 import cascade_core as cs
 
+# The public API, declared once in cascade_core/__init__.py; a change here is a change of the API.
+PUBLIC = [
+    "BackendConflictWarning",
+    "BackendError",
+    "BackendNotFoundError",
+    "BackendURI",
+    "BackendUnavailable",
+    "BackendUnavailableError",
+    "CacheBackend",
+    "CacheBackendBase",
+    "CacheCatalog",
+    "CachePolicy",
+    "CascadeError",
+    "ConfigurationError",
+    "CycleError",
+    "DEFAULT",
+    "DefinitionError",
+    "Engine",
+    "HashingError",
+    "INPUTS",
+    "InlineExecutor",
+    "IntegrityError",
+    "InvalidURIError",
+    "LazyResult",
+    "MemoryCacheBackend",
+    "MemoryStateBackend",
+    "MemoryStateStore",
+    "Param",
+    "ParamError",
+    "PluginError",
+    "RUN_ID",
+    "RunCatalog",
+    "RunInUseError",
+    "RunReport",
+    "SerializationError",
+    "StateBackend",
+    "StateBackendBase",
+    "StateBackendFactory",
+    "TASK_SOURCE",
+    "TargetError",
+    "Task",
+    "TaskFailed",
+    "ThreadsExecutor",
+    "UsageError",
+    "__version__",
+    "arun",
+    "graph",
+    "hookimpl",
+    "register_backend",
+    "run",
+    "task",
+    "unregister_backend",
+]
+
+
+def test_the_public_api_is_exactly_the_declared_one():
+    assert cs.__all__ == PUBLIC
+
 
 def test_all_names_resolve_and_are_sorted():
     assert cs.__all__ == sorted(cs.__all__)

@@ -68,6 +68,7 @@ __all__ = [
     "Engine",
     "HashingError",
     "INPUTS",
+    "InlineExecutor",
     "IntegrityError",
     "InvalidURIError",
     "LazyResult",
@@ -89,6 +90,7 @@ __all__ = [
     "TargetError",
     "Task",
     "TaskFailed",
+    "ThreadsExecutor",
     "UsageError",
     "__version__",
     "arun",
@@ -110,6 +112,8 @@ _LAZY = {
     "BackendConflictWarning": "._registry",
     "unregister_backend": "._registry",
     "hookimpl": "._events",
+    "ThreadsExecutor": ".executors.threads",
+    "InlineExecutor": ".executors.inline",
     "graph": ".pictures",
 }
 

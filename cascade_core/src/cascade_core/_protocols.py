@@ -91,7 +91,8 @@ class TaskRecords(Protocol):
     """Optional capability of a state backend: per-task records for ``cascade runs show``.
 
     A record is a JSON object as a string: ``task``, ``status`` (done, cached, failed, skipped),
-    ``duration`` (seconds), ``size`` (payload bytes), ``error`` or ``reason``, ``finished`` (ISO time).
+    ``duration`` (seconds), ``size`` (payload bytes), ``error`` or ``reason``, ``finished`` (ISO time),
+    ``driver`` (``host <name> pid <pid>``: which driver of the run wrote it).
     The engine writes the records of one run in one call when the run ends.
     """
 

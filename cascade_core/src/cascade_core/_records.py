@@ -160,6 +160,7 @@ class RunRecords:
         import json
 
         wall, perf = self.clock
+        driver = f', "driver": {json.dumps(driver_name())}'  # who ran it: drivers may share a run
         names: dict[int, str] = {}
         stamps: dict[int, str] = {}
         out: dict[str, str] = {}
@@ -176,7 +177,8 @@ class RunRecords:
             if text is not None:
                 extra += f', "{"reason" if status == "skipped" else "error"}": {json.dumps(text)}'
             out[self.nodes[index].id] = (
-                f'{{"task": {name}, "status": "{status}", "duration": {duration:.6f}{extra}, "finished": {finished}}}'
+                f'{{"task": {name}, "status": "{status}", "duration": {duration:.6f}{extra}, "finished": {finished}'
+                f"{driver}}}"
             )
         return out
 
@@ -184,3 +186,11 @@ class RunRecords:
 def stamp(seconds: float) -> str:
     """ISO-8601 UTC with milliseconds, as backends stamp ``created`` and ``updated``."""
     return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="milliseconds")
+
+
+def driver_name() -> str:
+    """This driver as run info and task records name it: ``host <hostname> pid <pid>``."""
+    import os
+    import socket
+
+    return f"host {socket.gethostname()} pid {os.getpid()}"

@@ -8,14 +8,13 @@ docs/backends.md, "Leases", has the design.
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
 from ._errors import BackendError
 from ._leases import RunLease, refusal, release_leftovers, supports_leases
 from ._protocols import LEASE_METHODS
-from ._records import stamp
+from ._records import driver_name, stamp
 
 # (state label, run id) -> run-lease names a driver of this process could not release on its way out.
 _UNRELEASED: dict[tuple[str, str], list[tuple[str, list[str]]]] = {}
@@ -41,9 +40,7 @@ class RunHold:
 
     def hold(self) -> dict[str, str]:
         """Claim the run lease, or raise RunInUseError naming the holder; return the run info naming this driver."""
-        import socket
-
-        info = {"driver": f"host {socket.gethostname()} pid {os.getpid()}", "driver_started": stamp(time.time())}
+        info = {"driver": driver_name(), "driver_started": stamp(time.time())}
         if self.lease is None:
             return info
         leftovers = _UNRELEASED.pop(self.key, None)
