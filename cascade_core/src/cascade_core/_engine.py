@@ -30,7 +30,7 @@ from ._leases import new_owner
 from ._masking import describe
 from ._plan import prepare
 from ._records import RunRecords
-from ._resolve import resolve_cache, resolve_executor, resolve_state
+from ._resolve import check_workers, resolve_cache, resolve_executor, resolve_state
 from ._run_hold import RunHold
 from ._scheduler import Scheduler
 from ._values import shape_result
@@ -77,7 +77,7 @@ class Engine:
         self._state_arg = state_backend_factory
         self._cache_arg = cache_backend
         self._executor_arg = executor
-        self.max_workers = _check_workers(max_workers)
+        self.max_workers = check_workers(max_workers)
         self.observers = list(observers)
         self._secret_keys = secret_keys
         if not isinstance(leases, bool):
@@ -133,7 +133,7 @@ class Engine:
         if params is not None and not isinstance(params, Mapping):
             raise ParamError(f"params must be a dict of name -> value, got {type(params).__name__}")
         graph = build_graph(target, params)
-        workers = _check_workers(max_workers) or self.max_workers
+        workers = check_workers(max_workers) or self.max_workers
         with _Resources(self, workers, loop) as res:
             if run_id is None:
                 run_id = getattr(res.state_spec.instance, "run_id", None) or new_run_id()
@@ -323,14 +323,6 @@ def _check_lease_ttl(value: Any) -> float:
     ):
         raise DefinitionError(f"lease_ttl must be a number of seconds from 0.5 to 86400, got {value!r}")
     return float(value)
-
-
-def _check_workers(value: Any) -> int | None:
-    if value is None:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise DefinitionError(f"max_workers must be a whole number >= 1, got {value!r}")
-    return value
 
 
 def run(

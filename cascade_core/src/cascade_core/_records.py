@@ -194,3 +194,15 @@ def driver_name() -> str:
     import socket
 
     return f"host {socket.gethostname()} pid {os.getpid()}"
+
+
+def parse_time(text: Any) -> datetime | None:
+    """An ISO-8601 time as :func:`stamp` and the backends write it (``2026-11-30T14:20:01.123+00:00``);
+    one without a zone is UTC; None for anything else."""
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)

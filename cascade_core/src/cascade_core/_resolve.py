@@ -118,7 +118,7 @@ def resolve_executor(value: Any, max_workers: int | None = None) -> ExecutorSpec
     ``max_workers``, or an executor object, N must be the executor's own count: give the
     number once. Anything else is a DefinitionError.
     """
-    workers = _check_workers(max_workers)
+    workers = check_workers(max_workers)
     if value is None:
         value = _DEFAULT_EXECUTOR_URI
     uri = value if isinstance(value, BackendURI) else BackendURI.parse(value) if isinstance(value, str) else None
@@ -176,7 +176,7 @@ def _executor_from_uri(uri: BackendURI, workers: int | None) -> ExecutorSpec:
     return ExecutorSpec(executor, label=str(uri), owned=True)
 
 
-def _check_workers(value: Any) -> int | None:
+def check_workers(value: Any) -> int | None:
     if value is None:
         return None
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from .._errors import BackendError, UsageError
+from .._records import parse_time
 
 STATE_ENV = "CASCADE_STATE"
 CACHE_ENV = "CASCADE_CACHE"
@@ -79,14 +80,3 @@ def shown_info(info: Mapping[str, Any], now: datetime) -> dict[str, Any]:
         shown["status"] = "abandoned"
         shown["abandoned_since"] = info["lease_expires"]
     return shown
-
-
-def parse_time(text: Any) -> datetime | None:
-    """An ISO-8601 time (``2026-11-30T14:20:01.123+00:00``); one without a zone is UTC."""
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)

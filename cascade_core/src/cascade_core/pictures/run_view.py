@@ -15,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
 
 from .._gc import collection_paused
+from .._records import parse_time
 
 
 class TaskRecord(NamedTuple):
@@ -146,14 +147,3 @@ def _number(value: Any, kind: type) -> Any:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return kind(value)
-
-
-def parse_time(text: Any) -> datetime | None:
-    """An ISO-8601 time as the backends stamp it; one without a zone is UTC."""
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)

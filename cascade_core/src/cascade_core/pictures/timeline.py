@@ -6,9 +6,10 @@ from datetime import datetime
 from html import escape
 from typing import NamedTuple
 
+from .._records import parse_time
 from .graph_model import SHORT_ID
 from .palette import STYLES, describe_counts, group_status
-from .run_view import RunView, TaskRecord, parse_time
+from .run_view import RunView, TaskRecord
 
 
 class Bar(NamedTuple):
