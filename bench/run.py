@@ -9,7 +9,7 @@ import sys
 import time
 import warnings
 
-SCENARIOS = ("overhead", "redis-state", "warm-cache", "resume", "sqlite", "startup", "memory")
+SCENARIOS = ("overhead", "redis-state", "warm-cache", "resume", "sqlite", "startup", "memory", "dask", "redis-cluster")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,6 +74,18 @@ def main(argv: list[str] | None = None) -> int:
         timed(local_scenarios.startup, args.quick)
     if "memory" in wanted:
         timed(local_scenarios.memory, args.quick)
+    if "dask" in wanted:
+        from . import dask_scenario
+
+        timed(dask_scenario.run, args.quick)
+    if "redis-cluster" in wanted:
+        from . import cluster_scenario
+
+        if cluster_scenario.LocalCluster().available:
+            timed(cluster_scenario.run, args.quick)
+        else:
+            print("redis-server or redis-cli is not on the PATH: the cluster scenario is skipped", file=sys.stderr)
+            skipped.append("redis-cluster")
     results.sort(key=lambda r: SCENARIOS.index(r.key))
     report.print_table(results)
     if skipped:

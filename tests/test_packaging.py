@@ -20,8 +20,12 @@ def _read(archive: zipfile.ZipFile, suffix: str) -> str:
 @pytest.mark.parametrize(
     ("project", "requires", "schemes"),
     [
-        ("cascade_core", {"pluggy"}, {"memory", "sqlite", "threads", "inline"}),
-        ("cascade_redis", {"cascade-core", "redis"}, {"redis", "rediss", "redis+unix"}),
+        ("cascade_core", {"pluggy"}, {"memory", "sqlite", "threads", "inline", "file"}),
+        (
+            "cascade_redis",
+            {"cascade-core", "redis"},
+            {"redis", "rediss", "redis+unix", "redis+sentinel", "rediss+sentinel", "redis+cluster", "rediss+cluster"},
+        ),
     ],
 )
 def test_wheel_metadata(build_wheel, tmp_path, project, requires, schemes):

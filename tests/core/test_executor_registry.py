@@ -30,6 +30,14 @@ ROOT = Path(__file__).resolve().parents[2]
 CORE_VERSION = next(row for row in registry.entries() if row[0].scheme == "memory")[0].version
 
 
+@pytest.fixture(autouse=True)
+def _without_cascade_dask(monkeypatch):
+    """These tests describe cascade-core's own executors: hide cascade-dask where it is installed
+    (tests/dask/ test it), so that dask:// gives its not-installed hint here."""
+    claims = {scheme: found for scheme, found in registry._discover().items() if not scheme.startswith("dask")}
+    monkeypatch.setattr(registry, "_claims", claims)
+
+
 def _installed(kind: str) -> str:
     return ", ".join(registry.schemes(kind))
 
@@ -289,7 +297,7 @@ def test_a_provider_returning_nothing_and_one_with_no_hook():
         resolve_executor("empty://")
     assert str(caught.value) == (
         "backend plugin for empty:// from (runtime) implements no hook: define cascade_state_backend, "
-        "cascade_cache_backend, cascade_executor (any of them) with @cascade_core.hookimpl"
+        "cascade_cache_backend, cascade_executor, cascade_blob_store (any of them) with @cascade_core.hookimpl"
     )
 
 
@@ -457,7 +465,8 @@ def test_resolve_executor_errors(value, workers, error, message):
         (
             resolve_executor,
             "memory://",
-            "memory:// (cascade-core) provides no executor, only state and cache backends: choose another URI for "
+            "memory:// (cascade-core) provides no executor, only state and cache backends and a blob store: choose "
+            "another URI for "
             "the executor (installed: {executors})",
         ),
     ],

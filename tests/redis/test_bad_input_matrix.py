@@ -120,7 +120,7 @@ def _api_cases(sqlite_uri: str, redis_uri: str, tmp_path, closed_port: int, auth
         ("empty scheme", cs.InvalidURIError, lambda: run(square(1), state_backend="://host")),
         ("bad scheme chars", cs.InvalidURIError, lambda: run(square(1), state_backend="re dis://h")),
         ("unknown scheme", cs.BackendNotFoundError, lambda: run(square(1), state_backend="mongo://h/0")),
-        ("unknown cache scheme", cs.BackendNotFoundError, lambda: run(square(1), cache_backend="s3://bucket")),
+        ("unknown cache scheme", cs.BackendNotFoundError, lambda: run(square(1), cache_backend="s4://bucket")),
         ("port zero", cs.InvalidURIError, lambda: run(square(1), state_backend=f"redis://{host.split(':')[0]}:0/0")),
         ("port too big", cs.InvalidURIError, lambda: run(square(1), state_backend="redis://h:70000/0")),
         ("port not a number", cs.InvalidURIError, lambda: run(square(1), state_backend="redis://h:abc/0")),

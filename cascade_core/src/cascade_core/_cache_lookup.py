@@ -20,7 +20,7 @@ from ._gc import collection_paused
 from ._graph import Graph
 from ._hashing import UnhashableInput, digest, encode
 from ._records import RunRecords
-from ._values import encode_arg, encode_inputs
+from ._values import encode_arg, encode_inputs, encode_refs
 
 log = logging.getLogger("cascade")
 
@@ -29,6 +29,8 @@ Hit = tuple[bytes, bytes, Any]  # a verified cache entry: serializer code, body,
 
 class CacheLookup:
     """The cache side of one run: keys, lookups, and the hits it takes."""
+
+    gather: Any = None  # the executor's gather(values), when its results are handles to values on its workers
 
     def __init__(self, ctx: RunContext, records: RunRecords) -> None:
         self.ctx = ctx
@@ -71,6 +73,8 @@ class CacheLookup:
         value = self.ctx.results[index]
         if value is MISSING:
             return None
+        if self.gather is not None:
+            value = self.gather([value])[0]
         try:
             return digest(encode(value))
         except UnhashableInput:
@@ -98,18 +102,30 @@ class CacheLookup:
         """Fill ``keys`` for every node whose key needs no computed value; ``wanted``: key -> pending nodes."""
         ctx = self.ctx
         keys, status, looked_up = ctx.keys, ctx.status, ctx.looked_up
+        index_of = ctx.graph.index_of
+        refs: list[bytes | None] = [None] * len(keys)  # b"r" + cache key, by node index
+        makers, ref_at = self._key_makers, refs.__getitem__
         for node in ctx.nodes:
             task = node.task
             if task.cache_policy is None:
                 continue
             index = node.index
+            make = makers.get(task) or self._key_maker(task)
             if node.inputs is not None:  # no upstream: the inputs were encoded with the node id
-                key = self._key_maker(task)(node.inputs)
+                key = make(node.inputs)
+            elif (head := node.head) is not None:  # head + the upstreams' refs + tail
+                items = [*map(ref_at, node.data_deps)]
+                if None in items:
+                    continue  # an upstream's key needs its computed value
+                key = make(head + b"".join(items) + node.tail)  # type: ignore[arg-type]
+            elif (inputs := encode_refs(node, refs, index_of)) is not None:
+                key = make(inputs)  # each upstream enters by its own cache key
             elif all(keys[dep] is not None for dep in node.data_deps):
-                key = self.cache_key(index, keys)  # each upstream enters by its own cache key
+                key = self.cache_key(index, keys)  # the same, for any other argument shape
             else:
                 continue
             keys[index] = key
+            refs[index] = b"r" + key.encode()
             if status[index] == PENDING:
                 found = wanted.get(key)
                 if found is None:
@@ -177,7 +193,7 @@ class CacheLookup:
         """(code, body) a cache hit is stored under in the run's state: the cache's own bytes, or
         the value serialized again when the state does not accept the cache's serializer."""
         codec = self.ctx.codec
-        if codec.accepts(code):
+        if codec.accepts(code, body):
             return code, body
         try:
             return codec._code, codec.serialize(value)

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import pickle
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from ._errors import DefinitionError, SerializationError
+from ._errors import BackendUnavailableError, DefinitionError, SerializationError
 
 _SERIALIZERS = ("pickle", "json")
 
@@ -25,11 +25,15 @@ class Encoding:
     """How a result becomes the bytes the state backend stores: a serializer and a size limit.
 
     ``limit_option`` names the backend option that raises the limit, for the error message.
+    ``blobs``: the run's blob store (its URI, opened once per process: docs/blobs.md); a body
+    over ``threshold`` bytes is written there and replaced by its reference.
     """
 
     serializer: str = "pickle"
     max_bytes: int | None = None
     limit_option: str | None = None
+    blobs: str | None = field(default=None, repr=False)  # may hold credentials: never shown
+    threshold: int = 1 << 20
 
     def encode(self, task_name: str, value: Any) -> bytes:
         """The serialized bytes of ``value``; raise SerializationError naming the task otherwise."""
@@ -47,6 +51,10 @@ class Encoding:
                 f"serialized with {self.serializer}: {reason}"
             )
             raise error from exc
+        if self.blobs is not None and len(body) > self.threshold:
+            from ._blobs import make_reference
+
+            body = make_reference(self.blobs, body, b"p" if self.serializer == "pickle" else b"j")
         if self.max_bytes is not None and len(body) > self.max_bytes:
             raise SerializationError(
                 f"result of task {task_name!r} is {len(body)} bytes, over the state backend's limit of "
@@ -141,6 +149,6 @@ def finish_call(call: TaskCall, value: Any, started: float) -> Outcome:
         return Outcome(call.index, False, error, None, time.perf_counter() - started, call.attempt)
     try:
         body = call.encoding.encode(call.name, value)
-    except SerializationError as exc:
+    except (SerializationError, BackendUnavailableError) as exc:  # the latter: a blob store that failed
         return Outcome(call.index, False, exc, None, time.perf_counter() - started, call.attempt)
     return Outcome(call.index, True, value, body, time.perf_counter() - started, call.attempt)

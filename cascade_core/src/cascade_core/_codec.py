@@ -35,10 +35,12 @@ MAGIC = b"\xca\x5c"
 VERSION = 1
 _SERIALIZER_CODES = {"pickle": b"p", "json": b"j"}
 _SERIALIZER_NAMES = {code: name for name, code in _SERIALIZER_CODES.items()}
+REF_CODE = b"r"  # a reference to a blob (_blobs): its body names the blob and the blob's serializer
+_SERIALIZER_NAMES[REF_CODE] = "reference"
 _CHECKSUM_HEADERS = {code: MAGIC + bytes((VERSION,)) + code + b"c" for code in _SERIALIZER_NAMES}
 _NUL_HEADERS = {header: b"\0" + header for header in _CHECKSUM_HEADERS.values()}  # what follows the key
 # What a codec of each serializer reads: a json backend must never unpickle.
-_ACCEPTED = {"pickle": frozenset({b"p", b"j"}), "json": frozenset({b"j"})}
+_ACCEPTED = {"pickle": frozenset({b"p", b"j", REF_CODE}), "json": frozenset({b"j", REF_CODE})}
 SECRET_ENV = "CASCADE_SECRET_KEY"
 MIN_KEY_BYTES = 16
 
@@ -101,13 +103,17 @@ class Codec:
         self._keys = {key_id(secret): secret for secret in (keys or [])}
         self._signing = next(iter(self._keys.items()), None)
         self.trusted_store = trusted_store
+        self.blobs: Any = None  # the run's BlobSpec, for payloads that are references (_blobs)
 
     @property
     def signs(self) -> bool:
         return self._signing is not None
 
-    def accepts(self, code: bytes) -> bool:
-        """Whether this codec reads bodies of serializer ``code`` (a json codec reads json only)."""
+    def accepts(self, code: bytes, body: bytes = b"") -> bool:
+        """Whether this codec reads bodies of serializer ``code`` (a json codec reads json only);
+        for a reference (``body`` given), whether it reads the serializer of the blob it names."""
+        if code == REF_CODE:
+            code = body[-1:] if body[-2:-1] == b" " else b""
         return code in self._accepted
 
     # -- writing -------------------------------------------------------------
@@ -249,6 +255,10 @@ class Codec:
 
     def deserialize(self, storage_key: str, code: bytes, body: bytes) -> Any:
         """The value of a body that :meth:`open` verified."""
+        if code == REF_CODE:  # the bytes are in a blob store: fetched and checked against their hash
+            from ._blobs import dereference
+
+            code, body = dereference(self.blobs, storage_key, body)
         if code not in self._accepted:
             raise self._refused(storage_key, code)
         if code == b"p":
@@ -270,7 +280,8 @@ class Codec:
             return IntegrityError(f"stored value at {storage_key!r} names an unknown serializer", key=storage_key)
         return IntegrityError(
             f"stored value at {storage_key!r} was written with {name}, but this backend is set to "
-            f"{self.serializer} and reads only {' or '.join(sorted(_SERIALIZER_NAMES[c] for c in self._accepted))}: "
+            f"{self.serializer} and reads only "
+            f"{' or '.join(sorted(_SERIALIZER_NAMES[c] for c in self._accepted if c != REF_CODE))}: "
             "refusing to read it (it may have been planted; delete it, or rerun to recompute it)",
             key=storage_key,
         )

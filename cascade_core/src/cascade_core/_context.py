@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from ._blobs import code_of, serialize_for_cache  # noqa: F401  (for the scheduler: one import line there)
 from ._call import Encoding
 from ._codec import Codec, state_key
 from ._graph import Graph
@@ -29,6 +30,7 @@ class RunContext:
         "cache_codec",
         "encoding",
         "cache_max_payload",
+        "blobs",
         "state_prefix",
         "results",
         "status",
@@ -45,6 +47,7 @@ class RunContext:
         cache: Any,
         secret_keys: list[bytes],
         cancel: threading.Event | None = None,
+        blobs: Any = None,
     ) -> None:
         self.graph = graph
         self.nodes = graph.nodes
@@ -57,8 +60,11 @@ class RunContext:
             self.codec.serializer,
             getattr(state, "max_payload_bytes", None),
             getattr(state, "max_payload_option", None),
+            *((blobs.key, blobs.threshold) if blobs is not None else ()),
         )
         self.cache_max_payload = getattr(cache, "max_payload_bytes", None)
+        self.blobs = blobs  # the run's BlobSpec (_blobs), or None: results are stored whole
+        self.codec.blobs = self.cache_codec.blobs = blobs
         self.state_prefix = state_key(run_id, "")  # + node id: the storage key of a result
         n = len(graph.nodes)
         self.results: list[Any] = [MISSING] * n

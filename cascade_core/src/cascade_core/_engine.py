@@ -21,10 +21,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._availability import Availability
+from ._blobs import resolve_blobs
 from ._cache_lookup import CacheLookup
 from ._codec import keys_from_env
 from ._context import RunContext
 from ._errors import DefinitionError, ParamError, TaskFailed
+from ._executor import gatherer
 from ._graph import build_graph
 from ._leases import new_owner
 from ._masking import describe
@@ -73,8 +75,10 @@ class Engine:
         secret_keys: list[bytes] | None = None,
         leases: bool = False,
         lease_ttl: float = 30.0,
+        blob_store: Any = None,
     ) -> None:
         self._state_arg = state_backend_factory
+        self._blobs_arg = blob_store
         self._cache_arg = cache_backend
         self._executor_arg = executor
         self.max_workers = check_workers(max_workers)
@@ -144,12 +148,13 @@ class Engine:
                     "pass a factory to bind other run ids"
                 )
             state = res.open_state(run_id)
-            ctx = RunContext(graph, run_id, state, res.cache_spec.backend, self._keys(), cancel)
+            ctx = RunContext(graph, run_id, state, res.cache_spec.backend, self._keys(), cancel, res.blobs)
             run = _Run(self, ctx, res)
             try:
                 report = run.execute()
             finally:
                 run.hold.release()  # on every way out; only a driver that dies leaves its lease to expire
+                ctx.results.clear()  # drop the executor's handles now: Dask frees their values on the cluster
         report.duration_s = time.perf_counter() - started
         return report
 
@@ -173,6 +178,7 @@ class _Resources:
             self._closers.append(self.cache_spec.close)
             self.executor_spec = resolve_executor(self.engine._executor_arg, self.workers)
             self._closers.append(self.executor_spec.close)
+            self.blobs = resolve_blobs(self.engine._blobs_arg)  # stores stay open for the process
         except BaseException:
             self.__exit__()
             raise
@@ -207,6 +213,7 @@ class _Run:
         self.res = res
         self.records = RunRecords(ctx, engine.observers)
         self.lookup = CacheLookup(ctx, self.records)
+        self.lookup.gather = gatherer(res.executor_spec.executor)
         state_label, cache_label = res.state_spec.label, res.cache_spec.label
         self.availability = Availability(ctx.state, ctx.cache, same_store=state_label == cache_label)
         owner = new_owner()
@@ -292,10 +299,21 @@ class _Run:
             end_info["error"] = str(error)
         state.set_run_info(end_info)
         records.run_finished(status)
-        value = None if error else shape_result(ctx.graph.target_shape, ctx.results, ctx.graph)
+        value = None if error else shape_result(ctx.graph.target_shape, self._target_values(), ctx.graph)
         return RunReport(
             ctx.run_id, status, dict(records.counts), 0.0, value, error, failed_task, dict(records.skipped)
         )
+
+    def _target_values(self) -> list[Any]:
+        """The run's results, with the targets' real values where the executor holds handles (Dask)."""
+        results = self.ctx.results
+        if self.lookup.gather is None:
+            return results
+        results = list(results)
+        targets = list(dict.fromkeys(self.ctx.graph.targets))
+        for index, value in zip(targets, self.lookup.gather([results[i] for i in targets])):
+            results[index] = value
+        return results
 
 
 def _value_of(report: RunReport) -> Any:
@@ -337,6 +355,7 @@ def run(
     observers: Iterable[object] = (),
     leases: bool = False,
     lease_ttl: float = 30.0,
+    blob_store: Any = None,
 ) -> Any:
     """Run ``target`` (a lazy result, or a list/dict of them) and return its value.
 
@@ -347,6 +366,7 @@ def run(
     Rerunning with the same ``run_id`` and a persistent state backend resumes. One driver at a
     time holds a run id; with ``leases=True`` several drivers share it, claiming each node before
     running it, so each task runs once. A dead driver's claims expire after ``lease_ttl`` seconds.
+    ``blob_store``: a URI (``"file:///blobs"``) storing results over 1 MiB once by content (docs/blobs.md).
     """
     engine = Engine(state_backend, cache_backend, **_engine_options(locals()))
     return engine.run(target, params, run_id=run_id)
@@ -364,6 +384,7 @@ async def arun(
     observers: Iterable[object] = (),
     leases: bool = False,
     lease_ttl: float = 30.0,
+    blob_store: Any = None,
 ) -> Any:
     """The async twin of :func:`run`: async tasks run on the caller's event loop."""
     engine = Engine(state_backend, cache_backend, **_engine_options(locals()))
@@ -372,7 +393,7 @@ async def arun(
 
 def _engine_options(arguments: dict[str, Any]) -> dict[str, Any]:
     """The Engine keywords among ``run()``'s or ``arun()``'s arguments: one list for the twins."""
-    return {name: arguments[name] for name in ("executor", "max_workers", "observers", "leases", "lease_ttl")}
+    return {n: arguments[n] for n in ("executor", "max_workers", "observers", "leases", "lease_ttl", "blob_store")}
 
 
 __all__ = ["Engine", "RunReport", "arun", "run"]

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
-from ._call import Outcome, TaskCall
-
-Done = Callable[[Outcome], None]
+# Typed Any, not _call's TaskCall and Outcome: the registry validates executors through this
+# module, and _call reaches the registry for blob stores, so importing _call here is a cycle.
+Done = Callable[[Any], None]  # called with the Outcome
 """Called once per submitted call, from any thread, with its outcome."""
 
 
@@ -30,12 +30,13 @@ class Executor(Protocol):
 
     ``max_workers``: how many calls it runs at once. The scheduler never has more calls
     submitted than that, so with ``leases=True`` a driver claims no more nodes than its
-    executor can start.
+    executor can start. Optional members: ``in_driver``, ``use_event_loop(loop)`` and, for an
+    executor whose outcome values are handles to values kept on its workers, ``gather(values)``.
     """
 
     max_workers: int
 
-    def submit(self, call: TaskCall, done: Done) -> Cancellable:
+    def submit(self, call: Any, done: Done) -> Cancellable:  # call: a TaskCall
         """Start ``call``; call ``done(outcome)`` exactly once when it finishes, fails or is cancelled.
 
         Never raise for the task's own errors: report them as a failed outcome. Do not retry:
@@ -56,6 +57,12 @@ def missing_executor_methods(obj: object) -> list[str]:
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         missing.append("max_workers")
     return missing
+
+
+def gatherer(executor: Any) -> Callable[[list[Any]], list[Any]] | None:
+    """The executor's ``gather(values)`` when its results are handles (values kept on its workers), else None."""
+    gather = getattr(executor, "gather", None)
+    return gather if callable(gather) else None
 
 
 def runs_in_driver(executor: Any) -> bool:

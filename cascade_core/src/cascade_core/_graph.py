@@ -34,7 +34,7 @@ _CONTAINERS = (list, tuple, dict, set, frozenset)
 class Node:
     """One task call inside one run."""
 
-    __slots__ = ("index", "lazy", "task", "id", "upstream", "downstream", "data_deps", "inputs")
+    __slots__ = ("index", "lazy", "task", "id", "upstream", "downstream", "data_deps", "inputs", "head", "tail")
 
     def __init__(self, index: int, lazy: LazyResult) -> None:
         self.index = index
@@ -45,6 +45,11 @@ class Node:
         self.downstream: list[int] = []
         self.data_deps: tuple[int, ...] = ()  # indexes of lazy results passed as data, in argument order
         self.inputs: bytes | None = None  # encoded inputs of a node without upstreams (reused for its cache key)
+        # When its encoded inputs are `head` + the refs of data_deps, in order, + `tail` (lazy results
+        # only, one list of them, or one lazy result among scalars): its cache key needs no walk
+        # of its arguments.
+        self.head: bytes | None = None
+        self.tail = b""
 
 
 class Graph:
@@ -109,19 +114,19 @@ def _order(roots: list[LazyResult]) -> tuple[list[LazyResult], bool]:
     ``.after()`` can point at a later node (and make a cycle); then a depth-first sort with
     cycle detection runs instead.
     """
-    reachable: dict[int, LazyResult] = {}
-    stack = list(roots)
+    reachable: dict[int, LazyResult] = {id(root): root for root in roots}
+    found = list(reachable.values())
     ordered_by_after = with_params = False
-    while stack:
-        lazy = stack.pop()
-        key = id(lazy)
-        if key in reachable:
-            continue
-        reachable[key] = lazy
-        stack.extend(lazy.deps)
+    for lazy in found:  # grows while it is walked; each lazy result enters it once
+        edges = lazy.deps
         if lazy.ordering:
             ordered_by_after = True
-            stack.extend(lazy.ordering)
+            edges = edges + lazy.ordering
+        for dep in edges:  # filtered here: a task with several upstreams shares them with others
+            key = id(dep)
+            if key not in reachable:
+                reachable[key] = dep
+                found.append(dep)
         if lazy.has_params:
             with_params = True
     if ordered_by_after:
@@ -266,6 +271,7 @@ def _build_nodes(graph: Graph, ordered: list[LazyResult]) -> None:
     warned = False
     pack = struct.pack
     counts: dict[int, bytes] = {}  # encoded argument counts, reused
+    ref_at, is_ = refs.__getitem__, operator.is_
     for index, lazy in enumerate(ordered):
         node = Node(index, lazy)
         nodes.append(node)
@@ -282,7 +288,9 @@ def _build_nodes(graph: Graph, ordered: list[LazyResult]) -> None:
                 upstream.update(dict.fromkeys(index_of[id(dep)] for dep in ordering))
                 node.upstream = tuple(upstream)
             else:
-                node.upstream = tuple(dict.fromkeys(data_deps)) if len(data_deps) > 1 else data_deps
+                # Deduplicated (a set is cheaper to build than the ordered dedup; duplicates are rare).
+                unique = len(data_deps) < 2 or len({*data_deps}) == len(data_deps)
+                node.upstream = data_deps if unique else tuple(dict.fromkeys(data_deps))
             for up in node.upstream:
                 nodes[up].downstream.append(index)
         primed = primed_by_task.get(task)
@@ -292,15 +300,32 @@ def _build_nodes(graph: Graph, ordered: list[LazyResult]) -> None:
         try:
             if lazy.kwargs or ordering or lazy.has_params:
                 inputs = encode_inputs(lazy, graph, params)
+            elif deps and len(args) == len(deps) and all(map(is_, args, deps)):  # only lazy results
+                count = counts.get(len(args))
+                if count is None:
+                    count = counts[len(args)] = b"t" + pack(">Q", len(args))
+                node.head = count
+                inputs = count + b"".join(map(ref_at, data_deps))
+            elif (
+                deps
+                and len(args) == 1
+                and type(args[0]) is list
+                and len(args[0]) == len(deps)
+                and all(map(is_, args[0], deps))
+            ):  # a fan-in: one list of lazy results only
+                head = node.head = b"t" + pack(">Q", 1) + b"l" + pack(">Q", len(deps))
+                inputs = head + b"".join(map(ref_at, data_deps))
             else:
                 # The common case, inlined: the same bytes as encode_inputs, several times faster.
                 count = counts.get(len(args))
                 if count is None:
                     count = counts[len(args)] = b"t" + pack(">Q", len(args))
                 parts = [count]
+                split = 0  # where the (last) upstream passed as an argument is
                 for arg in args:
                     kind = type(arg)
                     if kind is LazyResult:
+                        split = len(parts)
                         parts.append(refs[index_of[id(arg)]])
                     elif kind is int:
                         parts.append(b"i%d;" % arg)  # = encode(arg)
@@ -312,7 +337,12 @@ def _build_nodes(graph: Graph, ordered: list[LazyResult]) -> None:
                         parts.append(encode_arg(arg, graph, params, None))
                     else:
                         parts.append(encode(arg))
-                inputs = b"".join(parts)
+                if split and len(deps) == 1 and task.cache_policy is not None:  # one upstream among scalars
+                    head = node.head = parts[0] if split == 1 else b"".join(parts[:split])
+                    tail = node.tail = b"".join(parts[split + 1 :])
+                    inputs = head + parts[split] + tail
+                else:
+                    inputs = b"".join(parts)
             if not deps and not ordering:
                 node.inputs = inputs
         except UnhashableInput:

@@ -16,7 +16,11 @@ A provider is a module, class or object with functions marked ``@cascade_core.ho
     def cascade_executor(uri):           # -> Executor (submit, close, max_workers)
         return MyExecutor(uri)
 
-A provider may implement any of the hooks (see docs/plugins.md and docs/executors.md).
+    @cs.hookimpl
+    def cascade_blob_store(uri):         # -> BlobStore (put, get, exists, delete, list_blobs, close)
+        return MyBlobStore(uri)
+
+A provider may implement any of the hooks (see docs/plugins.md, docs/executors.md and docs/blobs.md).
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ from typing import Any
 HOOK_STATE = "cascade_state_backend"
 HOOK_CACHE = "cascade_cache_backend"
 HOOK_EXECUTOR = "cascade_executor"
-PROVIDES = {HOOK_STATE: "state", HOOK_CACHE: "cache", HOOK_EXECUTOR: "executor"}
+HOOK_BLOBS = "cascade_blob_store"
+PROVIDES = {HOOK_STATE: "state", HOOK_CACHE: "cache", HOOK_EXECUTOR: "executor", HOOK_BLOBS: "blobs"}
 KINDS = tuple(PROVIDES.values())  # the words an entry point's bracket may hold, in listing order
 
 
@@ -48,5 +53,9 @@ def backend_specs() -> type:
         @hookspec(firstresult=True)
         def cascade_executor(self, uri: Any) -> Any:
             """Return an executor (``submit``, ``close``, ``max_workers``) for ``uri`` (a BackendURI)."""
+
+        @hookspec(firstresult=True)
+        def cascade_blob_store(self, uri: Any) -> Any:
+            """Return a blob store (``put``, ``get``, ``exists``, ``delete``, ``list_blobs``, ``close``) for ``uri``."""
 
     return BackendSpecs

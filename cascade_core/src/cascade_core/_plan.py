@@ -8,11 +8,12 @@ reads.
 
 from __future__ import annotations
 
+from ._blobs import BlobError
 from ._cache_lookup import CacheLookup, Hit
 from ._codec import state_key
-from ._context import DONE, PENDING, SKIPPED, RunContext
+from ._context import DONE, MISSING, PENDING, SKIPPED, RunContext
 from ._errors import IntegrityError
-from ._records import RunRecords
+from ._records import RunRecords, log
 
 
 def positions(flags: bytearray, value: int = 1):  # -> Iterator[int]
@@ -29,6 +30,7 @@ def prepare(ctx: RunContext, records: RunRecords, lookup: CacheLookup, stored: s
     for index in resumed:
         status[index] = DONE
     found, wanted = lookup.prefetch()
+    keys, looked_up = ctx.keys, ctx.looked_up
     hits: dict[int, Hit] = {}
     while True:
         must_run, need_value = plan(ctx)
@@ -36,23 +38,28 @@ def prepare(ctx: RunContext, records: RunRecords, lookup: CacheLookup, stored: s
         # into its state; the others feed nothing but other hits, and a resume finds them
         # in the cache again. A used hit that is refused becomes a miss: plan again.
         used = {}
-        for key, payload in found.items():
-            indexes = wanted[key]
-            if need_value[indexes[0]] or (len(indexes) > 1 and any(need_value[i] for i in indexes)):
-                used[key] = payload
+        for index in positions(need_value):  # few in a warm rerun: walk them, not every hit
+            key = keys[index]
+            if looked_up[index] and key in found:  # looked up: `index` is one of wanted[key]
+                used[key] = found[key]
         for key in used:
             del found[key]  # what is left in `found` is the unused hits
         opened = lookup.verified(used, wanted)
         hits.update(opened)
         if len(opened) == sum(len(wanted[key]) for key in used):
-            break
+            if not load_stored(ctx, resumed, need_value):
+                break
+            continue  # a stored result whose blob is lost runs again: plan again
         for key in used:
             if wanted[key][0] not in opened:
                 for index in wanted[key]:
                     status[index] = PENDING
-    load_stored(ctx, resumed, need_value)
-    unused = {index: len(payload) for key, payload in found.items() for index in wanted[key]}
-    lookup.take_hits(hits, unused)
+    if records.records is not None or records.verbose:
+        unused = {index: len(payload) for key, payload in found.items() for index in wanted[key]}
+        lookup.take_hits(hits, unused)
+    else:  # nothing records them one by one: count them
+        records.counts["cached"] += sum(map(len, map(wanted.__getitem__, found)))
+        lookup.take_hits(hits)
     records.counts["resumed"] += len(resumed)
     if records.events:
         for index in resumed:
@@ -85,13 +92,19 @@ def plan(ctx: RunContext) -> tuple[bytearray, bytearray]:
     return must_run, need_value
 
 
-def load_stored(ctx: RunContext, resumed: list[int], need_value: bytearray) -> None:
-    """Load and verify the stored results that the run reads."""
-    wanted = [i for i in resumed if need_value[i]]
+def load_stored(ctx: RunContext, resumed: list[int], need_value: bytearray) -> list[int]:
+    """Load and verify the stored results that the run reads (blobs only for those).
+
+    Returns the nodes whose blob is missing or corrupt: they are pending again and left out
+    of ``resumed``, so that they run again.
+    """
+    results = ctx.results
+    wanted = [i for i in resumed if need_value[i] and results[i] is MISSING]
     if not wanted:
-        return
+        return []
     ids = {ctx.nodes[i].id: i for i in wanted}
     payloads = ctx.state.get_results(list(ids))
+    lost: list[int] = []
     for node_id, index in ids.items():
         payload = payloads.get(node_id)
         key = state_key(ctx.run_id, node_id)
@@ -99,4 +112,13 @@ def load_stored(ctx: RunContext, resumed: list[int], need_value: bytearray) -> N
             raise IntegrityError(
                 f"stored result {key!r} disappeared while the run resumed; rerun to recompute it", key=key
             )
-        ctx.results[index] = ctx.codec.loads(key, payload)
+        try:
+            results[index] = ctx.codec.loads(key, payload)
+        except BlobError as exc:
+            task = ctx.nodes[index].task.name
+            log.warning("stored result of task %s (node %s) is lost: %s; it runs again", task, node_id, exc)
+            lost.append(index)
+    for index in lost:
+        ctx.status[index] = PENDING
+        resumed.remove(index)
+    return lost

@@ -18,7 +18,7 @@ from ._hookspecs import HOOK_EXECUTOR, PROVIDES, backend_specs
 from ._protocols import CACHE_METHODS, STATE_METHODS, missing_methods
 from ._uri import BackendURI
 
-NOUNS = {"state": "state backend", "cache": "cache backend", "executor": "executor"}
+NOUNS = {"state": "state backend", "cache": "cache backend", "executor": "executor", "blobs": "blob store"}
 
 
 @dataclass
@@ -34,12 +34,14 @@ class Loaded:
 
 def offers(provides: tuple[str, ...]) -> str:
     """``("state", "cache")`` -> "state and cache backends"; ``("executor",)`` -> "an executor"."""
-    backends = [kind for kind in provides if kind != "executor"]
+    backends = [kind for kind in provides if kind not in ("executor", "blobs")]
     parts = []
     if backends:
         parts.append(" and ".join(backends) + (" backends" if len(backends) > 1 else " backend"))
     if "executor" in provides:
         parts.append("an executor")
+    if "blobs" in provides:
+        parts.append("a blob store")
     return " and ".join(parts) or "nothing"
 
 
@@ -113,6 +115,20 @@ def check_backend(backend: Any, kind: str, scheme: str, distribution: str | None
         raise PluginError(
             f"backend plugin for {scheme}:// ({distribution or 'unknown'}) returned {type(backend).__name__}, "
             f"which is not a {kind} backend: missing {', '.join(missing)}",
+            scheme=scheme,
+            distribution=distribution,
+        )
+
+
+def check_blob_store(store: Any, scheme: str, distribution: str | None) -> None:
+    """Raise PluginError when ``store`` lacks methods of the blob-store contract."""
+    from ._blob_protocol import missing_blob_methods
+
+    missing = missing_blob_methods(store)
+    if missing:
+        raise PluginError(
+            f"backend plugin for {scheme}:// ({distribution or 'unknown'}) returned {type(store).__name__}, "
+            f"which is not a blob store: missing {', '.join(missing)} (see docs/blobs.md)",
             scheme=scheme,
             distribution=distribution,
         )

@@ -33,12 +33,13 @@ from ._discovery import (
     resolve_claims,
 )
 from ._errors import BackendNotFoundError, PluginError
-from ._hookspecs import HOOK_CACHE, HOOK_EXECUTOR, HOOK_STATE, PROVIDES
+from ._hookspecs import HOOK_BLOBS, HOOK_CACHE, HOOK_EXECUTOR, HOOK_STATE, PROVIDES
 from ._providers import (
     NOUNS,
     Loaded,
     call_hook,
     check_backend,
+    check_blob_store,
     check_executor,
     checked_factory,
     offers,
@@ -65,12 +66,22 @@ KNOWN_PROVIDERS: dict[str, str] = {
     "redis": "cascade-redis",
     "rediss": "cascade-redis",
     "redis+unix": "cascade-redis",
+    **dict.fromkeys(("redis+sentinel", "rediss+sentinel", "redis+cluster", "rediss+cluster"), "cascade-redis"),
     "dask": "cascade-dask",
     "dask+tls": "cascade-dask",
     "dask+local": "cascade-dask",
+    "s3": "cascade-fsspec",
+    "gs": "cascade-fsspec",
+    "gcs": "cascade-fsspec",
+    "az": "cascade-fsspec",
+    "abfs": "cascade-fsspec",
 }
 # What those distributions offer, so that the hint is not given for the wrong argument.
-KNOWN_OFFERS: dict[str, tuple[str, ...]] = {"cascade-redis": ("state", "cache"), "cascade-dask": ("executor",)}
+KNOWN_OFFERS: dict[str, tuple[str, ...]] = {
+    "cascade-redis": ("state", "cache"),
+    "cascade-dask": ("executor",),
+    "cascade-fsspec": ("blobs",),
+}
 
 
 class Registry:
@@ -243,6 +254,13 @@ class Registry:
                 close()
             raise
         return executor
+
+    def blob_store(self, uri: BackendURI) -> Any:
+        """A blob store for ``uri``, checked against the blob-store contract."""
+        loaded = self._offering(uri, "blobs")
+        store = call_hook(loaded, HOOK_BLOBS, uri)
+        check_blob_store(store, uri.scheme, loaded.entry.distribution)
+        return store
 
     def _offering(self, uri: BackendURI, kind: str) -> Loaded:
         loaded = self.load(uri.scheme, kind)

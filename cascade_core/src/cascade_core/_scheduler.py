@@ -18,9 +18,9 @@ from ._cache_lookup import CacheLookup
 from ._call import Outcome, TaskCall, finish_call, raise_limit, run_call
 from ._claims import Claims
 from ._codec import cache_storage_key
-from ._context import DONE, FAILED, PENDING, SKIPPED, RunContext
-from ._errors import SerializationError
-from ._executor import runs_in_driver
+from ._context import DONE, FAILED, PENDING, SKIPPED, RunContext, code_of, serialize_for_cache
+from ._errors import BackendUnavailableError, SerializationError
+from ._executor import gatherer, runs_in_driver
 from ._leases import Backoff
 from ._plan import positions
 from ._records import RunRecords, log
@@ -47,6 +47,7 @@ class Scheduler:
         self.records = records
         self.lookup = lookup
         self.executor = executor
+        self.gather = gatherer(executor)  # the real values behind the executor's handles (Dask)
         self.availability = availability
         self.claims = Claims(
             ctx, records, lookup, self._release_indexes, leases=leases, lease_ttl=lease_ttl, owner=owner
@@ -82,16 +83,12 @@ class Scheduler:
             raise
         finally:
             self._stop()
+            self.claims.release = _nothing  # the claims held a bound method of ours: no cycle left
 
     def _loop_until_done(self) -> None:
         ctx, nodes = self.ctx, self.ctx.nodes
-        ready, runnable, claims, executor, claimable = (
-            self.ready,
-            self.runnable,
-            self.claims,
-            self.executor,
-            self.claimable,
-        )
+        ready, runnable, claims, claimable = self.ready, self.runnable, self.claims, self.claimable
+        executor = self.executor
         capacity = executor.max_workers
         local = runs_in_driver(executor)
         inline_only = local and capacity == 1
@@ -189,7 +186,7 @@ class Scheduler:
             return
         try:
             body = ctx.encoding.encode(task.name, value)
-        except SerializationError as exc:
+        except (SerializationError, BackendUnavailableError) as exc:  # the latter: a blob store that failed
             self._complete([Outcome(index, False, exc, None, perf_counter() - started)])
             return
         duration = perf_counter() - started
@@ -199,9 +196,9 @@ class Scheduler:
         records.counts["executed"] += 1
         if records.records is not None:
             records.record(index, "done", duration, len(body))
-        node_id = node.id
         codec = ctx.codec
-        ctx.state.put_results({node_id: codec.seal(ctx.state_prefix + node_id, codec._code, body)})
+        code = codec._code if ctx.blobs is None else code_of(body, codec._code)
+        ctx.state.put_results({node.id: codec.seal(ctx.state_prefix + node.id, code, body)})
         must_run, remaining, ready = self.must_run, self.remaining, self.ready
         for down in node.downstream:
             if must_run[down]:
@@ -299,21 +296,23 @@ class Scheduler:
             status[index] = DONE
             records.counts["executed"] += 1
             records.record(index, "done", outcome.duration, len(body))
-            to_store[node.id] = codec.seal(ctx.state_prefix + node.id, codec._code, body)
+            code = codec._code if ctx.blobs is None else code_of(body, codec._code)
+            to_store[node.id] = codec.seal(ctx.state_prefix + node.id, code, body)
             key = keys[index]
             if key is not None:
                 cache_body = body if cache_codec.serializer == codec.serializer else None
                 try:
                     if cache_body is None:
-                        cache_body = cache_codec.serialize(outcome.value)
+                        value = outcome.value if self.gather is None else self.gather([outcome.value])[0]
+                        code, cache_body = serialize_for_cache(ctx, value)
                     if ctx.cache_max_payload is not None and len(cache_body) > ctx.cache_max_payload:
                         raise SerializationError(
                             f"{len(cache_body)} bytes is over the cache's limit of {ctx.cache_max_payload} bytes "
                             f"({raise_limit(getattr(ctx.cache, 'max_payload_option', None))} to cache it)"
                         )
-                    payload = cache_codec.seal(cache_storage_key(key), cache_codec._code, cache_body)
+                    payload = cache_codec.seal(cache_storage_key(key), code, cache_body)
                     to_cache.setdefault(node.task.cache_ttl, {})[key] = payload
-                except SerializationError as exc:
+                except (SerializationError, BackendUnavailableError) as exc:
                     log.warning("result of task %s not cached: %s", node.task.name, exc)
             released.append((index, outcome.duration))
         if to_store:
@@ -351,13 +350,8 @@ class Scheduler:
 
     def _release_indexes(self, indexes: list[int]) -> None:
         """Make ready every downstream node whose upstreams are all done now."""
-        nodes, remaining, must_run, ready, status = (
-            self.ctx.nodes,
-            self.remaining,
-            self.must_run,
-            self.ready,
-            self.ctx.status,
-        )
+        nodes, status = self.ctx.nodes, self.ctx.status
+        remaining, must_run, ready = self.remaining, self.must_run, self.ready
         for index in indexes:
             for down in nodes[index].downstream:
                 if must_run[down]:
@@ -394,3 +388,7 @@ class Scheduler:
             records.skipped[nodes[down].id] = reason
             records.skip(down, reason)
             stack.extend(nodes[down].downstream)
+
+
+def _nothing(indexes: list[int]) -> None:
+    """What the claims of a finished run release into: nothing."""

@@ -42,6 +42,7 @@ class BackendURI:
     port: int | None = None
     path: str = ""
     query: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    more_hosts: tuple[tuple[str | None, int | None], ...] = ()  # after the first, in a list h1:1,h2:2
 
     @classmethod
     def parse(cls, text: str) -> BackendURI:
@@ -69,9 +70,18 @@ class BackendURI:
             user_text, colon, password_text = userinfo.partition(":")
             username = unquote(user_text) or None
             password = unquote(password_text) if colon else None
-        host, port = _split_host_port(netloc, text)
+        # Several hosts (a Redis Cluster's seeds, Sentinels) are a comma-separated list.
+        listed = [_split_host_port(part, text) for part in netloc.split(",")] if "," in netloc else []
+        if any(host is None for host, _ in listed):
+            raise _malformed(text, "an empty host in a host list", "write host:port,host:port", key="host")
+        host, port = listed[0] if listed else _split_host_port(netloc, text)
         query = _parse_query(query_text, text)
-        return cls(scheme, username, password, host, port, unquote(path), query)
+        return cls(scheme, username, password, host, port, unquote(path), query, tuple(listed[1:]))
+
+    @property
+    def hosts(self) -> tuple[tuple[str | None, int | None], ...]:
+        """Every ``(host, port)`` the URI names, in order: one, or several for ``h1:7000,h2:7001``."""
+        return ((self.host, self.port), *self.more_hosts)
 
     # -- views ---------------------------------------------------------------
 
@@ -94,10 +104,7 @@ class BackendURI:
             if self.password is not None:
                 text += ":" + (MASK if mask else quote(self.password, safe=""))
             text += "@"
-        if self.host:
-            text += f"[{self.host}]" if ":" in self.host else self.host
-        if self.port is not None:
-            text += f":{self.port}"
+        text += ",".join(_host_port(host, port) for host, port in self.hosts)
         text += quote(self.path, safe="/:~.-_")
         if self.query:
             parts = []
@@ -264,6 +271,11 @@ def _malformed(original: str, problem: str, advice: str, key: str | None = None)
 def _quoted(piece: str, original: str) -> str:
     """`` 'piece'`` when the masked URI shows it anyway, else nothing."""
     return f" {piece!r}" if piece and piece in mask_uri_text(original) else ""
+
+
+def _host_port(host: str | None, port: int | None) -> str:
+    text = (f"[{host}]" if ":" in host else host) if host else ""
+    return text + (f":{port}" if port is not None else "")
 
 
 def _split_host_port(netloc: str, original: str) -> tuple[str | None, int | None]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._blob_protocol import BlobInfo, BlobStore, blob_path, is_blob_id
 from ._call import Outcome, TaskCall, run_call, run_call_async
 from ._errors import BackendError, BackendUnavailableError, CascadeError, InvalidURIError, SerializationError
 from ._executor import Executor
@@ -60,6 +61,8 @@ __all__ = [
     "BackendError",
     "BackendURI",
     "BackendUnavailableError",
+    "BlobInfo",
+    "BlobStore",
     "CacheBackend",
     "CacheBackendBase",
     "CacheCatalog",
@@ -80,10 +83,12 @@ __all__ = [
     "TaskCall",
     "TaskRecords",
     "at_most",
+    "blob_path",
     "boolean",
     "checked_ttl",
     "choice",
     "hookimpl",
+    "is_blob_id",
     "is_sensitive",
     "mask_credentials",
     "mask_text",

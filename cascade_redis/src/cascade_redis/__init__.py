@@ -1,12 +1,14 @@
 """Redis state and cache backends for Cascade.
 
-Installed, it serves ``redis://``, ``rediss://`` (TLS) and ``redis+unix://`` URIs::
+Installed, it serves ``redis://``, ``rediss://`` (TLS) and ``redis+unix://`` URIs, Sentinel
+(``redis+sentinel://h1:26379,h2:26379/SERVICE``) and Cluster (``redis+cluster://h1:7000,h2:7001``)
+URIs, and their TLS forms (``rediss+sentinel://``, ``rediss+cluster://``)::
 
     import cascade_core as cs
 
     cs.run(target, state_backend="redis://localhost:6379/0", cache_backend="redis://localhost:6379/0?ttl=86400")
 
-The key layout and every URI option are in docs/redis.md.
+The key layout, every URI option and what a failover can lose are in docs/redis.md.
 """
 
 from __future__ import annotations

@@ -1,14 +1,17 @@
 """The shared cache in redis: one string key per entry, ``<prefix>:cache:<cache key>``.
 
-Reads are one MGET, writes one pipeline of ``SET ... PX``, deletes one DEL; ``clear``
-walks the keyspace with SCAN (never KEYS, which blocks the server) and UNLINKs in batches.
+On one server (or a Sentinel master) reads are one MGET, writes one pipeline of
+``SET ... PX``, deletes one DEL. On a cluster the entries spread over every slot, so each
+batch is one pipeline per master: an MGET or DEL per slot, a SET per entry. ``clear`` walks
+the keyspace of every master with SCAN (never KEYS, which blocks the server) and UNLINKs in
+batches of one slot.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Final, cast
+from typing import TYPE_CHECKING, Any, Final
 
 from cascade_core.plugin import BackendURI, CacheBackendBase, LeaseTableMixin, checked_ttl
 
@@ -61,8 +64,18 @@ class RedisCacheBackend(LeaseTableMixin, CacheBackendBase):
         # Bytes names: redis-py passes them through instead of encoding each one.
         head = cache_key(self._prefix, "").encode()
         names = [head + key.encode() for key in wanted]
-        values = cast("list[bytes | None]", self._connection.run(lambda client: client.mget(names)))
-        return {key: value for key, value in zip(wanted, values, strict=True) if value is not None}
+
+        def queue(pipe: Any, groups: list[list[int]]) -> None:
+            for group in groups:
+                pipe.mget([names[index] for index in group])
+
+        found: dict[str, bytes] = {}
+        for groups, replies in self._connection.per_master(names, queue, by_slot=True):
+            for group, values in zip(groups, replies, strict=True):
+                for index, value in zip(group, values, strict=True):
+                    if value is not None:
+                        found[wanted[index]] = value
+        return found
 
     def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
         if not items:
@@ -74,28 +87,34 @@ class RedisCacheBackend(LeaseTableMixin, CacheBackendBase):
             self.delete_many(items)
             return
         px = None if ttl is None else max(1, math.ceil(ttl * 1000))
-        prefix = self._prefix
+        names = [cache_key(self._prefix, key) for key in items]
+        values = list(items.values())
 
-        def write(client: redis.Redis) -> None:
-            pipe = client.pipeline(transaction=False)
-            for key, value in items.items():
-                pipe.set(cache_key(prefix, key), value, px=px)
-            # raise_on_error would quote the failed command, payload bytes included, in the error.
-            for reply in pipe.execute(raise_on_error=False):
-                if isinstance(reply, Exception):
-                    raise reply
+        def queue(pipe: Any, groups: list[list[int]]) -> None:
+            for index in groups[0]:
+                pipe.set(names[index], values[index], px=px)
 
-        self._connection.run(write)
+        self._connection.per_master(names, queue, write=True)
 
     def delete_many(self, keys: Iterable[str]) -> int:
         names = [cache_key(self._prefix, key) for key in dict.fromkeys(keys)]
-        if not names:
-            return 0
-        return int(self._connection.run(lambda client: client.delete(*names)))
+
+        def queue(pipe: Any, groups: list[list[int]]) -> None:
+            for group in groups:
+                pipe.delete(*[names[index] for index in group])
+
+        return sum(sum(replies) for _, replies in self._connection.per_master(names, queue, by_slot=True))
 
     def clear(self, prefix: str = "") -> int:
         """Delete every entry whose cache key starts with ``prefix``; return how many."""
         pattern = cache_pattern(self._prefix, prefix)
+        connection = self._connection
+
+        def unlink(client: redis.Redis, batch: list[bytes]) -> int:
+            pipe = client.pipeline(transaction=False)
+            for group in connection.slot_groups(batch, list(range(len(batch)))):
+                pipe.unlink(*[batch[index] for index in group])
+            return sum(connection.execute(pipe))
 
         def clear(client: redis.Redis) -> int:
             removed = 0
@@ -103,13 +122,15 @@ class RedisCacheBackend(LeaseTableMixin, CacheBackendBase):
             for name in client.scan_iter(match=pattern, count=SCAN_COUNT):
                 batch.append(name)
                 if len(batch) >= UNLINK_BATCH:
-                    removed += client.unlink(*batch)
+                    removed += unlink(client, batch)
                     batch = []
-            if batch:
-                removed += client.unlink(*batch)
-            return removed
+            return removed + (unlink(client, batch) if batch else 0)
 
-        return self._connection.run(clear)
+        return sum(connection.each_master(clear))
+
+    def describe(self) -> str:
+        """What the URI reaches (for ``cascade backends check``): a server, a Sentinel master, a cluster."""
+        return self._connection.describe()
 
     def close(self) -> None:
         self._connection.close()

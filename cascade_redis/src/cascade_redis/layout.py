@@ -10,7 +10,8 @@
     <prefix>:lease:{<run id>}:<node>  string  owner token of a node lease (expires)
     <prefix>:lock:<cache key>         string  owner token of a cache lock (expires)
 
-The braces are a redis hash tag: a run's four keys live in one cluster slot.
+The braces are a redis hash tag: a run's four keys and all its leases live in one cluster
+slot; cache entries and their locks spread over every slot.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """A backend URI turned into typed connection and storage options.
 
 ``redis://[[user]:password@]host[:port][/db][?option=value&...]``, ``rediss://`` for TLS,
-``redis+unix:///path/to/redis.sock?db=0``. Every option is converted through one table;
-an unknown option or a bad value raises InvalidURIError naming the key.
+``redis+unix:///path/to/redis.sock?db=0``, and the Sentinel and Cluster forms of topology.py.
+Every option is converted through one table; an unknown option or a bad value raises
+InvalidURIError naming the key.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from cascade_core.plugin import (
     timeout_seconds,
 )
 
-SCHEMES: Final = ("redis", "rediss", "redis+unix")
+from .topology import DEFAULT_PORT, SCHEMES, STANDALONE, topology
 
 DEFAULT_PREFIX: Final = "cascade"
 DEFAULT_STATE_TTL: Final = 7 * 24 * 3600  # seconds: a week to resume a failed run
@@ -38,9 +39,10 @@ DEFAULT_SOCKET_TIMEOUT: Final = 5.0
 DEFAULT_SOCKET_CONNECT_TIMEOUT: Final = 2.0
 DEFAULT_HEALTH_CHECK_INTERVAL: Final = 30
 DEFAULT_RETRIES: Final = 3
-DEFAULT_PORT: Final = 6379
+DEFAULT_MIN_REPLICAS_TIMEOUT: Final = 1.0
 MAX_DB: Final = 2**31 - 1  # redis's own bound for `databases`
 MAX_RETRIES: Final = 100
+MAX_REPLICAS: Final = 100
 
 
 def _prefix(raw: str) -> str:
@@ -71,6 +73,10 @@ OPTIONS: Final[dict[str, Callable[[str], Any]]] = {
     "socket_connect_timeout": timeout_seconds,
     "health_check_interval": at_most(non_negative_int, MAX_TIMEOUT, " seconds (a day)"),
     "retries": at_most(non_negative_int, MAX_RETRIES),
+    "min_replicas": at_most(non_negative_int, MAX_REPLICAS),
+    "min_replicas_timeout": timeout_seconds,
+    "sentinel_username": str,
+    "sentinel_password": str,  # a secret: stays in the URI (masked), never in a field
     **TLS_OPTIONS,
 }
 
@@ -85,6 +91,10 @@ class RedisOptions:
     """
 
     uri: BackendURI
+    kind: str = STANDALONE  # standalone, sentinel or cluster (topology.py)
+    nodes: tuple[tuple[str, int], ...] = ()  # the sentinels, or the cluster's seed nodes
+    service: str | None = None  # the Sentinel service name
+    sentinel_username: str | None = None
     host: str | None = "localhost"
     port: int | None = DEFAULT_PORT
     unix_socket_path: str | None = None
@@ -104,6 +114,8 @@ class RedisOptions:
     socket_connect_timeout: float = DEFAULT_SOCKET_CONNECT_TIMEOUT
     health_check_interval: int = DEFAULT_HEALTH_CHECK_INTERVAL
     retries: int = DEFAULT_RETRIES
+    min_replicas: int = 0  # WAIT for this many replicas after every write
+    min_replicas_timeout: float = DEFAULT_MIN_REPLICAS_TIMEOUT
 
     @classmethod
     def from_uri(cls, uri: BackendURI | str) -> RedisOptions:
@@ -111,13 +123,19 @@ class RedisOptions:
         if isinstance(uri, str):
             uri = BackendURI.parse(uri)
         if uri.scheme not in SCHEMES:
-            raise InvalidURIError(f"{uri} is not a redis URI: use redis://, rediss:// or redis+unix://", key="scheme")
+            raise InvalidURIError(
+                f"{uri} is not a redis URI: use redis://, rediss://, redis+unix://, redis+sentinel:// or "
+                "redis+cluster://",
+                key="scheme",
+            )
         options = uri.parse_options(OPTIONS)
-        if uri.scheme != "rediss":
+        where = topology(uri, options)
+        if not where.tls:
             for key in TLS_OPTIONS:
                 if key in options:
+                    secure = uri.scheme.replace("redis", "rediss", 1).replace("+unix", "")
                     raise InvalidURIError(
-                        f"option {key!r} in {uri} only applies to TLS connections: use rediss:// instead of "
+                        f"option {key!r} in {uri} only applies to TLS connections: use {secure}:// instead of "
                         f"{uri.scheme}://",
                         key=key,
                     )
@@ -126,8 +144,17 @@ class RedisOptions:
                 f"max_value_size in {uri} is over the 512M that redis accepts for one value: use 512M or less",
                 key="max_value_size",
             )
-        fields: dict[str, Any] = {key: value for key, value in options.items() if key != "db"}
-        fields["db"] = _database(uri, options.get("db"))
+        timeout = options.get("socket_timeout", DEFAULT_SOCKET_TIMEOUT)
+        if options.get("min_replicas") and options.get("min_replicas_timeout", DEFAULT_MIN_REPLICAS_TIMEOUT) >= timeout:
+            raise InvalidURIError(
+                f"min_replicas_timeout in {uri} must be shorter than socket_timeout ({timeout:g} s), which bounds "
+                "the wait for the replicas: lower min_replicas_timeout or raise socket_timeout",
+                key="min_replicas_timeout",
+            )
+        fields: dict[str, Any] = {
+            key: value for key, value in options.items() if key not in ("db", "sentinel_password")
+        }
+        fields.update(kind=where.kind, nodes=where.nodes, service=where.service, db=where.db, tls=where.tls)
         if uri.scheme == "redis+unix":
             if uri.host:
                 raise InvalidURIError(
@@ -139,14 +166,35 @@ class RedisOptions:
                     f"{uri} names no socket path: use redis+unix:///path/to/redis.sock?db=0", key="path"
                 )
             fields.update(host=None, port=None, unix_socket_path=uri.path)
+        elif where.kind == STANDALONE:
+            fields.update(host=uri.host or "localhost", port=uri.port or DEFAULT_PORT)
         else:
-            fields.update(host=uri.host or "localhost", port=uri.port or DEFAULT_PORT, tls=uri.scheme == "rediss")
+            fields.update(host=None, port=None)
         return cls(uri=uri, **fields)
 
+    @property
+    def sentinel_password(self) -> str | None:
+        """The ``sentinel_password`` option, read from the URI (which masks it in every repr)."""
+        return self.uri.options.get("sentinel_password")
+
     def pool_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for ``redis.ConnectionPool`` (secrets included: never log them)."""
-        from redis.backoff import NoBackoff
+        """Keyword arguments for ``redis.ConnectionPool`` of one server (secrets included: never log them)."""
         from redis.connection import Connection, SSLConnection, UnixDomainSocketConnection
+
+        kwargs = self.node_kwargs()
+        if self.unix_socket_path is not None:
+            for key in [key for key in kwargs if key.startswith(("ssl", "socket_connect"))]:
+                del kwargs[key]
+            kwargs.update(connection_class=UnixDomainSocketConnection, path=self.unix_socket_path)
+            return kwargs
+        kwargs.pop("ssl", None)
+        kwargs.update(connection_class=SSLConnection if self.tls else Connection, host=self.host, port=self.port)
+        return kwargs
+
+    def node_kwargs(self) -> dict[str, Any]:
+        """Connection keyword arguments for any data node (a server, a cluster node, a Sentinel-managed
+        master): everything but the address. Secrets included: never log them."""
+        from redis.backoff import NoBackoff
         from redis.retry import Retry
 
         kwargs: dict[str, Any] = {
@@ -154,30 +202,25 @@ class RedisOptions:
             "username": self.uri.username,
             "password": self.uri.password,
             "socket_timeout": self.socket_timeout,
+            "socket_connect_timeout": self.socket_connect_timeout,
             "health_check_interval": self.health_check_interval,
             # RedisConnection.run retries the whole call itself (redis-py would also retry a
             # refused password, and its default is 10 attempts): no retry inside redis-py.
             "retry": Retry(NoBackoff(), 0),
         }
-        if self.unix_socket_path is not None:
-            kwargs.update(connection_class=UnixDomainSocketConnection, path=self.unix_socket_path)
-            return kwargs
-        kwargs.update(
-            connection_class=SSLConnection if self.tls else Connection,
-            host=self.host,
-            port=self.port,
-            socket_connect_timeout=self.socket_connect_timeout,
-        )
         if self.tls:
-            kwargs.update(
-                ssl_cert_reqs=self.ssl_cert_reqs,
-                ssl_ca_certs=self.ssl_ca_certs,
-                ssl_certfile=self.ssl_certfile,
-                ssl_keyfile=self.ssl_keyfile,
-                # Checking the host name needs a verified certificate.
-                ssl_check_hostname=self.ssl_check_hostname and self.ssl_cert_reqs != "none",
-            )
+            kwargs.update(self.tls_kwargs(), ssl=True)
         return kwargs
+
+    def tls_kwargs(self) -> dict[str, Any]:
+        return {
+            "ssl_cert_reqs": self.ssl_cert_reqs,
+            "ssl_ca_certs": self.ssl_ca_certs,
+            "ssl_certfile": self.ssl_certfile,
+            "ssl_keyfile": self.ssl_keyfile,
+            # Checking the host name needs a verified certificate.
+            "ssl_check_hostname": self.ssl_check_hostname and self.ssl_cert_reqs != "none",
+        }
 
     def check_sizes(self, items: Mapping[str, bytes], what: str) -> None:
         """Raise SerializationError, before anything is written, when a value is over max_value_size.
@@ -195,20 +238,3 @@ class RedisOptions:
 
     def __repr__(self) -> str:
         return f"RedisOptions({str(self.uri)!r}, db={self.db}, prefix={self.prefix!r})"
-
-
-def _database(uri: BackendURI, query_db: int | None) -> int:
-    """The db number, from ``?db=`` or (for TCP URIs) the path; both must agree."""
-    if uri.scheme == "redis+unix":
-        return query_db or 0
-    text = uri.database.strip("/")
-    if not text:
-        return query_db or 0
-    if not text.isdigit():
-        raise InvalidURIError(f"invalid database {text!r} in {uri}: the path must be a db number such as /0", key="db")
-    path_db = int(text)
-    if query_db is not None and query_db != path_db:
-        raise InvalidURIError(
-            f"{uri} names db {path_db} in its path and db {query_db} in its query: keep one", key="db"
-        )
-    return path_db

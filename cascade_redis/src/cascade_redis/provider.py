@@ -1,4 +1,6 @@
-"""The ``cascade.backends`` provider for ``redis://``, ``rediss://`` and ``redis+unix://``.
+"""The ``cascade.backends`` provider for ``redis://``, ``rediss://``, ``redis+unix://`` and the
+Sentinel and Cluster schemes (``redis+sentinel://``, ``rediss+sentinel://``, ``redis+cluster://``,
+``rediss+cluster://``).
 
 cascade-core imports this module the first time one of those schemes is used; redis-py
 itself is imported only when a backend first connects.

@@ -1,7 +1,8 @@
-"""Run state in redis: three hashes per run under one hash tag (see layout.py, docs/redis.md).
+"""Run state in redis: four hashes per run under one hash tag (see layout.py, docs/redis.md).
 
 Every write is one pipelined round trip that also stamps ``updated`` (and ``created``
-once) and refreshes the TTL of all three keys, so a run's keys expire together.
+once) and refreshes the TTL of all four keys, so a run's keys expire together. The hash tag
+puts them in one cluster slot, so on a cluster every call goes to the one master of that slot.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Final, cast
 
-from cascade_core.plugin import BackendURI, LeaseTableMixin, StateBackendBase
+from cascade_core.plugin import BackendError, BackendURI, LeaseTableMixin, StateBackendBase
 
 from .connection import RedisConnection
 from .layout import lease_key, meta_pattern, run_keys
 from .leases import RedisLeases
 from .options import RedisOptions
+from .topology import CLUSTER
 
 # put_results refreshes `updated` and the keys' TTLs at most this often (seconds).
 REFRESH_INTERVAL: Final = 1.0
@@ -55,6 +57,12 @@ class RedisStateStore:
         return cls(RedisOptions.from_uri(uri))
 
     def __call__(self, run_id: str) -> RedisStateBackend:
+        if self.options.kind == CLUSTER and (not run_id or run_id.startswith("}")):
+            # `{}` or `{}...}` is no hash tag: each key would hash whole, to a slot of its own.
+            raise BackendError(
+                f"run id {run_id!r} would spread its keys over several cluster slots on {self.uri}: use a run id "
+                "that is not empty and does not start with '}'"
+            )
         return RedisStateBackend(run_id, self)
 
     def list_runs(self) -> list[dict[str, str]]:
@@ -62,34 +70,39 @@ class RedisStateStore:
         prefix = self.options.prefix
         pattern, head, tail = meta_pattern(prefix)
 
-        def scan(client: redis.Redis) -> list[dict[str, str]]:
-            found: dict[str, None] = {}  # SCAN may return a key twice
-            for raw in client.scan_iter(match=pattern, count=SCAN_COUNT):
+        def scan(client: redis.Redis) -> list[bytes]:
+            return list(client.scan_iter(match=pattern, count=SCAN_COUNT))
+
+        found: dict[str, None] = {}  # SCAN may return a key twice
+        for names in self.connection.each_master(scan):
+            for raw in names:
                 key = raw.decode()
                 if key.startswith(head) and key.endswith(tail):
                     found[key[len(head) : -len(tail)]] = None
-            run_ids = list(found)
-            if not run_ids:
-                return []
-            pipe = client.pipeline(transaction=False)
-            for run_id in run_ids:
-                results, _, meta, _ = run_keys(prefix, run_id)
+        run_ids = list(found)
+        metas = [run_keys(prefix, run_id)[2] for run_id in run_ids]
+
+        def queue(pipe: Any, groups: list[list[int]]) -> None:
+            for index in groups[0]:
+                results, _, meta, _ = run_keys(prefix, run_ids[index])
                 pipe.hgetall(meta)
                 pipe.hlen(results)
-            replies = pipe.execute()
-            runs = []
-            for run_id, meta_raw, count in zip(run_ids, replies[::2], replies[1::2], strict=True):
-                if not meta_raw:  # expired between SCAN and HGETALL
-                    continue
-                runs.append({**_decode_hash(meta_raw), "run_id": run_id, "results": str(count)})
-            return sorted(runs, key=lambda run: (run.get("created", ""), run["run_id"]))
 
-        return self.connection.run(scan)
+        runs = []
+        for groups, replies in self.connection.per_master(metas, queue):
+            for index, meta_raw, count in zip(groups[0], replies[::2], replies[1::2], strict=True):
+                if meta_raw:  # else expired between SCAN and HGETALL
+                    runs.append({**_decode_hash(meta_raw), "run_id": run_ids[index], "results": str(count)})
+        return sorted(runs, key=lambda run: (run.get("created", ""), run["run_id"]))
 
     def delete_run(self, run_id: str) -> bool:
         """Delete the run's keys; True when any existed."""
         keys = run_keys(self.options.prefix, run_id)
-        return self.connection.run(lambda client: client.delete(*keys)) > 0
+        return self.connection.on(keys[0], lambda client: client.delete(*keys)) > 0
+
+    def describe(self) -> str:
+        """What the URI reaches (for ``cascade backends check``): a server, a Sentinel master, a cluster."""
+        return self.connection.describe()
 
     def close(self) -> None:
         self.connection.close()
@@ -127,6 +140,7 @@ class RedisStateBackend(LeaseTableMixin, StateBackendBase):
 
     def _write(self, key: str, mapping: Mapping[str, Any], info: Mapping[str, str] | None = None) -> None:
         stamp = now()
+        connection = self._connection
 
         def write(client: redis.Redis) -> None:
             pipe = client.pipeline(transaction=False)
@@ -140,9 +154,9 @@ class RedisStateBackend(LeaseTableMixin, StateBackendBase):
             pipe.expire(self._skipped, self._ttl)
             pipe.expire(self._meta, self._ttl)
             pipe.expire(self._tasks, self._ttl)
-            pipe.execute()
+            connection.execute(pipe, write=True)
 
-        self._connection.run(write)
+        connection.on(self._results, write)
 
     def put_results(self, results: Mapping[str, bytes]) -> None:
         if not results:
@@ -153,7 +167,17 @@ class RedisStateBackend(LeaseTableMixin, StateBackendBase):
             # Within a second of the last full write: one HSET, no meta stamp or TTL refresh, so a
             # chain of quick tasks costs one command each, like a raw HSET loop.
             key = self._results
-            self._connection.run(lambda client: client.hset(key, mapping=cast(Any, results)))
+            connection = self._connection
+            if not connection.options.min_replicas:
+                connection.on(key, lambda client: client.hset(key, mapping=cast(Any, results)))
+                return
+
+            def write(client: redis.Redis) -> None:
+                pipe = client.pipeline(transaction=False)
+                pipe.hset(key, mapping=cast(Any, results))
+                connection.execute(pipe, write=True)  # and WAIT for the replicas
+
+            connection.on(key, write)
             return
         self._write(self._results, results)
         self._refreshed = now
@@ -174,7 +198,7 @@ class RedisStateBackend(LeaseTableMixin, StateBackendBase):
         return self._leases
 
     def get_task_records(self) -> dict[str, str]:
-        return _decode_hash(self._connection.run(lambda client: client.hgetall(self._tasks)))
+        return _decode_hash(self._connection.on(self._tasks, lambda client: client.hgetall(self._tasks)))
 
     # -- reads ------------------------------------------------------------------------
 
@@ -192,18 +216,18 @@ class RedisStateBackend(LeaseTableMixin, StateBackendBase):
                 pipe.hmget(key, ids[start : start + HMGET_CHUNK])
             return [value for chunk in pipe.execute() for value in chunk]
 
-        values = self._connection.run(read)
+        values = self._connection.on(key, read)
         return {node_id: value for node_id, value in zip(ids, values, strict=True) if value is not None}
 
     def result_ids(self) -> set[str]:
-        raw = cast("list[bytes]", self._connection.run(lambda client: client.hkeys(self._results)))
+        raw = cast("list[bytes]", self._connection.on(self._results, lambda client: client.hkeys(self._results)))
         return {field.decode() for field in raw}
 
     def get_skip_reasons(self) -> dict[str, str]:
-        return _decode_hash(self._connection.run(lambda client: client.hgetall(self._skipped)))
+        return _decode_hash(self._connection.on(self._skipped, lambda client: client.hgetall(self._skipped)))
 
     def get_run_info(self) -> dict[str, str]:
-        return _decode_hash(self._connection.run(lambda client: client.hgetall(self._meta)))
+        return _decode_hash(self._connection.on(self._meta, lambda client: client.hgetall(self._meta)))
 
     def close(self) -> None:
         """Nothing to release: the pool belongs to the store, which the engine closes."""

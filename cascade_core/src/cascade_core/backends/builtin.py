@@ -28,6 +28,14 @@ class MemoryProvider:
         options = uri.parse_options({"ttl": positive_float, "max_runs": positive_int})
         return named_cache(uri.host or "", options.get("ttl"))
 
+    @hookimpl
+    def cascade_blob_store(self, uri: Any) -> Any:
+        from .._uri import positive_float, positive_int
+        from ..blobs.memory import named_blob_store
+
+        uri.parse_options({"ttl": positive_float, "max_runs": positive_int})  # one URI serves all three
+        return named_blob_store(uri.host or "")
+
 
 class SqliteProvider:
     """``sqlite:///relative.db``, ``sqlite:////absolute.db``: one file, WAL mode."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 
 from .._leases import LeaseTableMixin
@@ -241,6 +241,15 @@ class MemoryCacheBackend(LeaseTableMixin, CacheBackendBase):
         with self._lock:
             doomed = [key for key in self._entries if key.startswith(prefix)]
             return sum(_live(self._entries.pop(key), now) for key in doomed)
+
+    def iter_entries(self) -> Iterator[tuple[str, bytes]]:
+        """Every live entry as (key, payload): what ``cascade blobs gc`` reads."""
+        now = time.monotonic()
+        with self._lock:
+            entries = list(self._entries.items())
+        for key, (value, expires) in entries:
+            if expires is None or expires > now:
+                yield key, value
 
     def close(self) -> None:
         pass

@@ -31,7 +31,7 @@ import os
 import sqlite3
 import time
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 from .._protocols import CacheBackendBase, StateBackendBase
 from .._uri import BackendURI, checked_ttl
@@ -324,6 +324,14 @@ class SqliteCacheBackend(_LeaseMixin, CacheBackendBase):
             ).fetchone()[0]
             conn.execute(f"DELETE FROM cache WHERE {matching}", (prefix,))
         return int(live)
+
+    def iter_entries(self) -> Iterator[tuple[str, bytes]]:
+        """Every live entry as (key, payload): what ``cascade blobs gc`` reads."""
+        with self._conn.read() as conn:
+            live = "expires_at IS NULL OR expires_at > ?"
+            rows = conn.execute(f"SELECT key, value FROM cache WHERE {live}", (time.time(),))
+            for key, value in rows:
+                yield key, bytes(value)
 
     def close(self) -> None:
         self._conn.close()

@@ -128,6 +128,10 @@ def _round_trip(kind: str, uri: Any, probe: bytes) -> str | None:
 
     if kind == "executor":
         return _run_probe(uri, probe.decode())
+    if kind == "blobs":
+        from ._blobs import check_blob_store
+
+        return check_blob_store(uri, probe)
     if kind == "state":
         factory = registry.state_factory(uri)
         run_id = "cascade-check-" + probe.decode()[-16:]
@@ -138,11 +142,11 @@ def _round_trip(kind: str, uri: Any, probe: bytes) -> str | None:
                 raise BackendError(f"state backend of {uri} returned something else than what was written")
             if hasattr(factory, "delete_run"):
                 factory.delete_run(run_id)
+            return _describe(factory)
         finally:
             backend.close()
             if hasattr(factory, "close"):
                 factory.close()
-        return None
     cache = registry.cache_backend(uri)
     try:
         key = "cascade-check:" + probe.decode()[-16:]
@@ -150,9 +154,18 @@ def _round_trip(kind: str, uri: Any, probe: bytes) -> str | None:
         if cache.get_many([key]).get(key) != probe:
             raise BackendError(f"cache backend of {uri} returned something else than what was written")
         cache.delete_many([key])
+        return _describe(cache)
     finally:
         cache.close()
-    return None
+
+
+def _describe(backend: Any) -> str | None:
+    """What a backend says it reached (its optional ``describe()``: a server, a cluster's masters)."""
+    describe = getattr(backend, "describe", None)
+    if not callable(describe):
+        return None
+    text = describe()
+    return text if isinstance(text, str) and text else None
 
 
 CHECK_TIMEOUT = 30.0  # seconds an executor gets to run the probe task (a remote cluster may be slow to start)

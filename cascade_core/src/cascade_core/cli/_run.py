@@ -8,6 +8,7 @@ import shlex
 import sys
 from typing import Any
 
+from .._blobs import BLOBS_ENV
 from .._errors import RunInUseError, UsageError
 from ._exit import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from ._stores import CACHE_ENV, DEFAULT_STORE, EXECUTOR_ENV, STATE_ENV, default_cache, default_state
@@ -58,6 +59,13 @@ def add_parser(commands: Any) -> None:
         "--workers", type=positive_int, default=None, metavar="N", help="at most N tasks at once (threads://?max_workers=N)"
     )
     parser.add_argument(
+        "--blobs",
+        default=None,
+        metavar="URI",
+        help="store results over a threshold once by content in this blob store, such as "
+        "file:///var/cascade/blobs?threshold=1MiB (default: $CASCADE_BLOBS, else none)",
+    )
+    parser.add_argument(
         "--leases",
         action="store_true",
         help="share the run: several drivers of one run id (on several machines) split its tasks, each run "
@@ -90,6 +98,8 @@ def run_command(args: argparse.Namespace) -> int:
     cache_uri = BackendURI.parse(args.cache or default_cache())
     executor_text = args.executor or os.environ.get(EXECUTOR_ENV)
     executor_uri = BackendURI.parse(executor_text) if executor_text else None
+    blobs_text = args.blobs or os.environ.get(BLOBS_ENV)
+    blobs_uri = BackendURI.parse(blobs_text) if blobs_text else None
     run_id = _check_run_id(args.run_id) if args.run_id is not None else new_run_id()
     target, params = load_target(args.target, params)
     progress = make_progress(choose_mode(sys.stderr, quiet=args.json or args.no_progress))
@@ -103,6 +113,7 @@ def run_command(args: argparse.Namespace) -> int:
         max_workers=args.workers,
         observers=[progress],
         leases=args.leases,
+        blob_store=blobs_uri,
     )
     resume = _resume_command(args, run_id)
     try:
@@ -185,7 +196,8 @@ def _resume_command(args: argparse.Namespace, run_id: str) -> _Resume:
     for item in args.param:
         words += ["--param", item]
     masked = []
-    for option, text in (("--state", args.state), ("--cache", args.cache), ("--executor", args.executor)):
+    options = (("--state", args.state), ("--cache", args.cache), ("--executor", args.executor), ("--blobs", args.blobs))
+    for option, text in options:
         if text:
             uri = BackendURI.parse(text)
             words += [option, str(uri)]
@@ -203,7 +215,7 @@ def _print_resume(resume: _Resume) -> None:
     print(f"to resume: {resume.command}", file=sys.stderr)
     if resume.masked:
         names = " and ".join(resume.masked)
-        env = {"--state": STATE_ENV, "--cache": CACHE_ENV, "--executor": EXECUTOR_ENV}
+        env = {"--state": STATE_ENV, "--cache": CACHE_ENV, "--executor": EXECUTOR_ENV, "--blobs": BLOBS_ENV}
         variables = " and ".join(f"${env[option]}" for option in resume.masked)
         print(
             f"note: secrets in {names} are shown as ***: put them back, or set {variables} and drop {names}",

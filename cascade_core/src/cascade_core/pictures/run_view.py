@@ -131,11 +131,11 @@ def _status(
         return str(recorded)
     if not stored and recorded != "done":
         return "skipped" if reason else "not_reached"  # no readable record
+    if attempt is not None and finished is not None and finished < attempt:
+        return "resumed"  # stored by an earlier attempt, whichever driver made it
     other = fields.get("driver")
     if isinstance(other, str) and other and driver and other != driver:
-        return "other_driver"
-    if attempt is not None and finished is not None and finished < attempt:
-        return "resumed"
+        return "other_driver"  # stored during this attempt by another driver sharing the run
     return "executed"
 
 

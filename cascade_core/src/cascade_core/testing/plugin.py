@@ -78,13 +78,15 @@ def _unresolved(uri: str) -> str | None:
                 cache.close()
         if "executor" in loaded.provides:
             open_executor(uri).close()
+        if "blobs" in loaded.provides:
+            open_blob_store(uri).exists("sha256:" + "0" * 64)  # one read: is the store there at all?
     except Exception as exc:
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if not isinstance(exc, CascadeError):  # a backend should translate its driver's errors
             text = f"opening it raised {type(exc).__name__}, not a CascadeError: {text}"
         return mask_text(text, uri)
     if not loaded.provides:
-        return f"{parsed.scheme}:// provides no state backend, cache backend or executor"
+        return f"{parsed.scheme}:// provides no state backend, cache backend, executor or blob store"
     return None
 
 
@@ -128,6 +130,22 @@ def cascade_executor_uri(cascade_uri: str) -> str:
     """``--cascade-uri`` when its provider offers an executor; the test is skipped otherwise."""
     _provides(cascade_uri, "executor")
     return cascade_uri
+
+
+def open_blob_store(uri: str) -> Any:
+    """The blob store for ``uri`` (``?threshold=`` allowed), opened the way the engine opens it."""
+    from cascade_core._blobs import resolve_blobs
+
+    spec = resolve_blobs(uri)
+    assert spec is not None
+    return spec.store
+
+
+@pytest.fixture
+def cascade_blob_store(cascade_uri: str) -> Any:
+    """The blob store of ``--cascade-uri``; the test is skipped when its provider offers none."""
+    _provides(cascade_uri, "blobs")
+    return open_blob_store(cascade_uri)
 
 
 def open_cache_backend(uri: str) -> Any:

@@ -1,0 +1,105 @@
+"""Which blobs are live, and deleting the others (``cascade blobs gc``; docs/blobs.md#gc).
+
+A blob is live when a stored state result of any run, or any cache entry, holds a reference
+to it. References are found in the payload bytes themselves (the serializer byte ``r`` and
+the text ``cascade-blob sha256:...``), without verifying or deserializing anything: a
+reference that fails its checksum still keeps its blob, so gc can only err on keeping.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._blobs import REF_CODE
+from ._errors import BackendError
+
+_REF_RE = re.compile(rb"cascade-blob (sha256:[0-9a-f]{64}) ")
+
+
+def references(payloads: Iterable[bytes]) -> set[str]:
+    """The blob ids that these payloads refer to."""
+    found = set()
+    for payload in payloads:
+        if payload[3:4] == REF_CODE:
+            match = _REF_RE.search(payload)
+            if match:
+                found.add(match[1].decode())
+    return found
+
+
+def state_references(catalog: Any) -> set[str]:
+    """Every blob referenced by a stored result of any run in ``catalog`` (a state-backend factory)."""
+    found: set[str] = set()
+    for run in catalog.list_runs():
+        backend = catalog(run["run_id"])
+        try:
+            ids = backend.result_ids()
+            if ids:
+                found |= references(backend.get_results(list(ids)).values())
+        finally:
+            backend.close()
+    return found
+
+
+def cache_references(cache: Any, label: str) -> set[str]:
+    """Every blob referenced by an entry of ``cache`` (needs its ``iter_entries`` capability)."""
+    scan = getattr(cache, "iter_entries", None)
+    if not callable(scan):
+        raise BackendError(
+            f"the cache {label} cannot list its entries (no iter_entries capability), so gc cannot tell which "
+            "blobs it references: run gc with a --cache that can, or clear the cache first"
+        )
+    return references(payload for _, payload in scan())
+
+
+@dataclass
+class GcReport:
+    """What gc found and did."""
+
+    blobs: int = 0
+    bytes: int = 0
+    referenced: int = 0
+    recent: int = 0
+    deleted: list[str] = field(default_factory=list)
+    deleted_bytes: int = 0
+
+
+def collect(store: Any, live: set[str], older_than: float, *, dry_run: bool) -> GcReport:
+    """Delete (or with ``dry_run`` only list) the blobs not in ``live`` written over ``older_than`` seconds ago.
+
+    ``live`` must be gathered before this is called: a blob written after that is recent, so a
+    run still writing keeps its blobs as long as it takes under the grace period.
+    """
+    report = GcReport()
+    cutoff = time.time() - older_than
+    for info in list(store.list_blobs()):
+        report.blobs += 1
+        report.bytes += info.size
+        if info.blob_id in live:
+            report.referenced += 1
+        elif info.mtime > cutoff:
+            report.recent += 1
+        else:
+            if not dry_run:
+                store.delete(info.blob_id)
+            report.deleted.append(info.blob_id)
+            report.deleted_bytes += info.size
+    return report
+
+
+def parse_duration(text: str) -> float:
+    """Seconds of ``90s``, ``30m``, ``24h``, ``7d`` or a plain number of seconds."""
+    raw = text.strip().lower()
+    factor = {"s": 1, "m": 60, "h": 3600, "d": 86400}.get(raw[-1:])
+    number = raw[:-1] if factor else raw
+    try:
+        value = float(number) * (factor or 1)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise ValueError(f"expected a duration such as 90s, 30m, 24h or 7d, got {text!r}")
+    return value

@@ -1,0 +1,65 @@
+"""The blob-store contract (docs/blobs.md): content-addressed, write-once bytes by id.
+
+A blob id is ``sha256:<64 hex digits>``, the SHA-256 of the blob's bytes. The engine computes
+it and verifies every blob it reads, so a store only keeps bytes under their id.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import NamedTuple, Protocol, runtime_checkable
+
+BLOB_METHODS = ("put", "get", "exists", "delete", "list_blobs", "close")
+_ID_RE = re.compile(r"sha256:[0-9a-f]{64}\Z")
+
+
+class BlobInfo(NamedTuple):
+    """One stored blob: its id, size in bytes and modification time (Unix seconds)."""
+
+    blob_id: str
+    size: int
+    mtime: float
+
+
+@runtime_checkable
+class BlobStore(Protocol):
+    """Where large results live. Safe to call from several threads and processes at once."""
+
+    def put(self, blob_id: str, data: bytes) -> bool:
+        """Store ``data`` under ``blob_id`` unless a blob of that id exists; return whether it wrote.
+
+        The write is atomic: no reader ever sees part of a blob under its id.
+        """
+
+    def get(self, blob_id: str) -> bytes | None:
+        """The bytes stored under ``blob_id``, or None when there is none."""
+
+    def exists(self, blob_id: str) -> bool:
+        """Whether a blob of that id is stored."""
+
+    def delete(self, blob_id: str) -> bool:
+        """Delete a blob; return whether it existed."""
+
+    def list_blobs(self) -> Iterator[BlobInfo]:
+        """Every stored blob (for ``cascade blobs du`` and ``gc``)."""
+
+    def close(self) -> None:
+        """Release connections. Calling it twice is harmless."""
+
+
+def is_blob_id(text: str) -> bool:
+    """Whether ``text`` is a well-formed blob id (``sha256:`` and 64 lowercase hex digits)."""
+    return isinstance(text, str) and _ID_RE.match(text) is not None
+
+
+def blob_path(blob_id: str) -> str:
+    """The relative path of a blob in a store's layout: ``sha256/ab/cd/<hex>``."""
+    if not is_blob_id(blob_id):
+        raise ValueError(f"not a blob id: {blob_id!r}")
+    digest = blob_id[7:]
+    return f"sha256/{digest[:2]}/{digest[2:4]}/{digest}"
+
+
+def missing_blob_methods(obj: object) -> list[str]:
+    return [name for name in BLOB_METHODS if not callable(getattr(obj, name, None))]

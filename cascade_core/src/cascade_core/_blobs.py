@@ -1,0 +1,188 @@
+"""Large results by reference (docs/blobs.md).
+
+With a blob store, an encoded result larger than the threshold is written once to the store
+under its content id (``sha256:<hex>``); the state and the cache hold a small reference,
+sealed like any payload under the serializer code ``b"r"``::
+
+    cascade-blob sha256:<64 hex> <size> <p|j>
+
+Stores are opened lazily, once per process and URI, so that executors whose workers live in
+other processes write blobs themselves: what travels in a TaskCall is the URI, never an open
+store. Every blob read is checked against its id before it is deserialized.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from ._errors import BackendUnavailableError, CascadeError, IntegrityError
+from ._masking import describe, mask_uri_text
+
+log = logging.getLogger("cascade")
+
+REF_CODE = b"r"  # the serializer byte of a sealed reference
+REF_PREFIX = b"cascade-blob "  # never the start of a pickle (b"\x80") or a json body
+DEFAULT_THRESHOLD = 1 << 20
+BLOBS_ENV = "CASCADE_BLOBS"
+
+_OPEN: dict[str, Any] = {}  # key (a URI with its secrets, or an object's key) -> open store
+_LOCK = threading.Lock()
+
+
+class BlobError(IntegrityError):
+    """A blob behind a reference is missing, corrupt, or there is no blob store to read it from."""
+
+    def __init__(self, message: str, *, key: str, blob_id: str) -> None:
+        super().__init__(message, key=key)
+        self.blob_id = blob_id
+
+    def __reduce__(self):  # keep picklable across processes
+        return (_blob_error, (str(self), self.key, self.blob_id))
+
+
+def _blob_error(message: str, key: str, blob_id: str) -> BlobError:
+    return BlobError(message, key=key, blob_id=blob_id)
+
+
+@dataclass
+class BlobSpec:
+    """The blob store of a run: ``key`` travels to workers, ``label`` is what messages show."""
+
+    key: str
+    label: str
+    threshold: int
+    store: Any
+
+
+def resolve_blobs(value: Any) -> BlobSpec | None:
+    """Resolve a ``blob_store=`` argument: None, a URI (string or BackendURI), or a store object."""
+    if value is None:
+        return None
+    from ._uri import BackendURI, size_bytes
+
+    if isinstance(value, (str, BackendURI)):
+        uri = value if isinstance(value, BackendURI) else BackendURI.parse(value)
+        own = uri.replace(query=tuple((k, v) for k, v in uri.query if k == "threshold"))
+        threshold = own.parse_options({"threshold": size_bytes}, defaults={"threshold": DEFAULT_THRESHOLD})["threshold"]
+        plain = uri.replace(query=tuple((k, v) for k, v in uri.query if k != "threshold"))  # the store's options
+        key = plain.render(mask=False)
+        return BlobSpec(key, str(plain), threshold, open_store(key))
+    from ._blob_protocol import missing_blob_methods
+    from ._errors import DefinitionError
+
+    missing = missing_blob_methods(value)
+    if missing or isinstance(value, type):
+        raise DefinitionError(
+            f"blob_store must be a URI such as 'file:///var/cascade/blobs' or a blob store; got "
+            f"{type(value).__name__} (missing {', '.join(missing) or 'an instance'})"
+        )
+    key = f"object:{id(value)}"
+    with _LOCK:
+        _OPEN[key] = value
+    threshold = getattr(value, "threshold", DEFAULT_THRESHOLD)
+    return BlobSpec(key, repr(value), threshold, value)
+
+
+def open_store(key: str) -> Any:
+    """The store for ``key`` in this process, opened on first use."""
+    store = _OPEN.get(key)
+    if store is not None:
+        return store
+    with _LOCK:
+        store = _OPEN.get(key)
+        if store is None:
+            if key.startswith("object:"):
+                raise BackendUnavailableError(
+                    "the run's blob store is an object of the driver's process: pass blob_store= a URI "
+                    "so that workers in other processes can open it"
+                )
+            from ._registry import registry
+            from ._uri import BackendURI
+
+            store = _OPEN[key] = registry.blob_store(BackendURI.parse(key))
+        return store
+
+
+def make_reference(key: str, body: bytes, code: bytes) -> bytes:
+    """Write ``body`` to the blob store of ``key`` (unless it is there) and return its reference."""
+    blob_id = "sha256:" + hashlib.sha256(body).hexdigest()
+    store = open_store(key)
+    try:
+        store.put(blob_id, body)
+    except CascadeError:
+        raise
+    except Exception as exc:
+        raise BackendUnavailableError(
+            f"blob store {mask_uri_text(key)} failed to store {blob_id}: {describe(exc)}"
+        ) from exc
+    return b"%s%s %d %s" % (REF_PREFIX, blob_id.encode(), len(body), code)
+
+
+def parse_reference(body: bytes) -> tuple[str, int, bytes] | None:
+    """(blob id, size, serializer code) of a reference body, or None when it is not one."""
+    if not body.startswith(REF_PREFIX):
+        return None
+    parts = body[len(REF_PREFIX) :].split(b" ")
+    if len(parts) != 3 or not parts[1].isdigit() or len(parts[2]) != 1:
+        return None
+    from ._blob_protocol import is_blob_id
+
+    blob_id = parts[0].decode("ascii", errors="replace")
+    if not is_blob_id(blob_id):
+        return None
+    return blob_id, int(parts[1]), parts[2]
+
+
+def dereference(spec: BlobSpec | None, storage_key: str, body: bytes) -> tuple[bytes, bytes]:
+    """(serializer code, bytes) of the blob a verified reference names; BlobError otherwise."""
+    parsed = parse_reference(body)
+    if parsed is None or parsed[2] == REF_CODE:
+        raise IntegrityError(f"stored value at {storage_key!r} is a malformed blob reference", key=storage_key)
+    blob_id, size, code = parsed
+    if spec is None:
+        raise BlobError(
+            f"stored value at {storage_key!r} is in blob {blob_id}, but this run has no blob store: "
+            "pass blob_store= (cascade run --blobs URI)",
+            key=storage_key,
+            blob_id=blob_id,
+        )
+    try:
+        data = spec.store.get(blob_id)
+    except CascadeError:
+        raise
+    except Exception as exc:
+        raise BackendUnavailableError(f"blob store {spec.label} failed to read {blob_id}: {describe(exc)}") from exc
+    if data is None:
+        raise BlobError(
+            f"blob {blob_id} of {storage_key!r} is missing from {spec.label}", key=storage_key, blob_id=blob_id
+        )
+    if len(data) != size or hashlib.sha256(data).hexdigest() != blob_id[7:]:
+        try:
+            spec.store.delete(blob_id)  # corrupt: let the rerun write it again (it is write-once)
+        except Exception:
+            pass
+        raise BlobError(
+            f"blob {blob_id} of {storage_key!r} in {spec.label} fails its hash (corrupt or truncated); deleted it",
+            key=storage_key,
+            blob_id=blob_id,
+        )
+    return code, data
+
+
+def code_of(body: bytes, code: bytes) -> bytes:
+    """The serializer code to seal ``body`` under: ``b"r"`` for a reference, else ``code``."""
+    return REF_CODE if body[:13] == REF_PREFIX else code
+
+
+def serialize_for_cache(ctx: Any, value: Any) -> tuple[bytes, bytes]:
+    """(code, body) of ``value`` for a cache whose serializer differs from the state's."""
+    codec = ctx.cache_codec
+    body = codec.serialize(value)
+    blobs = ctx.blobs
+    if blobs is not None and len(body) > blobs.threshold:
+        return REF_CODE, make_reference(blobs.key, body, codec._code)
+    return codec._code, body

@@ -1,0 +1,195 @@
+"""A content-addressed blob store on any fsspec filesystem: ``<root>/sha256/ab/cd/<hex>``.
+
+Object stores make a single upload visible only when it is complete (S3, GCS and Azure
+alike, multipart uploads included), so a blob is written in place: no reader ever sees part
+of one, and a driver killed mid-upload leaves nothing under the blob's name.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterator
+from typing import Any
+
+from cascade_core.plugin import (
+    BackendError,
+    BackendUnavailableError,
+    BackendURI,
+    BlobInfo,
+    InvalidURIError,
+    blob_path,
+    boolean,
+    is_blob_id,
+    positive_float,
+)
+
+# scheme -> (fsspec protocol, driver module, fsspec extra)
+DRIVERS = {
+    "s3": ("s3", "s3fs", "s3"),
+    "gs": ("gs", "gcsfs", "gcs"),
+    "gcs": ("gcs", "gcsfs", "gcs"),
+    "az": ("az", "adlfs", "abfs"),
+    "abfs": ("abfs", "adlfs", "abfs"),
+}
+_BOOLEAN_OPTIONS = ("anon", "use_ssl", "requester_pays")
+
+
+def storage_options(uri: BackendURI) -> dict[str, Any]:
+    """fsspec storage options from the URI: userinfo and query (known ones converted, others as given)."""
+    options: dict[str, Any] = {}
+    for key, value in uri.query:
+        if key in _BOOLEAN_OPTIONS:
+            try:
+                options[key] = boolean(value)
+            except ValueError as exc:
+                raise InvalidURIError(f"invalid value {value!r} for option {key!r} in {uri}: {exc}", key=key) from None
+        else:
+            options[key] = value
+    if uri.scheme == "s3":
+        if uri.username:
+            options["key"] = uri.username
+        if uri.password:
+            options["secret"] = uri.password
+        region = options.pop("region", None)
+        if region:
+            options.setdefault("client_kwargs", {})["region_name"] = region
+        timeout = options.pop("timeout", None)
+        if timeout is not None:
+            try:
+                seconds = positive_float(timeout)
+            except ValueError as exc:
+                raise InvalidURIError(f"invalid value {timeout!r} for option 'timeout' in {uri}: {exc}", key="timeout")
+            options["config_kwargs"] = {
+                "connect_timeout": seconds,
+                "read_timeout": seconds,
+                "retries": {"max_attempts": 2},
+            }
+    elif uri.username or uri.password:
+        raise InvalidURIError(f"{uri.scheme}:// URI {uri} takes no user or password: pass credentials as options")
+    options.setdefault("use_listings_cache", False)  # other machines write blobs too
+    return options
+
+
+class FsspecBlobStore:
+    """Blobs under ``root`` on an fsspec filesystem. Picklable: the filesystem is rebuilt on demand."""
+
+    def __init__(self, protocol: str, root: str, options: dict[str, Any], label: str) -> None:
+        self.protocol = protocol
+        self.root = root.strip("/")
+        self.options = options
+        self.label = label
+        self._fs: Any = None
+
+    @classmethod
+    def from_uri(cls, uri: BackendURI) -> FsspecBlobStore:
+        if uri.scheme not in DRIVERS:
+            raise InvalidURIError(f"cascade-fsspec does not serve {uri.scheme}:// (it serves {', '.join(DRIVERS)})")
+        if not uri.host:
+            raise InvalidURIError(f"{uri.scheme}:// URI {uri} names no bucket: use {uri.scheme}://bucket/prefix")
+        protocol = DRIVERS[uri.scheme][0]
+        store = cls(protocol, uri.host + uri.path, storage_options(uri), str(uri))
+        _ = store.fs  # the driver is there and the options are accepted: fail now, not at the first blob
+        return store
+
+    @property
+    def fs(self) -> Any:
+        if self._fs is None:
+            import fsspec
+
+            scheme = self.label.partition("://")[0]
+            _, driver, extra = DRIVERS.get(scheme, (self.protocol, self.protocol, self.protocol))
+            try:
+                self._fs = fsspec.filesystem(self.protocol, **self.options)
+            except ImportError as exc:
+                raise BackendError(
+                    f"{scheme}:// blob stores need {driver}, which is not installed: "
+                    f'pip install "fsspec[{extra}]" (or "cascade-fsspec[{extra}]")'
+                ) from exc
+            except (TypeError, ValueError) as exc:
+                raise InvalidURIError(f"blob store {self.label} refused its options: {exc}") from None
+        return self._fs
+
+    def _path(self, blob_id: str) -> str:
+        return f"{self.root}/{blob_path(blob_id)}"
+
+    def _failed(self, action: str, exc: Exception) -> BackendUnavailableError:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return BackendUnavailableError(f"blob store {self.label} failed to {action}: {type(exc).__name__}: {reason}")
+
+    def put(self, blob_id: str, data: bytes) -> bool:
+        path = self._path(blob_id)
+        try:
+            if self.fs.exists(path):
+                return False
+            self.fs.pipe_file(path, data)
+        except (BackendError, InvalidURIError):
+            raise
+        except Exception as exc:
+            raise self._failed(f"write {blob_id}", exc) from exc
+        return True
+
+    def get(self, blob_id: str) -> bytes | None:
+        try:
+            return bytes(self.fs.cat_file(self._path(blob_id)))
+        except FileNotFoundError:
+            return None
+        except (BackendError, InvalidURIError):
+            raise
+        except Exception as exc:
+            raise self._failed(f"read {blob_id}", exc) from exc
+
+    def exists(self, blob_id: str) -> bool:
+        try:
+            return bool(self.fs.exists(self._path(blob_id)))
+        except Exception as exc:
+            raise self._failed(f"look up {blob_id}", exc) from exc
+
+    def delete(self, blob_id: str) -> bool:
+        path = self._path(blob_id)
+        try:
+            if not self.fs.exists(path):
+                return False
+            self.fs.rm_file(path)
+        except FileNotFoundError:
+            return False
+        except Exception as exc:
+            raise self._failed(f"delete {blob_id}", exc) from exc
+        return True
+
+    def list_blobs(self) -> Iterator[BlobInfo]:
+        top = f"{self.root}/sha256"
+        try:
+            found = self.fs.find(top, detail=True)
+        except FileNotFoundError:
+            return
+        except Exception as exc:
+            raise self._failed("list blobs", exc) from exc
+        for path, info in found.items():
+            blob_id = "sha256:" + path.rsplit("/", 1)[-1]
+            if is_blob_id(blob_id):
+                yield BlobInfo(blob_id, int(info.get("size") or 0), _mtime(info))
+
+    def close(self) -> None:
+        pass
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_fs": None}  # filesystem objects often do not pickle
+
+    def __repr__(self) -> str:
+        return f"FsspecBlobStore({self.label!r})"
+
+
+def _mtime(info: dict[str, Any]) -> float:
+    """Modification time of a listing entry, whatever the driver calls it (0 when it says nothing)."""
+    for name in ("LastModified", "last_modified", "mtime", "updated", "created"):
+        value = info.get(name)
+        if isinstance(value, datetime.datetime):
+            return value.timestamp()
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return datetime.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+            except ValueError:
+                continue
+    return 0.0

@@ -1,0 +1,130 @@
+"""``cascade run --blobs`` / ``$CASCADE_BLOBS``, ``cascade blobs du`` and ``gc``, and blob stores in
+``cascade backends`` (real subprocesses against sqlite and file:// stores)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+FLOW = """
+import os
+import cascade_core as cs
+
+
+@cs.task(cache=True)
+def blob(seed: int) -> bytes:
+    with open(os.environ["FLOW_LOG"], "a") as log:
+        log.write("blob\\n")
+    return bytes([seed]) * 300_000
+
+
+@cs.task
+def size(data: bytes) -> int:
+    return len(data)
+
+
+def pipeline(seed: int = 1):
+    return size(blob(seed))
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path):
+    (tmp_path / "flow.py").write_text(FLOW)
+    env = {k: v for k, v in os.environ.items() if k not in ("CASCADE_STATE", "CASCADE_CACHE", "CASCADE_BLOBS")}
+    env["FLOW_LOG"] = str(tmp_path / "log")
+    env["CASCADE_STATE"] = env["CASCADE_CACHE"] = f"sqlite:///{tmp_path / 'c.db'}"
+    return tmp_path, env
+
+
+def cascade(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "cascade_core", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+
+
+def blob_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+def test_run_with_blobs_flag_and_env_then_du(project):
+    tmp, env = project
+    root = tmp / "blobs"
+    done = cascade(["run", "flow.py:pipeline", "--blobs", f"file://{root}?threshold=64KiB", "--json"], env, tmp)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["result"] == 300_000
+    assert len(blob_files(root)) == 1
+    env2 = dict(env, CASCADE_BLOBS=f"file://{root}?threshold=64KiB")
+    done = cascade(["run", "flow.py:pipeline", "-p", "seed=2", "--json"], env2, tmp)
+    assert done.returncode == 0, done.stderr
+    assert len(blob_files(root)) == 2
+    du = cascade(["blobs", "du", "--json"], env2, tmp)
+    assert du.returncode == 0, du.stderr
+    report = json.loads(du.stdout)
+    assert report["count"] == 2 and report["bytes"] == sum(p.stat().st_size for p in blob_files(root))
+    text = cascade(["blobs", "du", "--blobs", f"file://{root}"], env, tmp)
+    assert text.stdout.startswith(f"file://{root}: 2 blobs, ")
+
+
+def test_gc_keeps_referenced_and_recent_blobs_and_deletes_the_rest(project):
+    tmp, env = project
+    root = tmp / "blobs"
+    env["CASCADE_BLOBS"] = f"file://{root}?threshold=64KiB"
+    assert cascade(["run", "flow.py:pipeline", "--run-id", "keep"], env, tmp).returncode == 0
+    assert cascade(["run", "flow.py:pipeline", "-p", "seed=2", "--run-id", "gone"], env, tmp).returncode == 0
+    assert cascade(["runs", "forget", "gone"], env, tmp).returncode == 0
+    # seed=2's blob is still referenced by its cache entry: nothing to collect.
+    done = cascade(["blobs", "gc", "--older-than", "0", "--json"], env, tmp)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["deleted"] == [] and len(blob_files(root)) == 2
+    assert cascade(["cache", "clear"], env, tmp).returncode == 0
+    # Now only the state of run "keep" references a blob; the other one is recent (default 24h grace).
+    done = cascade(["blobs", "gc", "--json"], env, tmp)
+    report = json.loads(done.stdout)
+    assert report["deleted"] == [] and report["recent"] == 1 and report["referenced"] == 1
+    dry = cascade(["blobs", "gc", "--older-than", "0", "--dry-run"], env, tmp)
+    assert dry.returncode == 0 and "would delete sha256:" in dry.stdout and len(blob_files(root)) == 2
+    old = time.time() - 7200
+    for path in blob_files(root):
+        os.utime(path, (old, old))
+    done = cascade(["blobs", "gc", "--older-than", "1h", "--json"], env, tmp)
+    report = json.loads(done.stdout)
+    assert len(report["deleted"]) == 1 and report["referenced"] == 1
+    (left,) = blob_files(root)
+    assert "sha256:" + left.name not in report["deleted"]
+    # The run that kept its blob still resumes from it without running its task again.
+    log_before = (tmp / "log").read_text().count("blob")
+    assert cascade(["run", "flow.py:pipeline", "--run-id", "keep"], env, tmp).returncode == 0
+    assert (tmp / "log").read_text().count("blob") == log_before
+
+
+def test_gc_usage_errors_are_one_line(project):
+    tmp, env = project
+    done = cascade(["blobs", "du"], env, tmp)
+    assert done.returncode == 2
+    assert done.stderr.strip() == "error: no blob store: pass --blobs URI or set $CASCADE_BLOBS"
+    done = cascade(["blobs", "gc", "--blobs", f"file://{tmp}/b", "--older-than", "soon"], env, tmp)
+    assert done.returncode == 2
+    assert "--older-than: expected a duration such as 90s, 30m, 24h or 7d, got 'soon'" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_backends_lists_and_checks_blob_stores(project, tmp_path):
+    tmp, env = project
+    listing = cascade(["backends", "--json"], env, tmp)
+    assert listing.returncode == 0, listing.stderr
+    rows = {row["scheme"]: row for row in json.loads(listing.stdout)}
+    assert rows["file"]["provides"] == ["blobs"]
+    assert rows["memory"]["provides"] == ["state", "cache", "blobs"]
+    check = cascade(["backends", "check", f"file://{tmp}/blobs?threshold=64KiB"], env, tmp)
+    assert check.returncode == 0, check.stderr
+    assert "blobs: ok" in check.stdout and "blobs over 65536 bytes stored by reference" in check.stdout
+    assert blob_files(tmp / "blobs") == []  # the probe was deleted
+    check = cascade(["backends", "check", "memory://"], env, tmp)
+    assert check.returncode == 0 and "memory:// blobs: ok" in check.stdout
