@@ -92,7 +92,8 @@ class TaskRecords(Protocol):
 
     A record is a JSON object as a string: ``task``, ``status`` (done, cached, failed, skipped),
     ``duration`` (seconds), ``size`` (payload bytes), ``error`` or ``reason``, ``finished`` (ISO time),
-    ``driver`` (``host <name> pid <pid>``: which driver of the run wrote it).
+    ``driver`` (``host <name> pid <pid>``: which driver of the run wrote it), and ``blob`` (the blob id)
+    for a result stored by reference, whose ``size`` is then the result's, not the reference's.
     The engine writes the records of one run in one call when the run ends.
     """
 

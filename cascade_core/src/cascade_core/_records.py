@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
 
+from ._blobs import REF_PREFIX, parse_reference
 from ._events import make_events
 from ._masking import describe
 
@@ -36,7 +37,8 @@ class RunRecords:
         self.failures: list[tuple[int, BaseException]] = []
         self.skipped: dict[str, str] = {}  # node id -> reason, for state.mark_skipped
         self.clock = (time.time(), time.perf_counter())
-        self.records: dict[int, tuple[str, float, int | None, str | None, float]] | None = (
+        # The sixth field: the blob id of a result stored by reference, else None.
+        self.records: dict[int, tuple[str, float, int | None, str | None, float, str | None]] | None = (
             {} if callable(getattr(ctx.state, "put_task_records", None)) else None
         )
 
@@ -116,7 +118,18 @@ class RunRecords:
 
     def record(self, index: int, status: str, duration: float, size: int | None, text: str | None = None) -> None:
         if self.records is not None:
-            self.records[index] = (status, duration, size, text, time.perf_counter())
+            self.records[index] = (status, duration, size, text, time.perf_counter(), None)
+
+    def stored(self, index: int, duration: float, body: bytes) -> None:
+        """Record a task that ran and stored ``body``: its result, or a reference to a blob
+        (then the record names the blob and gives the result's own size)."""
+        if self.records is None:
+            return
+        reference = parse_reference(body) if body.startswith(REF_PREFIX) else None
+        if reference is None:
+            self.records[index] = ("done", duration, len(body), None, time.perf_counter(), None)
+        else:
+            self.records[index] = ("done", duration, reference[1], None, time.perf_counter(), reference[0])
 
     def retrying(self, index: int, attempt: int, error: BaseException, delay: float) -> None:
         """Log and announce that attempt ``attempt`` (0-based) failed and the task runs again."""
@@ -164,7 +177,7 @@ class RunRecords:
         names: dict[int, str] = {}
         stamps: dict[int, str] = {}
         out: dict[str, str] = {}
-        for index, (status, duration, size, text, at) in (self.records or {}).items():
+        for index, (status, duration, size, text, at, blob) in (self.records or {}).items():
             millis = int((wall + at - perf) * 1000)
             finished = stamps.get(millis)
             if finished is None:
@@ -176,6 +189,8 @@ class RunRecords:
             extra = f', "size": {size}' if size is not None else ""
             if text is not None:
                 extra += f', "{"reason" if status == "skipped" else "error"}": {json.dumps(text)}'
+            if blob is not None:
+                extra += f', "blob": "{blob}"'
             out[self.nodes[index].id] = (
                 f'{{"task": {name}, "status": "{status}", "duration": {duration:.6f}{extra}, "finished": {finished}'
                 f"{driver}}}"

@@ -195,7 +195,7 @@ class Scheduler:
         status[index] = DONE
         records.counts["executed"] += 1
         if records.records is not None:
-            records.record(index, "done", duration, len(body))
+            records.stored(index, duration, body)
         codec = ctx.codec
         code = codec._code if ctx.blobs is None else code_of(body, codec._code)
         ctx.state.put_results({node.id: codec.seal(ctx.state_prefix + node.id, code, body)})
@@ -295,7 +295,7 @@ class Scheduler:
             results[index] = outcome.value
             status[index] = DONE
             records.counts["executed"] += 1
-            records.record(index, "done", outcome.duration, len(body))
+            records.stored(index, outcome.duration, body)
             code = codec._code if ctx.blobs is None else code_of(body, codec._code)
             to_store[node.id] = codec.seal(ctx.state_prefix + node.id, code, body)
             key = keys[index]

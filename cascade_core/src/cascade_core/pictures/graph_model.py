@@ -78,7 +78,8 @@ class Picture:
         record = self.run.records.get(node.node_id) if self.run is not None else None
         if record is not None and node.status not in ("skipped", "not_reached"):
             timed = record.duration is not None and node.status != "cached"  # a cache hit took no time here
-            facts = [f"{record.duration:.3f}s" if timed else "", size_text(record.size)]
+            size = size_text(record.size)
+            facts = [f"{record.duration:.3f}s" if timed else "", f"{size} by reference" if record.blob else size]
             if any(facts):
                 lines.append(" · ".join(fact for fact in facts if fact))
         return lines

@@ -30,6 +30,7 @@ def to_data(picture: Picture) -> dict[str, Any]:
                 "statuses": node.statuses,
                 "duration_s": record.duration if record is not None else None,
                 "size": record.size if record is not None else None,
+                "blob": record.blob if record is not None else None,
                 "text": record.text if record is not None else None,
             }
         )

@@ -26,6 +26,7 @@ class TaskRecord(NamedTuple):
     size: int | None
     text: str | None  # the error of a failed task, the reason of a skipped one
     finished: datetime | None
+    blob: str | None = None  # the blob id of a result stored by reference (docs/blobs.md)
 
     @property
     def started(self) -> datetime | None:
@@ -92,6 +93,7 @@ class RunView:
                     _number(fields.get("size"), int),
                     text,
                     finished,
+                    _text(fields.get("blob")),
                 )
         return cls(run_id, info, records)
 
