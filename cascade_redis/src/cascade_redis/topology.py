@@ -51,19 +51,13 @@ class Topology:
     db: int = 0
 
 
-def hosts_of(uri: BackendURI) -> tuple[tuple[str | None, int | None], ...]:
-    """Every (host, port) the URI lists (a cascade-core too old for host lists gives one)."""
-    hosts = getattr(uri, "hosts", None)
-    return tuple(hosts) if hosts is not None else ((uri.host, uri.port),)
-
-
 def topology(uri: BackendURI, options: dict[str, Any]) -> Topology:
     """The deployment ``uri`` names; ``options`` are its parsed query options."""
     kind, tls = SCHEMES[uri.scheme]
     for key in SENTINEL_OPTIONS:
         if key in options and kind != SENTINEL:
             raise InvalidURIError(f"option {key!r} in {uri} only applies to Sentinel: use {SENTINEL_FORM}", key=key)
-    hosts = hosts_of(uri)
+    hosts = uri.hosts
     if kind == STANDALONE:
         if len(hosts) > 1:
             raise InvalidURIError(

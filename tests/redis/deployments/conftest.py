@@ -39,18 +39,6 @@ def _needed(binary: str, env: str | None = None) -> str:
     return found
 
 
-def _needs_host_lists() -> None:
-    """The multi-host URIs need a cascade-core whose BackendURI parses host lists."""
-    from cascade_core.plugin import BackendURI
-
-    if hasattr(BackendURI, "hosts"):
-        return
-    message = "cascade-core's BackendURI cannot parse host lists (h1:7000,h2:7001) yet"
-    if os.environ.get(REQUIRE_ENV) == "1":
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
-
-
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -299,27 +287,7 @@ class LocalSentinel:
 
 
 @pytest.fixture(scope="session")
-def host_lists() -> None:
-    """For tests of URIs that list several hosts (``h1:7000,h2:7001``)."""
-    _needs_host_lists()
-
-
-@pytest.fixture(scope="session")
-def check_details() -> None:
-    """For tests of what ``cascade backends check`` reports of a backend (its ``describe()``)."""
-    from cascade_core.cli import _backends
-
-    if hasattr(_backends, "_describe"):
-        return
-    message = "cascade-core's `cascade backends check` does not report a backend's describe() yet"
-    if os.environ.get(REQUIRE_ENV) == "1":
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
-
-
-@pytest.fixture(scope="session")
 def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    _needs_host_lists()
     cluster = LocalCluster(tmp_path_factory.mktemp("cluster"))
     try:
         cluster.start()

@@ -258,9 +258,7 @@ def test_a_moved_slot_is_followed(cluster_uri: str, redis_cluster: LocalCluster)
         _move_slot(redis_cluster, slot, owner)
 
 
-def test_backends_check_reports_the_masters_and_slots(
-    cluster_uri: str, redis_cluster: LocalCluster, check_details: None
-) -> None:
+def test_backends_check_reports_the_masters_and_slots(cluster_uri: str, redis_cluster: LocalCluster) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "cascade_core", "backends", "check", cluster_uri],
         capture_output=True,

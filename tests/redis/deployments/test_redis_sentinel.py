@@ -50,9 +50,7 @@ def passwords(redis_sentinel: LocalSentinel) -> tuple[str, str]:
     return data, sentinel
 
 
-def test_backends_check_reports_the_master(
-    sentinel_uri: str, redis_sentinel: LocalSentinel, check_details: None
-) -> None:
+def test_backends_check_reports_the_master(sentinel_uri: str, redis_sentinel: LocalSentinel) -> None:
     DATA_PASSWORD, SENTINEL_PASSWORD = passwords(redis_sentinel)
     done = check(sentinel_uri)
     assert done.returncode == 0, done.stderr

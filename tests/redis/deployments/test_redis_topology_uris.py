@@ -33,7 +33,7 @@ def test_sentinel_uri_with_one_sentinel() -> None:
     assert (options.host, options.port, options.tls) == (None, None, False)
 
 
-def test_sentinel_uri_with_everything(host_lists: None) -> None:
+def test_sentinel_uri_with_everything() -> None:
     uri = (
         f"rediss+sentinel://alice:{PASSWORD}@h1:26379,h2:26380,[::1]/svc/2?sentinel_username=watcher"
         f"&sentinel_password={SENTINEL_PASSWORD}&ssl_cert_reqs=none&min_replicas=1&min_replicas_timeout=0.5"
@@ -55,7 +55,7 @@ def test_sentinel_uri_with_everything(host_lists: None) -> None:
         assert "h1:26379,h2:26380,[::1]/svc/2" in text
 
 
-def test_cluster_uris(host_lists: None) -> None:
+def test_cluster_uris() -> None:
     options = RedisOptions.from_uri("redis+cluster://h1:7000,h2:7001,h1:7000/0?db=0&prefix=ci")
     assert (options.kind, options.nodes, options.db, options.prefix) == (
         "cluster",
@@ -128,7 +128,7 @@ def test_bad_uri_is_one_masked_line_naming_the_key(uri: str, key: str, words: st
 
 
 @pytest.mark.parametrize(("uri", "key", "words"), BAD_HOST_LISTS)
-def test_bad_host_lists(uri: str, key: str, words: str, host_lists: None) -> None:
+def test_bad_host_lists(uri: str, key: str, words: str) -> None:
     _check_bad(uri, key, words)
 
 
@@ -189,7 +189,7 @@ def test_unreachable_deployments_fail_with_one_line_naming_what_to_check() -> No
         assert len(text.splitlines()) == 1 and PASSWORD not in text and SENTINEL_PASSWORD not in text, text
 
 
-def test_backends_check_reports_a_single_server(redis_uri: str, redis_server: Any, check_details: None) -> None:
+def test_backends_check_reports_a_single_server(redis_uri: str, redis_server: Any) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "cascade_core", "backends", "check", redis_uri, "--json"],
         capture_output=True,
