@@ -7,6 +7,19 @@ import pytest
 from cascade_core._registry import registry
 from cascade_core.backends import memory
 
+TEST_TIME_LIMIT = 600  # seconds: a hung test dumps every thread's stack and ends the session
+
+
+@pytest.fixture(autouse=True)
+def _bounded_test_time():
+    """A test that hangs (a lost wake-up, a cluster that never answers) must not hold CI for its
+    whole budget: after TEST_TIME_LIMIT seconds the stacks are printed and the run exits."""
+    import faulthandler
+
+    faulthandler.dump_traceback_later(TEST_TIME_LIMIT, exit=True)
+    yield
+    faulthandler.cancel_dump_traceback_later()
+
 
 @pytest.fixture(autouse=True)
 def _isolated_process_state():
