@@ -111,13 +111,7 @@ def check_backend(backend: Any, kind: str, scheme: str, distribution: str | None
     missing = missing_methods(backend, STATE_METHODS if kind == "state" else CACHE_METHODS)
     if kind == "state" and not missing and not isinstance(getattr(backend, "run_id", None), str):
         missing = ["run_id"]
-    if missing:
-        raise PluginError(
-            f"backend plugin for {scheme}:// ({distribution or 'unknown'}) returned {type(backend).__name__}, "
-            f"which is not a {kind} backend: missing {', '.join(missing)}",
-            scheme=scheme,
-            distribution=distribution,
-        )
+    _refuse_if(missing, backend, f"a {kind} backend", "", "backend", scheme, distribution)
 
 
 def check_blob_store(store: Any, scheme: str, distribution: str | None) -> None:
@@ -125,13 +119,7 @@ def check_blob_store(store: Any, scheme: str, distribution: str | None) -> None:
     from ._blob_protocol import missing_blob_methods
 
     missing = missing_blob_methods(store)
-    if missing:
-        raise PluginError(
-            f"backend plugin for {scheme}:// ({distribution or 'unknown'}) returned {type(store).__name__}, "
-            f"which is not a blob store: missing {', '.join(missing)} (see docs/blobs.md)",
-            scheme=scheme,
-            distribution=distribution,
-        )
+    _refuse_if(missing, store, "a blob store", " (see docs/blobs.md)", "backend", scheme, distribution)
 
 
 def check_executor(executor: Any, scheme: str, distribution: str | None) -> None:
@@ -139,10 +127,17 @@ def check_executor(executor: Any, scheme: str, distribution: str | None) -> None
     from ._executor import missing_executor_methods
 
     missing = missing_executor_methods(executor)
+    _refuse_if(missing, executor, "an executor", " (see docs/executors.md)", "executor", scheme, distribution)
+
+
+def _refuse_if(
+    missing: list[str], obj: Any, what: str, see: str, plugin: str, scheme: str, distribution: str | None
+) -> None:
+    """The one PluginError of a hook that returned something lacking ``missing``."""
     if missing:
         raise PluginError(
-            f"executor plugin for {scheme}:// ({distribution or 'unknown'}) returned {type(executor).__name__}, "
-            f"which is not an executor: missing {', '.join(missing)} (see docs/executors.md)",
+            f"{plugin} plugin for {scheme}:// ({distribution or 'unknown'}) returned {type(obj).__name__}, "
+            f"which is not {what}: missing {', '.join(missing)}{see}",
             scheme=scheme,
             distribution=distribution,
         )
