@@ -66,10 +66,14 @@ class GcReport:
     recent: int = 0
     deleted: list[str] = field(default_factory=list)
     deleted_bytes: int = 0
+    temporary: int = 0  # temporary files of writes under way or killed (stores that have them)
+    temporary_deleted: list[str] = field(default_factory=list)  # the ones older than the grace period
+    temporary_deleted_bytes: int = 0
 
 
 def collect(store: Any, live: set[str], older_than: float, *, dry_run: bool) -> GcReport:
-    """Delete (or with ``dry_run`` only list) the blobs not in ``live`` written over ``older_than`` seconds ago.
+    """Delete (or with ``dry_run`` only list) the blobs not in ``live`` written over ``older_than`` seconds ago,
+    and the store's temporary files (left by killed writes) older than that.
 
     ``live`` must be gathered before this is called: a blob written after that is recent, so a
     run still writing keeps its blobs as long as it takes under the grace period.
@@ -88,6 +92,16 @@ def collect(store: Any, live: set[str], older_than: float, *, dry_run: bool) -> 
                 store.delete(info.blob_id)
             report.deleted.append(info.blob_id)
             report.deleted_bytes += info.size
+    temporaries = getattr(store, "list_temporary", None)  # optional: file:// has them, object stores do not
+    if callable(temporaries):
+        for temp in list(temporaries()):
+            report.temporary += 1
+            if temp.mtime > cutoff:
+                continue  # a write under way
+            if not dry_run:
+                store.delete_temporary(temp.name)
+            report.temporary_deleted.append(temp.name)
+            report.temporary_deleted_bytes += temp.size
     return report
 
 

@@ -180,9 +180,17 @@ def code_of(body: bytes, code: bytes) -> bytes:
 
 def serialize_for_cache(ctx: Any, value: Any) -> tuple[bytes, bytes]:
     """(code, body) of ``value`` for a cache whose serializer differs from the state's."""
-    codec = ctx.cache_codec
-    body = codec.serialize(value)
-    blobs = ctx.blobs
-    if blobs is not None and len(body) > blobs.threshold:
-        return REF_CODE, make_reference(blobs.key, body, codec._code)
-    return codec._code, body
+    return encode_for(ctx.cache_codec, ctx.blobs, value)
+
+
+def encode_for(codec: Any, blobs: BlobSpec | None, value: Any) -> tuple[bytes, bytes]:
+    """(code, body) of ``value`` serialized by ``codec``, by reference when over the blob threshold."""
+    return spill(blobs, codec._code, codec.serialize(value))
+
+
+def spill(blobs: BlobSpec | None, code: bytes, body: bytes) -> tuple[bytes, bytes]:
+    """(code, body) with a body over the threshold written to the blob store and replaced by its
+    reference; a reference, a small body, or no blob store: as they are."""
+    if blobs is None or code == REF_CODE or len(body) <= blobs.threshold:
+        return code, body
+    return REF_CODE, make_reference(blobs.key, body, code)

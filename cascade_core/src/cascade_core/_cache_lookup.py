@@ -31,6 +31,7 @@ class CacheLookup:
     """The cache side of one run: keys, lookups, and the hits it takes."""
 
     gather: Any = None  # the executor's gather(values), when its results are handles to values on its workers
+    hold: Any = None  # the executor's hold_reference(reference, encoding): its workers read stored blobs
 
     def __init__(self, ctx: RunContext, records: RunRecords) -> None:
         self.ctx = ctx
@@ -191,13 +192,19 @@ class CacheLookup:
 
     def _for_state(self, index: int, code: bytes, body: bytes, value: Any) -> tuple[bytes, bytes] | None:
         """(code, body) a cache hit is stored under in the run's state: the cache's own bytes, or
-        the value serialized again when the state does not accept the cache's serializer."""
-        codec = self.ctx.codec
-        if codec.accepts(code, body):
+        the value serialized again when the state does not accept the cache's serializer; with a
+        blob store, a body over its threshold goes there and the state holds its reference, as
+        for any result (a reference in the cache is copied as it is)."""
+        codec, blobs = self.ctx.codec, self.ctx.blobs
+        accepted = codec.accepts(code, body)
+        if accepted and (blobs is None or len(body) <= blobs.threshold):
             return code, body
+        from ._blobs import encode_for, spill
+        from ._errors import BackendUnavailableError
+
         try:
-            return codec._code, codec.serialize(value)
-        except SerializationError as exc:  # a resume looks it up in the cache again
+            return spill(blobs, code, body) if accepted else encode_for(codec, blobs, value)
+        except (SerializationError, BackendUnavailableError) as exc:  # a resume looks it up in the cache again
             log.debug("cache hit of %s not copied into the state: %s", self.ctx.nodes[index].task.name, exc)
             return None
 

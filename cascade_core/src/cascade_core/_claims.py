@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ._blobs import BlobError
 from ._cache_lookup import CacheLookup
 from ._codec import state_key
 from ._context import DONE, RunContext
 from ._leases import LeaseKeeper, new_owner, supports_leases
-from ._records import RunRecords
+from ._records import RunRecords, log
 
 
 class Claims:
@@ -44,6 +45,7 @@ class Claims:
             else None
         )
         self.waiting: dict[int, str] = {}  # node index -> "node" (another driver) or "cache" (another run)
+        self.lost: set[int] = set()  # nodes whose stored result names a missing or corrupt blob (warned once)
 
     @property
     def active(self) -> bool:
@@ -95,7 +97,16 @@ class Claims:
         finished = []
         for node_id, payload in found.items():
             index = ids[node_id]
-            ctx.results[index] = ctx.codec.loads(state_key(ctx.run_id, node_id), payload)
+            try:
+                ctx.results[index] = ctx.codec.loads(state_key(ctx.run_id, node_id), payload)
+            except BlobError as exc:
+                # As on resume (_plan.load_stored): the node is not done and runs again (here,
+                # once this driver holds its lease), overwriting the result it could not read.
+                if index not in self.lost:
+                    self.lost.add(index)
+                    task = ctx.nodes[index].task.name
+                    log.warning("stored result of task %s (node %s) is lost: %s; it runs again", task, node_id, exc)
+                continue
             ctx.status[index] = DONE
             records.counts["by_other_drivers"] += 1
             records.skip(index, "done by another driver")

@@ -3,13 +3,19 @@
 Object stores make a single upload visible only when it is complete (S3, GCS and Azure
 alike, multipart uploads included), so a blob is written in place: no reader ever sees part
 of one, and a driver killed mid-upload leaves nothing under the blob's name.
+
+A write that finds its blob there already refreshes the blob's modification time, so that
+gc's grace period starts over (docs/blobs.md#gc): on S3 by copying the object onto itself,
+server-side, at most once a minute per blob.
 """
 
 from __future__ import annotations
 
 import datetime
+import logging
+import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Final
 
 from cascade_core.plugin import (
     BackendError,
@@ -32,6 +38,10 @@ DRIVERS = {
     "abfs": ("abfs", "adlfs", "abfs"),
 }
 _BOOLEAN_OPTIONS = ("anon", "use_ssl", "requester_pays")
+REFRESH_AFTER: Final = 60.0  # seconds: a reused blob modified more recently is not touched again
+COPY_LIMIT: Final = 5 * 2**30  # S3's largest CopyObject; bigger blobs are copied part by part
+
+log = logging.getLogger("cascade")
 
 
 def storage_options(uri: BackendURI) -> dict[str, Any]:
@@ -119,7 +129,12 @@ class FsspecBlobStore:
     def put(self, blob_id: str, data: bytes) -> bool:
         path = self._path(blob_id)
         try:
-            if self.fs.exists(path):
+            try:
+                found = self.fs.info(path)
+            except FileNotFoundError:
+                found = None
+            if found is not None and found.get("type") != "directory":
+                self._refresh(blob_id, path, found)
                 return False
             self.fs.pipe_file(path, data)
         except (BackendError, InvalidURIError):
@@ -127,6 +142,36 @@ class FsspecBlobStore:
         except Exception as exc:
             raise self._failed(f"write {blob_id}", exc) from exc
         return True
+
+    def _refresh(self, blob_id: str, path: str, info: dict[str, Any]) -> None:
+        """Make a reused blob's modification time now (gc's grace period starts over), as ``file://``
+        does with ``os.utime``. S3 has no touch: the object is copied onto itself server-side
+        (CopyObject with new metadata, one request; a multipart copy over 5 GiB), at most once per
+        ``REFRESH_AFTER``. Other protocols are left as they are (docs/blobs.md#gc)."""
+        if self.protocol != "s3" or time.time() - _mtime(info) < REFRESH_AFTER:
+            return
+        try:
+            if int(info.get("size") or 0) > COPY_LIMIT:
+                self.fs.cp_file(path, path)
+            else:
+                bucket, key, _ = self.fs.split_path(path)
+                self.fs.call_s3(
+                    "copy_object",
+                    Bucket=bucket,
+                    Key=key,
+                    CopySource={"Bucket": bucket, "Key": key},
+                    MetadataDirective="REPLACE",  # S3 refuses a copy onto itself that changes nothing
+                    Metadata={"cascade-used": str(int(time.time()))},
+                )
+        except Exception as exc:  # the blob is there: only gc's grace period is weaker for it
+            log.warning(
+                "blob store %s could not refresh the time of reused blob %s (%s: %s); gc's grace period for it "
+                "counts from its last write",
+                self.label,
+                blob_id,
+                type(exc).__name__,
+                str(exc).splitlines()[0] if str(exc) else "",
+            )
 
     def get(self, blob_id: str) -> bytes | None:
         try:

@@ -4,13 +4,14 @@ On one server (or a Sentinel master) reads are one MGET, writes one pipeline of
 ``SET ... PX``, deletes one DEL. On a cluster the entries spread over every slot, so each
 batch is one pipeline per master: an MGET or DEL per slot, a SET per entry. ``clear`` walks
 the keyspace of every master with SCAN (never KEYS, which blocks the server) and UNLINKs in
-batches of one slot.
+batches of one slot. ``iter_entries`` (for ``cascade blobs gc``) walks it the same way and
+reads each batch of names with per-slot MGETs.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from cascade_core.plugin import BackendURI, CacheBackendBase, LeaseTableMixin, checked_ttl
@@ -127,6 +128,31 @@ class RedisCacheBackend(LeaseTableMixin, CacheBackendBase):
             return removed + (unlink(client, batch) if batch else 0)
 
         return sum(connection.each_master(clear))
+
+    def iter_entries(self) -> Iterator[tuple[str, bytes]]:
+        """Every live entry as (key, payload): what ``cascade blobs gc`` reads.
+
+        Walks each master's keyspace with ``SCAN MATCH <prefix>:cache:* COUNT 1000`` (never KEYS)
+        and reads each batch of names with one pipeline of per-slot MGETs, routed by the current
+        slot map: one SCAN and one MGET round trip per 1000 entries, memory for one batch only.
+        An entry that expires between the two is skipped; any redis error ends the walk with a
+        Cascade error (never a short listing, from which gc would delete live blobs).
+        """
+        connection = self._connection
+        pattern = cache_pattern(self._prefix, "")
+        head = len(cache_key(self._prefix, "").encode())
+
+        def page(client: redis.Redis, cursor: int) -> tuple[int, list[Any]]:
+            return connection.retrying(lambda: client.scan(cursor, match=pattern, count=SCAN_COUNT))
+
+        for client in connection.retrying(lambda: connection.deployment().masters()):
+            cursor = 0
+            while True:
+                cursor, names = page(client, cursor)
+                if names:
+                    yield from self.get_many(name[head:].decode() for name in names).items()
+                if not cursor:
+                    break
 
     def describe(self) -> str:
         """What the URI reaches (for ``cascade backends check``): a server, a Sentinel master, a cluster."""

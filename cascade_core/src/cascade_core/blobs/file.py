@@ -6,10 +6,19 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
+from typing import NamedTuple
 
 from .._blob_protocol import BlobInfo, blob_path, is_blob_id
 
 TMP_SUFFIX = ".tmp"
+
+
+class TempInfo(NamedTuple):
+    """A temporary file of a write in progress or killed: its path under the root, size, mtime."""
+
+    name: str
+    size: int
+    mtime: float
 
 
 class FileBlobStore:
@@ -75,6 +84,31 @@ class FileBlobStore:
                 except FileNotFoundError:
                     continue
                 yield BlobInfo(blob_id, info.st_size, info.st_mtime)
+
+    def list_temporary(self) -> Iterator[TempInfo]:
+        """The temporary files of writes under way or killed (``<hex>.<pid>.<n>.tmp``), for gc."""
+        for folder, _, files in os.walk(os.path.join(self.root, "sha256")):
+            for name in files:
+                if not name.endswith(TMP_SUFFIX):
+                    continue
+                path = os.path.join(folder, name)
+                try:
+                    info = os.stat(path)
+                except FileNotFoundError:
+                    continue  # renamed into place (or deleted) meanwhile
+                yield TempInfo(os.path.relpath(path, self.root), info.st_size, info.st_mtime)
+
+    def delete_temporary(self, name: str) -> bool:
+        """Delete a temporary file that :meth:`list_temporary` named; return whether it existed."""
+        top = os.path.join(self.root, "sha256")
+        path = os.path.normpath(os.path.join(self.root, name))
+        if not name.endswith(TMP_SUFFIX) or os.path.commonpath([path, top]) != top:
+            raise ValueError(f"not a temporary file of {self.root}: {name!r}")
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            return False
+        return True
 
     def close(self) -> None:
         pass

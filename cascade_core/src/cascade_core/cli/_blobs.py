@@ -97,14 +97,21 @@ def gc_command(args: argparse.Namespace) -> int:
                 "recent": report.recent,
                 "deleted": report.deleted,
                 "deleted_bytes": report.deleted_bytes,
+                "temporary": report.temporary,
+                "temporary_deleted": report.temporary_deleted,
+                "temporary_deleted_bytes": report.temporary_deleted_bytes,
             }
         )
     else:
         for blob_id in report.deleted:
             print(f"{verb} {blob_id}")
+        for name in report.temporary_deleted:
+            print(f"{verb} temporary file {name}")
+        stale = len(report.temporary_deleted)
+        temporary = f"; {verb} {stale} stale temporary files ({report.temporary_deleted_bytes} bytes)" if stale else ""
         print(
             f"{label}: {report.blobs} blobs, {report.referenced} referenced, {report.recent} recent (kept); "
-            f"{verb} {len(report.deleted)} ({report.deleted_bytes} bytes)"
+            f"{verb} {len(report.deleted)} ({report.deleted_bytes} bytes){temporary}"
         )
     return EXIT_OK
 
