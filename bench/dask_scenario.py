@@ -118,7 +118,41 @@ def run(quick: bool) -> Result:
         "Same cluster for every case, runs interleaved; Cascade uses memory:// state and one DaskExecutor "
         "over one client; raw Dask submits the same graph with futures as arguments and fetches the final result."
     )
+    _driver_memory(result)
     return result
+
+
+MEMORY_TARGET = "10 x 50 MB chain with a blob store: driver peak RSS growth"
+
+
+def _driver_memory(result: Result) -> None:
+    """Data stays on the workers: the driver's peak RSS growth over a chain of ten 50 MB values."""
+    runs = {}
+    for mode in ("blobs", "none"):
+        proc = subprocess.run(
+            [sys.executable, "-m", "bench._dask_memory_worker", "10", "50", mode],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        line = next((line for line in reversed(proc.stdout.splitlines()) if line.startswith("{")), None)
+        if line is None:
+            tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            result.notes.append(f"driver memory ({mode}): not measured: {tail[:200]}")
+            result.targets.append(Target(MEMORY_TARGET, "not measured", "< 30 MB", None))
+            return
+        runs[mode] = json.loads(line)
+    growth = runs["blobs"]["growth_kib"] / 1024
+    control = runs["none"]["growth_kib"] / 1024
+    result.rows.append(Row("chain of 10 x 50 MB, file:// blob store: driver peak RSS growth", growth, "MB"))
+    result.rows.append(Row("chain of 10 x 50 MB, no blob store (control): driver peak RSS growth", control, "MB"))
+    result.targets.append(Target(MEMORY_TARGET, f"{growth:.1f} MB", "< 30 MB", growth < 30))
+    result.notes.append(
+        "Driver memory: a fresh process with its own LocalCluster(processes=True, 1 worker) (what "
+        "dask+local://?processes=true makes), sqlite state, measured after a warm-up run (VmHWM reset "
+        f"{'exact' if runs['blobs']['hwm_reset'] else 'unavailable: growth over the process peak'}); "
+        "the control stores every 50 MB body through the driver."
+    )
 
 
 def _prefect(address: str, quick: bool) -> dict:

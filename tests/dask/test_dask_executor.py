@@ -129,7 +129,7 @@ def test_a_cache_key_from_an_upstream_value_is_computed_from_the_real_value(thre
 
 def test_an_unpicklable_argument_or_task_fails_before_anything_is_submitted(thread_cluster):
     executor = DaskExecutor(thread_cluster)
-    before = len(keys_on_scheduler(thread_cluster))
+    before = set(keys_on_scheduler(thread_cluster))  # earlier tests' keys may still be going away
     with pytest.raises(cs.TaskFailed) as failed:
         cs.run(keep(cs.Param("lock", default=None)), {"lock": threading.Lock()}, executor=executor)
     message = str(failed.value.__cause__)
@@ -141,7 +141,7 @@ def test_an_unpicklable_argument_or_task_fails_before_anything_is_submitted(thre
     holds = cs.task(name="holds_lock")(lambda: lock.locked())
     with pytest.raises(cs.TaskFailed, match="task 'holds_lock' cannot be sent to Dask workers: its function cannot"):
         cs.run(holds(), executor=executor)
-    assert len(keys_on_scheduler(thread_cluster)) == before
+    assert set(keys_on_scheduler(thread_cluster)) <= before  # nothing of these runs was submitted
 
 
 def test_retries_are_cascades_with_the_attempt_in_the_key(thread_cluster, tmp_path):

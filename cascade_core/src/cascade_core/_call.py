@@ -15,7 +15,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._errors import BackendUnavailableError, DefinitionError, SerializationError
+from ._errors import BackendUnavailableError, DefinitionError, IntegrityError, SerializationError
+from ._masking import mask_uri_text
 
 _SERIALIZERS = ("pickle", "json")
 
@@ -61,6 +62,31 @@ class Encoding:
                 f"{self.max_bytes} bytes: return a smaller value or {raise_limit(self.limit_option)}"
             )
         return body
+
+    def decode(self, body: bytes, where: str = "a result") -> Any:
+        """The value of a body that :meth:`encode` made, for executors whose workers receive upstream
+        bodies (Dask). A blob reference: the blob is read from the run's blob store (opened once per
+        process) and checked against its id first; a pickled blob is refused when the serializer
+        is json. ``where`` names the value in error messages."""
+        serializer = self.serializer
+        if body[:13] == b"cascade-blob ":
+            from ._blobs import BlobSpec, dereference, open_store
+
+            blobs = self.blobs
+            spec = None if blobs is None else BlobSpec(blobs, mask_uri_text(blobs), self.threshold, open_store(blobs))
+            code, body = dereference(spec, where, body)
+            if code == b"p" and serializer != "pickle":
+                raise IntegrityError(
+                    f"{where} is in a pickled blob, but the serializer is json: refusing to read it "
+                    "(it may have been planted; delete the stored result, or rerun to recompute it)",
+                    key=where,
+                )
+            serializer = "pickle" if code == b"p" else "json"
+        if serializer == "pickle":
+            return pickle.loads(body)
+        import json
+
+        return json.loads(body)
 
 
 def raise_limit(option: str | None) -> str:

@@ -26,7 +26,7 @@ from ._cache_lookup import CacheLookup
 from ._codec import keys_from_env
 from ._context import RunContext
 from ._errors import DefinitionError, ParamError, TaskFailed
-from ._executor import gatherer
+from ._executor import gatherer, holder
 from ._graph import build_graph
 from ._leases import new_owner
 from ._masking import describe
@@ -214,6 +214,7 @@ class _Run:
         self.records = RunRecords(ctx, engine.observers)
         self.lookup = CacheLookup(ctx, self.records)
         self.lookup.gather = gatherer(res.executor_spec.executor)
+        self.lookup.hold = holder(res.executor_spec.executor)
         state_label, cache_label = res.state_spec.label, res.cache_spec.label
         self.availability = Availability(ctx.state, ctx.cache, same_store=state_label == cache_label)
         owner = new_owner()

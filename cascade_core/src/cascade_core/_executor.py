@@ -65,6 +65,13 @@ def gatherer(executor: Any) -> Callable[[list[Any]], list[Any]] | None:
     return gather if callable(gather) else None
 
 
+def holder(executor: Any) -> Callable[[bytes, Any], Any] | None:
+    """The executor's ``hold_reference(reference, encoding)`` when its workers read blobs themselves
+    (Dask): a resumed run hands it a stored blob reference instead of loading the blob in the driver."""
+    hold = getattr(executor, "hold_reference", None)
+    return hold if callable(hold) else None
+
+
 def runs_in_driver(executor: Any) -> bool:
     """Whether calls may run in the driver's own thread (the chain fast path): ``in_driver = True``."""
     return getattr(executor, "in_driver", False) is True

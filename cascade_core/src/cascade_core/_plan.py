@@ -8,7 +8,9 @@ reads.
 
 from __future__ import annotations
 
-from ._blobs import BlobError
+from typing import Any
+
+from ._blobs import REF_CODE, BlobError, parse_reference
 from ._cache_lookup import CacheLookup, Hit
 from ._codec import state_key
 from ._context import DONE, MISSING, PENDING, SKIPPED, RunContext
@@ -47,7 +49,7 @@ def prepare(ctx: RunContext, records: RunRecords, lookup: CacheLookup, stored: s
         opened = lookup.verified(used, wanted)
         hits.update(opened)
         if len(opened) == sum(len(wanted[key]) for key in used):
-            if not load_stored(ctx, resumed, need_value):
+            if not load_stored(ctx, resumed, need_value, lookup.hold):
                 break
             continue  # a stored result whose blob is lost runs again: plan again
         for key in used:
@@ -92,7 +94,7 @@ def plan(ctx: RunContext) -> tuple[bytearray, bytearray]:
     return must_run, need_value
 
 
-def load_stored(ctx: RunContext, resumed: list[int], need_value: bytearray) -> list[int]:
+def load_stored(ctx: RunContext, resumed: list[int], need_value: bytearray, hold: Any = None) -> list[int]:
     """Load and verify the stored results that the run reads (blobs only for those).
 
     Returns the nodes whose blob is missing or corrupt: they are pending again and left out
@@ -113,7 +115,14 @@ def load_stored(ctx: RunContext, resumed: list[int], need_value: bytearray) -> l
                 f"stored result {key!r} disappeared while the run resumed; rerun to recompute it", key=key
             )
         try:
-            results[index] = ctx.codec.loads(key, payload)
+            if hold is None or ctx.blobs is None or ctx.blobs.key.startswith("object:"):
+                results[index] = ctx.codec.loads(key, payload)
+            else:
+                code, body = ctx.codec.open(key, payload)
+                if code == REF_CODE:
+                    results[index] = held(ctx, key, body, hold)
+                else:
+                    results[index] = ctx.codec.deserialize(key, code, body)
         except BlobError as exc:
             task = ctx.nodes[index].task.name
             log.warning("stored result of task %s (node %s) is lost: %s; it runs again", task, node_id, exc)
@@ -122,3 +131,17 @@ def load_stored(ctx: RunContext, resumed: list[int], need_value: bytearray) -> l
         ctx.status[index] = PENDING
         resumed.remove(index)
     return lost
+
+
+def held(ctx: RunContext, key: str, body: bytes, hold: Any) -> Any:
+    """The executor's handle to a stored result whose body is a blob reference: its workers read
+    (and verify) the blob. A blob that is gone is lost here, as when the driver reads it."""
+    parsed = parse_reference(body)
+    if parsed is None or parsed[2] == REF_CODE:
+        raise IntegrityError(f"stored value at {key!r} is a malformed blob reference", key=key)
+    blob_id, _, code = parsed
+    if not ctx.codec.accepts(code):
+        raise ctx.codec._refused(key, code)
+    if not ctx.blobs.store.exists(blob_id):
+        raise BlobError(f"blob {blob_id} of {key!r} is missing from {ctx.blobs.label}", key=key, blob_id=blob_id)
+    return hold(body, ctx.encoding)

@@ -1,7 +1,8 @@
 """The Dask executor: each Cascade task call is one Dask task (docs/executors.md).
 
 A call's Dask task returns ``(ok, body, duration)``: the encoded result (or the task's
-exception) and the seconds it took. The driver fetches that small tuple, stores the body,
+exception) and the seconds it took. The driver fetches that small tuple (a worker in the
+driver's own process leaves it in the executor's inbox instead), stores the body,
 and hands the task's future back to the engine as the result (a :class:`DaskValue`), so a
 downstream call gets the future as its argument: Dask moves the body from worker to worker
 and the downstream decodes it there. The driver sees values only where the engine asks for
@@ -30,11 +31,14 @@ from cascade_core.plugin import (
 )
 
 from .worker import (
+    _INBOXES,
     DaskValue,
+    StoredBlob,
     _decode,
     _detach,
     _on_worker,
     _pickle_error,
+    _post,
     _result,
     _run_on_worker,
     _ship_by_value,
@@ -43,6 +47,11 @@ from .worker import (
 
 DEFAULT_PORT = 8786
 IN_FLIGHT = 100  # the default max_workers: calls submitted to the cluster at once
+# A Client batches what it sends the scheduler, one batch per 10 ms. Raw Dask submits a whole
+# graph at once; Cascade submits each call when its upstreams' results are stored, so a chain
+# would wait for that window at every link: the executor's client sends every 2 ms at most (as
+# Dask's scheduler and workers do to each other).
+SEND_INTERVAL = 0.002
 
 
 class DaskExecutor:
@@ -69,6 +78,8 @@ class DaskExecutor:
         self._prefix = os.urandom(4).hex()  # keeps two executors' runs of one graph apart on a cluster
         self._count = itertools.count()
         self._arrived: Any = None  # queue.SimpleQueue of finished futures, made with the collector thread
+        self._inbox: dict[str, tuple] = {}  # results that workers in this process left (worker._INBOXES)
+        _INBOXES[self._prefix] = self._inbox
 
     @classmethod
     def from_uri(cls, uri: Any) -> DaskExecutor:
@@ -115,6 +126,13 @@ class DaskExecutor:
         try:
             client = distributed.Client(address, timeout=timeout, security=security, set_as_default=False)
         except (OSError, asyncio.TimeoutError) as exc:
+            refused = _tls_refusal(exc) if security is not None else None
+            if refused is not None:
+                raise BackendUnavailableError(
+                    f"the Dask scheduler at {uri} refused the TLS connection ({refused}): check that ca_file is "
+                    "the CA that signed the scheduler's certificate, and that cert_file and key_file are a pair "
+                    "signed by a CA the scheduler trusts"
+                ) from None
             raise BackendUnavailableError(
                 f"no Dask scheduler answers at {uri} within {timeout:g} s: start one with `dask scheduler` "
                 f"or check the address ({type(exc).__name__})"
@@ -144,13 +162,16 @@ class DaskExecutor:
         if error is not None:
             done(Outcome(call.index, False, error, None, 0.0, call.attempt))
             return _NOTHING
-        serializer = call.encoding.serializer
         # The attempt is in the key so that a retry never gets Dask's cached failure back.
         key = f"{call.task.name}-{call.node_id[:16]}-{call.attempt}-{self._prefix}{next(self._count)}"
         worker_fn = _run_async_on_worker if call.is_async else _run_on_worker
-        future = self.client.submit(worker_fn, sent, upstream, key=key, pure=False)
+        client = self.client
+        comm = client.scheduler_comm  # a new one after a reconnect
+        if comm is not None and comm.interval > SEND_INTERVAL:
+            comm.interval = SEND_INTERVAL
+        future = client.submit(worker_fn, sent, upstream, (self._prefix, key), key=key, pure=False)
         arrived = self._arrived or self._start_collector()
-        future.add_done_callback(lambda future: arrived.put((future, call, done, serializer)))
+        future.add_done_callback(lambda future: arrived.put((future, call, done)))
         return future
 
     def _start_collector(self) -> Any:
@@ -174,30 +195,48 @@ class DaskExecutor:
             del batch  # hold no future of a finished run: its value is released when the run drops it
 
     def _report(self, batch: list[Any]) -> None:
-        finished = [item for item in batch if item[0].status == "finished"]
+        inbox, posted = self._inbox, {}
+        for item in batch:
+            result = inbox.pop(item[0].key, None)
+            if result is not None and item[0].status == "finished":  # not cancelled meanwhile
+                posted[id(item)] = result
+        finished = [item for item in batch if id(item) not in posted and item[0].status == "finished"]
         try:
             results = self.client.gather([item[0] for item in finished]) if finished else []
         except BaseException:  # a result lost with its worker, say: look at each one
             finished, results = [], []
         gathered = {id(item): result for item, result in zip(finished, results)}
+        gathered.update(posted)
         for item in batch:
-            future, call, done, serializer = item
+            future, call, done = item
             result = gathered.get(id(item))
             if result is None:
-                done(_outcome(future, call, serializer))
+                done(_outcome(future, call))
             else:
-                done(_outcome_of(result, future, call, serializer))
+                done(_outcome_of(result, future, call))
 
     def gather(self, values: list[Any]) -> list[Any]:
-        """The values behind any :class:`DaskValue` in ``values`` (fetched in one call); the rest as is."""
+        """The values behind any :class:`DaskValue` in ``values`` (fetched in one call) or
+        :class:`StoredBlob` (its blob read here); the rest as is."""
         wanted = [i for i, value in enumerate(values) if type(value) is DaskValue]
-        if not wanted:
+        stored = [i for i, value in enumerate(values) if type(value) is StoredBlob]
+        if not wanted and not stored:
             return values
-        fetched = self.client.gather([values[i].future for i in wanted])
+        fetched = self.client.gather([values[i].future for i in wanted]) if wanted else []
         out = list(values)
         for i, (_, body, _) in zip(wanted, fetched):
-            out[i] = _decode(values[i].serializer, body)
+            value = values[i]
+            out[i] = _decode(value.encoding, body, f"the result of Dask task {value.future.key!r}")
+        for i in stored:
+            value = values[i]
+            out[i] = _decode(value.encoding, value.reference, "a stored result")
         return out
+
+    def hold_reference(self, reference: bytes, encoding: Any) -> StoredBlob:
+        """A handle to a stored result whose body is the blob reference ``reference`` (``encoding``:
+        the run's, naming its blob store): downstream calls get the reference and their worker reads
+        the blob, so a resumed run never moves the value through the driver."""
+        return StoredBlob(reference, encoding)
 
     def close(self) -> None:
         """Close the client (which releases every future of it), then a cluster made for the run."""
@@ -205,6 +244,7 @@ class DaskExecutor:
             client, cluster = (self.client if self._owns_client else None), self._cluster
             self._owns_client, self._cluster = False, None
             arrived, self._arrived = self._arrived, None
+            _INBOXES.pop(self._prefix, None)
         if arrived is not None:
             arrived.put(None)
         if client is not None:
@@ -255,12 +295,27 @@ class _Nothing:
 _NOTHING = _Nothing()
 
 
-async def _run_async_on_worker(call: TaskCall, upstream: list[tuple]) -> tuple:
+async def _run_async_on_worker(call: TaskCall, upstream: list[Any], inbox: tuple[str, str] | None = None) -> tuple:
     """The same for an ``async def`` task: Dask runs a coroutine function on the worker's event loop."""
-    return _result(await run_call_async(_on_worker(call, upstream)))
+    return _post(_result(await run_call_async(_on_worker(call, upstream))), inbox)
 
 
-def _outcome(future: Any, call: TaskCall, serializer: str) -> Outcome:
+def _tls_refusal(exc: BaseException) -> str | None:
+    """Why a TLS handshake with the scheduler failed (one line), or None when ``exc`` is not that."""
+    import re
+    import ssl
+
+    causes = [cause for cause in (exc.__cause__, exc.__context__) if isinstance(cause, ssl.SSLError)]
+    verified = [message for cause in causes if (message := getattr(cause, "verify_message", None))]
+    if verified:  # we refused the scheduler's certificate
+        return verified[0]
+    found = re.search(r"SSLError: \[SSL: \w+\] ([^(\n]+)", str(exc))  # the scheduler refused ours
+    if found:
+        return found.group(1).strip()
+    return (causes[0].reason or type(causes[0]).__name__) if causes else None
+
+
+def _outcome(future: Any, call: TaskCall) -> Outcome:
     """The outcome of a finished, failed or cancelled Dask future (in Dask's callback thread)."""
     if future.cancelled():
         return Outcome(call.index, False, asyncio.CancelledError(), None, 0.0, call.attempt)
@@ -268,11 +323,11 @@ def _outcome(future: Any, call: TaskCall, serializer: str) -> Outcome:
         result = future.result()
     except BaseException as exc:  # the worker died too often (KilledWorker), or the result did not unpickle
         return Outcome(call.index, False, exc, None, 0.0, call.attempt)
-    return _outcome_of(result, future, call, serializer)
+    return _outcome_of(result, future, call)
 
 
-def _outcome_of(result: tuple, future: Any, call: TaskCall, serializer: str) -> Outcome:
+def _outcome_of(result: tuple, future: Any, call: TaskCall) -> Outcome:
     ok, payload, duration = result
     if ok:
-        return Outcome(call.index, True, DaskValue(future, serializer), payload, duration, call.attempt)
+        return Outcome(call.index, True, DaskValue(future, call.encoding), payload, duration, call.attempt)
     return Outcome(call.index, False, payload, None, duration, call.attempt)

@@ -8,7 +8,9 @@ import os
 import pickle
 from typing import Any
 
-from cascade_core.plugin import Outcome, TaskCall, run_call
+from cascade_core.plugin import BackendError, Outcome, TaskCall, run_call
+
+Encoding = Any  # TaskCall.encoding: cascade-core's Encoding (its serializer, blob store, decode())
 
 
 class _Shipped:
@@ -25,16 +27,38 @@ class _Shipped:
 
 
 class DaskValue:
-    """A task's result kept on the Dask workers: the future of its ``(ok, body, duration)``."""
+    """A task's result kept on the Dask workers: the future of its ``(ok, body, duration)``.
 
-    __slots__ = ("future", "serializer")
+    ``encoding``: the run's (its serializer and blob store). With a blob store the body may be
+    a blob reference: whoever needs the value (a downstream on a worker, or the driver for a
+    target) reads the blob.
+    """
 
-    def __init__(self, future: Any, serializer: str) -> None:
+    __slots__ = ("future", "encoding")
+
+    def __init__(self, future: Any, encoding: Encoding) -> None:
         self.future = future
-        self.serializer = serializer
+        self.encoding = encoding
 
     def __repr__(self) -> str:
         return f"DaskValue({self.future.key!r})"
+
+
+class StoredBlob:
+    """A stored result whose body is a blob reference (a resumed run's upstream, say): it travels to
+    the worker that needs it as the reference, and that worker reads (and verifies) the blob."""
+
+    __slots__ = ("reference", "encoding")
+
+    def __init__(self, reference: bytes, encoding: Encoding) -> None:
+        self.reference = reference
+        self.encoding = encoding  # the run's: its blob store, and whether a pickled blob may be read
+
+    def __reduce__(self) -> Any:
+        return StoredBlob, (self.reference, self.encoding)
+
+    def __repr__(self) -> str:
+        return f"StoredBlob({self.reference.decode(errors='replace')!r})"
 
 
 class _Ref:
@@ -80,13 +104,14 @@ def _pickle_error(cloudpickle: Any, value: Any) -> str | None:
 
 
 def _detach(value: Any, upstream: list[Any], seen: dict[Any, int]) -> Any:
-    """``value`` with each DaskValue replaced by a _Ref to its future in ``upstream``."""
+    """``value`` with each DaskValue replaced by a _Ref to its future in ``upstream`` (and each
+    StoredBlob by a _Ref to itself there: the worker reads its blob)."""
     kind = type(value)
-    if kind is DaskValue:
-        key = value.future.key
+    if kind is DaskValue or kind is StoredBlob:
+        key = value.future.key if kind is DaskValue else value.reference
         if key not in seen:
             seen[key] = len(upstream)
-            upstream.append(value.future)
+            upstream.append(value.future if kind is DaskValue else value)
         return _Ref(seen[key])
     if kind is tuple or kind is list:
         return kind([_detach(item, upstream, seen) for item in value])
@@ -111,19 +136,36 @@ def _attach(value: Any, values: list[Any]) -> Any:
     return value
 
 
-def _decode(serializer: str, body: bytes) -> Any:
-    if serializer == "pickle":
+REF_PREFIX = b"cascade-blob "  # the start of a blob reference (docs/blobs.md), never of a pickle or json body
+
+
+def _decode(encoding: Encoding, body: bytes, where: str = "a result") -> Any:
+    """The value of an encoded body. A blob reference: the blob is read from the run's blob store
+    in this process and checked against its id first (``Encoding.decode``)."""
+    if body[:13] == REF_PREFIX:
+        decode = getattr(encoding, "decode", None)
+        if decode is None:  # a cascade-core from before Encoding.decode
+            raise BackendError(
+                f"{where} is in the blob store, and this cascade-core cannot read it on a Dask worker: "
+                "upgrade cascade-core, or run without blob_store="
+            )
+        return decode(body, where)
+    if encoding.serializer == "pickle":
         return pickle.loads(body)
     import json
 
     return json.loads(body)
 
 
-def _on_worker(call: TaskCall, upstream: list[tuple]) -> TaskCall:
+def _on_worker(call: TaskCall, upstream: list[Any]) -> TaskCall:
     if not upstream:
         return call
-    serializer = call.encoding.serializer
-    values = [_decode(serializer, body) for _, body, _ in upstream]
+    encoding = call.encoding
+    where = f"an input of task {call.name!r}"
+    values = [
+        _decode(encoding, item[1], where) if type(item) is tuple else _decode(item.encoding, item.reference, where)
+        for item in upstream
+    ]
     kwargs = _attach(call.kwargs, values) if call.kwargs else call.kwargs
     return TaskCall(
         call.index, call.node_id, call.task, _attach(call.args, values), kwargs, call.attempt, call.encoding
@@ -141,6 +183,21 @@ def _result(outcome: Outcome) -> tuple:
     return False, error, outcome.duration
 
 
-def _run_on_worker(call: TaskCall, upstream: list[tuple]) -> tuple:
+def _run_on_worker(call: TaskCall, upstream: list[Any], inbox: tuple[str, str] | None = None) -> tuple:
     """What a Dask worker runs for a sync call: ``(ok, body or exception, duration)``."""
-    return _result(run_call(_on_worker(call, upstream)))
+    return _post(_result(run_call(_on_worker(call, upstream))), inbox)
+
+
+# What a worker in the driver's own process (a LocalCluster(processes=False)) leaves for the
+# driver: each executor of this process has an inbox (its prefix -> {Dask key: result}), where its
+# calls' results wait for it, so that it need not fetch them from the worker (a round trip per
+# batch). A worker in another process finds no inbox there, and its results are fetched.
+_INBOXES: dict[str, dict[str, tuple]] = {}
+
+
+def _post(result: tuple, inbox: tuple[str, str] | None) -> tuple:
+    if inbox is not None:
+        box = _INBOXES.get(inbox[0])
+        if box is not None:
+            box[inbox[1]] = result
+    return result
