@@ -34,7 +34,7 @@ _CONTAINERS = (list, tuple, dict, set, frozenset)
 class Node:
     """One task call inside one run."""
 
-    __slots__ = ("index", "lazy", "task", "id", "upstream", "downstream", "data_deps", "inputs", "head", "tail")
+    __slots__ = ("index", "lazy", "task", "id", "upstream", "data_deps", "inputs", "head", "tail")
 
     def __init__(self, index: int, lazy: LazyResult) -> None:
         self.index = index
@@ -42,7 +42,6 @@ class Node:
         self.task: Task = lazy.task
         self.id = ""
         self.upstream: tuple[int, ...] = ()  # data and ordering dependencies, deduplicated
-        self.downstream: list[int] = []
         self.data_deps: tuple[int, ...] = ()  # indexes of lazy results passed as data, in argument order
         self.inputs: bytes | None = None  # encoded inputs of a node without upstreams (reused for its cache key)
         # When its encoded inputs are `head` + the refs of data_deps, in order, + `tail` (lazy results
@@ -55,7 +54,7 @@ class Node:
 class Graph:
     """Nodes in a topological order (every node after all of its upstreams)."""
 
-    __slots__ = ("nodes", "index_of", "targets", "target_shape", "params")
+    __slots__ = ("nodes", "index_of", "targets", "target_shape", "params", "_downstream")
 
     def __init__(self) -> None:
         self.nodes: list[Node] = []
@@ -63,9 +62,22 @@ class Graph:
         self.targets: list[int] = []
         self.target_shape: Any = None
         self.params: dict[str, Any] = {}
+        self._downstream: list[list[int]] | None = None
 
     def __len__(self) -> int:
         return len(self.nodes)
+
+    @property
+    def downstream(self) -> list[list[int]]:
+        """The nodes that depend on each node, by index; built when first asked (a warm rerun never asks)."""
+        links = self._downstream
+        if links is None:
+            links = self._downstream = [[] for _ in self.nodes]
+            for node in self.nodes:
+                index = node.index
+                for up in node.upstream:
+                    links[up].append(index)
+        return links
 
     def node_of(self, lazy: LazyResult) -> Node:
         return self.nodes[self.index_of[id(lazy)]]
@@ -271,7 +283,7 @@ def _build_nodes(graph: Graph, ordered: list[LazyResult]) -> None:
     warned = False
     pack = struct.pack
     counts: dict[int, bytes] = {}  # encoded argument counts, reused
-    ref_at, is_ = refs.__getitem__, operator.is_
+    ref_at, is_, index_at = refs.__getitem__, operator.is_, index_of.__getitem__
     for index, lazy in enumerate(ordered):
         node = Node(index, lazy)
         nodes.append(node)
@@ -282,7 +294,7 @@ def _build_nodes(graph: Graph, ordered: list[LazyResult]) -> None:
             if len(deps) == 1:  # a chain: no comprehension
                 data_deps = node.data_deps = (index_of[id(deps[0])],)
             else:
-                data_deps = node.data_deps = tuple([index_of[id(dep)] for dep in deps])
+                data_deps = node.data_deps = tuple(map(index_at, map(id, deps)))
             if ordering:
                 upstream = dict.fromkeys(data_deps)
                 upstream.update(dict.fromkeys(index_of[id(dep)] for dep in ordering))
@@ -291,8 +303,6 @@ def _build_nodes(graph: Graph, ordered: list[LazyResult]) -> None:
                 # Deduplicated (a set is cheaper to build than the ordered dedup; duplicates are rare).
                 unique = len(data_deps) < 2 or len({*data_deps}) == len(data_deps)
                 node.upstream = data_deps if unique else tuple(dict.fromkeys(data_deps))
-            for up in node.upstream:
-                nodes[up].downstream.append(index)
         primed = primed_by_task.get(task)
         if primed is None:  # a hasher primed with the task name, copied per node (cheaper than a new one)
             name = task.name.encode()
@@ -300,7 +310,7 @@ def _build_nodes(graph: Graph, ordered: list[LazyResult]) -> None:
         try:
             if lazy.kwargs or ordering or lazy.has_params:
                 inputs = encode_inputs(lazy, graph, params)
-            elif deps and len(args) == len(deps) and all(map(is_, args, deps)):  # only lazy results
+            elif deps and (deps is args or (len(args) == len(deps) and all(map(is_, args, deps)))):  # only lazy results
                 count = counts.get(len(args))
                 if count is None:
                     count = counts[len(args)] = b"t" + pack(">Q", len(args))

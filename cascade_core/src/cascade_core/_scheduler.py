@@ -200,7 +200,7 @@ class Scheduler:
         code = codec._code if ctx.blobs is None else code_of(body, codec._code)
         ctx.state.put_results({node.id: codec.seal(ctx.state_prefix + node.id, code, body)})
         must_run, remaining, ready = self.must_run, self.remaining, self.ready
-        for down in node.downstream:
+        for down in ctx.graph.downstream[index]:
             if must_run[down]:
                 remaining[down] -= 1
                 if remaining[down] == 0 and status[down] == PENDING:
@@ -350,10 +350,10 @@ class Scheduler:
 
     def _release_indexes(self, indexes: list[int]) -> None:
         """Make ready every downstream node whose upstreams are all done now."""
-        nodes, status = self.ctx.nodes, self.ctx.status
+        downstream, status = self.ctx.graph.downstream, self.ctx.status
         remaining, must_run, ready = self.remaining, self.must_run, self.ready
         for index in indexes:
-            for down in nodes[index].downstream:
+            for down in downstream[index]:
                 if must_run[down]:
                     remaining[down] -= 1
                     if remaining[down] == 0 and status[down] == PENDING:
@@ -378,7 +378,8 @@ class Scheduler:
             return
         nodes, status, must_run = ctx.nodes, ctx.status, self.must_run
         reason = f"upstream failed: {nodes[index].task.name}"
-        stack = list(nodes[index].downstream)
+        downstream = ctx.graph.downstream
+        stack = list(downstream[index])
         while stack:
             down = stack.pop()
             if status[down] != PENDING or not must_run[down]:
@@ -387,7 +388,7 @@ class Scheduler:
             records.counts["skipped"] += 1
             records.skipped[nodes[down].id] = reason
             records.skip(down, reason)
-            stack.extend(nodes[down].downstream)
+            stack.extend(downstream[down])
 
 
 def _nothing(indexes: list[int]) -> None:

@@ -280,7 +280,8 @@ class LazyResult(Generic[R]):
                 elif kind in _CONTAINERS or isinstance(value, _CONTAINERS):
                     break
             else:
-                self.deps: tuple[LazyResult, ...] = tuple(deps)
+                # Only lazy results (a chain, a diamond): the args tuple is the deps, no second tuple.
+                self.deps: tuple[LazyResult, ...] = args if len(deps) == len(args) else tuple(deps)
                 self.ordering: tuple[LazyResult, ...] = ()
                 self.has_params = has_params
                 return
