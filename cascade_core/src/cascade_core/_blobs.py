@@ -122,6 +122,24 @@ def make_reference(key: str, body: bytes, code: bytes) -> bytes:
     return b"%s%s %d %s" % (REF_PREFIX, blob_id.encode(), len(body), code)
 
 
+def check_reference(blobs: BlobSpec, codec: Any, key: str, body: bytes) -> None:
+    """Check a stored blob reference without reading its blob (for executors whose workers read
+    it): well formed, a serializer ``codec`` accepts, the blob present in ``blobs``."""
+    parsed = parse_reference(body)
+    if parsed is None or parsed[2] == REF_CODE:
+        raise IntegrityError(f"stored value at {key!r} is a malformed blob reference", key=key)
+    blob_id, _, code = parsed
+    if not codec.accepts(code):
+        raise codec._refused(key, code)
+    if not blobs.store.exists(blob_id):
+        raise BlobError(f"blob {blob_id} of {key!r} is missing from {blobs.label}", key=key, blob_id=blob_id)
+
+
+def for_workers(blobs: BlobSpec | None) -> BlobSpec | None:
+    """The blob store when workers in other processes can open it too (a URI), else None."""
+    return None if blobs is None or blobs.key.startswith("object:") else blobs
+
+
 def parse_reference(body: bytes) -> tuple[str, int, bytes] | None:
     """(blob id, size, serializer code) of a reference body, or None when it is not one."""
     if not body.startswith(REF_PREFIX):

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ._blobs import check_reference, for_workers
 from ._cache_policy import key_maker
 from ._codec import cache_storage_key
 from ._context import DONE, MISSING, PENDING, RunContext
@@ -115,10 +116,17 @@ class CacheLookup:
             if node.inputs is not None:  # no upstream: the inputs were encoded with the node id
                 key = make(node.inputs)
             elif (head := node.head) is not None:  # head + the upstreams' refs + tail
-                items = [*map(ref_at, node.data_deps)]
-                if None in items:
-                    continue  # an upstream's key needs its computed value
-                key = make(head + b"".join(items) + node.tail)  # type: ignore[arg-type]
+                deps = node.data_deps
+                if len(deps) == 1:  # a chain link, or one upstream among scalars: no list
+                    joined = refs[deps[0]]
+                    if joined is None:
+                        continue  # its key needs the upstream's computed value
+                else:
+                    items = [*map(ref_at, deps)]
+                    if None in items:
+                        continue  # an upstream's key needs its computed value
+                    joined = b"".join(items)  # type: ignore[arg-type]
+                key = make(head + joined + node.tail)
             elif (inputs := encode_refs(node, refs, index_of)) is not None:
                 key = make(inputs)  # each upstream enters by its own cache key
             elif all(keys[dep] is not None for dep in node.data_deps):
@@ -142,13 +150,25 @@ class CacheLookup:
 
         A refused entry (corrupt, tampered, or a value that no longer deserializes: its class
         was renamed, say) is a miss, logged once per run: the task runs again and overwrites it.
+
+        When the executor's workers read blobs (``hold``), an entry that is a blob reference is
+        not read here: its value is the executor's handle to the reference (``hold_reference``),
+        once the blob is known to exist (a missing blob is a miss, as above).
         """
-        codec = self.ctx.cache_codec
+        ctx, hold = self.ctx, self.hold
+        codec = ctx.cache_codec
+        blobs = for_workers(ctx.blobs) if hold is not None else None
         opened, errors = codec.open_many(cache_storage_key(""), found)
         hits: dict[int, Hit] = {}
         for key, (code, body) in opened.items():
             indexes = wanted[key]
             try:
+                if blobs is not None and code == b"r" and ctx.codec.accepts(code, body):
+                    # A reference the state takes as it is (_for_state): no value is needed here.
+                    check_reference(blobs, codec, cache_storage_key(key), body)
+                    for index in indexes:
+                        hits[index] = (code, body, hold(body, ctx.encoding))
+                    continue
                 for index in indexes:  # each node its own copy of the value, as when it runs
                     hits[index] = (code, body, codec.deserialize(cache_storage_key(key), code, body))
             except IntegrityError as exc:

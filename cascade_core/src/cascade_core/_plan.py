@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._blobs import REF_CODE, BlobError, parse_reference
+from ._blobs import REF_CODE, BlobError, check_reference, for_workers
 from ._cache_lookup import CacheLookup, Hit
 from ._codec import state_key
 from ._context import DONE, MISSING, PENDING, SKIPPED, RunContext
@@ -115,7 +115,7 @@ def load_stored(ctx: RunContext, resumed: list[int], need_value: bytearray, hold
                 f"stored result {key!r} disappeared while the run resumed; rerun to recompute it", key=key
             )
         try:
-            if hold is None or ctx.blobs is None or ctx.blobs.key.startswith("object:"):
+            if hold is None or for_workers(ctx.blobs) is None:
                 results[index] = ctx.codec.loads(key, payload)
             else:
                 code, body = ctx.codec.open(key, payload)
@@ -136,12 +136,5 @@ def load_stored(ctx: RunContext, resumed: list[int], need_value: bytearray, hold
 def held(ctx: RunContext, key: str, body: bytes, hold: Any) -> Any:
     """The executor's handle to a stored result whose body is a blob reference: its workers read
     (and verify) the blob. A blob that is gone is lost here, as when the driver reads it."""
-    parsed = parse_reference(body)
-    if parsed is None or parsed[2] == REF_CODE:
-        raise IntegrityError(f"stored value at {key!r} is a malformed blob reference", key=key)
-    blob_id, _, code = parsed
-    if not ctx.codec.accepts(code):
-        raise ctx.codec._refused(key, code)
-    if not ctx.blobs.store.exists(blob_id):
-        raise BlobError(f"blob {blob_id} of {key!r} is missing from {ctx.blobs.label}", key=key, blob_id=blob_id)
+    check_reference(ctx.blobs, ctx.codec, key, body)  # type: ignore[arg-type]
     return hold(body, ctx.encoding)

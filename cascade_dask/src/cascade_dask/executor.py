@@ -31,6 +31,7 @@ from cascade_core.plugin import (
 )
 
 from .worker import (
+    _INBOX_LOCK,
     _INBOXES,
     DaskValue,
     StoredBlob,
@@ -78,7 +79,7 @@ class DaskExecutor:
         self._prefix = os.urandom(4).hex()  # keeps two executors' runs of one graph apart on a cluster
         self._count = itertools.count()
         self._arrived: Any = None  # queue.SimpleQueue of finished futures, made with the collector thread
-        self._inbox: dict[str, tuple] = {}  # results that workers in this process left (worker._INBOXES)
+        self._inbox: dict[str, tuple | None] = {}  # results that workers in this process left (worker._INBOXES)
         _INBOXES[self._prefix] = self._inbox
 
     @classmethod
@@ -169,7 +170,13 @@ class DaskExecutor:
         comm = client.scheduler_comm  # a new one after a reconnect
         if comm is not None and comm.interval > SEND_INTERVAL:
             comm.interval = SEND_INTERVAL
-        future = client.submit(worker_fn, sent, upstream, (self._prefix, key), key=key, pure=False)
+        inbox = self._inbox
+        inbox[key] = None  # awaited: a worker of this process may post its result here (worker._post)
+        try:
+            future = client.submit(worker_fn, sent, upstream, (self._prefix, key), key=key, pure=False)
+        except BaseException:
+            inbox.pop(key, None)
+            raise
         arrived = self._arrived or self._start_collector()
         future.add_done_callback(lambda future: arrived.put((future, call, done)))
         return future
@@ -196,8 +203,9 @@ class DaskExecutor:
 
     def _report(self, batch: list[Any]) -> None:
         inbox, posted = self._inbox, {}
-        for item in batch:
-            result = inbox.pop(item[0].key, None)
+        with _INBOX_LOCK:  # reported: a worker still running a cancelled call no longer posts
+            taken = [inbox.pop(item[0].key, None) for item in batch]
+        for item, result in zip(batch, taken):
             if result is not None and item[0].status == "finished":  # not cancelled meanwhile
                 posted[id(item)] = result
         finished = [item for item in batch if id(item) not in posted and item[0].status == "finished"]
@@ -253,9 +261,17 @@ class DaskExecutor:
             cluster.close()
 
     def __repr__(self) -> str:
-        info = self.client.scheduler_info() if self.client.status == "running" else {}
-        workers = len(info.get("workers", {}))
-        address = getattr(self.client.scheduler, "address", "?")
+        """The scheduler's address (its scheme: tcp://, tls://, inproc://) and the number of workers
+        the client last heard of, with no round trip to the scheduler: the engine calls this once
+        per run for an executor object (its label). The client refreshes that number itself (its
+        ``scheduler-info-interval``, 2 s by default) and when it connects or waits for workers."""
+        client = self.client
+        scheduler = getattr(client, "scheduler", None)
+        address = getattr(scheduler, "address", None) or "?"
+        info = getattr(client, "_scheduler_identity", None)  # the client's cache of scheduler_info()
+        workers = info.get("n_workers") if isinstance(info, dict) and client.status == "running" else None
+        if not isinstance(workers, int):
+            return f"DaskExecutor({address})"
         return f"DaskExecutor({address}, {workers} worker{'s' * (workers != 1)})"
 
     # -- pickling ------------------------------------------------------------------

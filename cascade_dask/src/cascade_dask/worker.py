@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import threading
 from typing import Any
 
 from cascade_core.plugin import BackendError, Outcome, TaskCall, run_call
@@ -192,12 +193,20 @@ def _run_on_worker(call: TaskCall, upstream: list[Any], inbox: tuple[str, str] |
 # driver: each executor of this process has an inbox (its prefix -> {Dask key: result}), where its
 # calls' results wait for it, so that it need not fetch them from the worker (a round trip per
 # batch). A worker in another process finds no inbox there, and its results are fetched.
-_INBOXES: dict[str, dict[str, tuple]] = {}
+# The executor puts a None under a call's key when it submits it and takes the key out when Dask
+# reports the call (finished, failed or cancelled): a worker posts only under a key still there,
+# so the result of a call cancelled while it ran is dropped, not left in the inbox. _INBOX_LOCK
+# makes that check and the post one step against the executor's taking.
+_INBOXES: dict[str, dict[str, tuple | None]] = {}
+_INBOX_LOCK = threading.Lock()
 
 
 def _post(result: tuple, inbox: tuple[str, str] | None) -> tuple:
     if inbox is not None:
         box = _INBOXES.get(inbox[0])
         if box is not None:
-            box[inbox[1]] = result
+            key = inbox[1]
+            with _INBOX_LOCK:
+                if key in box:  # still awaited: not reported (cancelled, say) meanwhile
+                    box[key] = result
     return result
