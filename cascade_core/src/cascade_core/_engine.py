@@ -27,12 +27,13 @@ from ._codec import keys_from_env
 from ._context import RunContext
 from ._errors import DefinitionError, ParamError, TaskFailed
 from ._executor import gatherer, holder
+from ._gc import PausedCollection
 from ._graph import build_graph
 from ._leases import new_owner
 from ._masking import describe
 from ._plan import prepare
 from ._records import RunRecords
-from ._resolve import check_workers, resolve_cache, resolve_executor, resolve_state
+from ._resolve import check_lease_ttl, check_run_id, check_workers, resolve_cache, resolve_executor, resolve_state
 from ._run_hold import RunHold
 from ._scheduler import Scheduler
 from ._values import shape_result
@@ -87,7 +88,7 @@ class Engine:
         if not isinstance(leases, bool):
             raise DefinitionError(f"leases must be True or False, got {leases!r}")
         self.leases = leases
-        self.lease_ttl = _check_lease_ttl(lease_ttl)
+        self.lease_ttl = check_lease_ttl(lease_ttl)
 
     def run(
         self,
@@ -136,25 +137,29 @@ class Engine:
         started = time.perf_counter()
         if params is not None and not isinstance(params, Mapping):
             raise ParamError(f"params must be a dict of name -> value, got {type(params).__name__}")
-        graph = build_graph(target, params)
-        workers = check_workers(max_workers) or self.max_workers
-        with _Resources(self, workers, loop) as res:
-            if run_id is None:
-                run_id = getattr(res.state_spec.instance, "run_id", None) or new_run_id()
-            run_id = _check_run_id(run_id)
-            if res.state_spec.instance is not None and res.state_spec.instance.run_id != run_id:
-                raise DefinitionError(
-                    f"run_id {run_id!r} differs from the state backend's run id {res.state_spec.instance.run_id!r}: "
-                    "pass a factory to bind other run ids"
-                )
-            state = res.open_state(run_id)
-            ctx = RunContext(graph, run_id, state, res.cache_spec.backend, self._keys(), cancel, res.blobs)
-            run = _Run(self, ctx, res)
-            try:
-                report = run.execute()
-            finally:
-                run.hold.release()  # on every way out; only a driver that dies leaves its lease to expire
-                ctx.results.clear()  # drop the executor's handles now: Dask frees their values on the cluster
+        # The collector is paused while the engine alone works (graph, plan, a warm rerun's hits)
+        # and resumed before any task runs; what the run allocated is freed before it resumes.
+        with PausedCollection() as collection:
+            graph = build_graph(target, params)
+            workers = check_workers(max_workers) or self.max_workers
+            with _Resources(self, workers, loop) as res:
+                if run_id is None:
+                    run_id = getattr(res.state_spec.instance, "run_id", None) or new_run_id()
+                run_id = check_run_id(run_id)
+                if res.state_spec.instance is not None and res.state_spec.instance.run_id != run_id:
+                    raise DefinitionError(
+                        f"run_id {run_id!r} differs from the state backend's run id "
+                        f"{res.state_spec.instance.run_id!r}: pass a factory to bind other run ids"
+                    )
+                state = res.open_state(run_id)
+                ctx = RunContext(graph, run_id, state, res.cache_spec.backend, self._keys(), cancel, res.blobs)
+                run = _Run(self, ctx, res, collection)
+                try:
+                    report = run.execute()
+                finally:
+                    run.hold.release()  # on every way out; only a driver that dies leaves its lease to expire
+                    ctx.results.clear()  # drop the executor's handles now: Dask frees their values on the cluster
+            del graph, ctx, run
         report.duration_s = time.perf_counter() - started
         return report
 
@@ -208,9 +213,10 @@ class _Resources:
 class _Run:
     """One execution of one graph: run info, plan, schedule, finish."""
 
-    def __init__(self, engine: Engine, ctx: RunContext, res: _Resources) -> None:
+    def __init__(self, engine: Engine, ctx: RunContext, res: _Resources, collection: PausedCollection) -> None:
         self.ctx = ctx
         self.res = res
+        self.collection = collection
         self.records = RunRecords(ctx, engine.observers)
         self.lookup = CacheLookup(ctx, self.records)
         self.lookup.gather = gatherer(res.executor_spec.executor)
@@ -253,7 +259,10 @@ class _Run:
         )
         self.records.run_started(len(stored), self.res.state_spec.label, self.res.cache_spec.label)
         try:
-            self.scheduler.run(prepare(ctx, self.records, self.lookup, stored))
+            must_run = prepare(ctx, self.records, self.lookup, stored)
+            if 1 in must_run:  # tasks run from here on: their garbage is collected as usual
+                self.collection.resume()
+            self.scheduler.run(must_run)
         except BaseException as exc:
             self._crashed(exc)
             raise
@@ -321,27 +330,6 @@ def _value_of(report: RunReport) -> Any:
     if report.error is not None:
         raise report.error
     return report.value
-
-
-def _check_run_id(run_id: Any) -> str:
-    if not isinstance(run_id, str) or not run_id or len(run_id) > 200 or not run_id.isprintable() or " " in run_id:
-        raise DefinitionError(
-            f"run_id must be a non-empty printable string without spaces (at most 200 chars), got {run_id!r}"
-        )
-    return run_id
-
-
-def _check_lease_ttl(value: Any) -> float:
-    import math
-
-    if (
-        not isinstance(value, (int, float))
-        or isinstance(value, bool)
-        or not math.isfinite(value)
-        or not 0.5 <= value <= 86400
-    ):
-        raise DefinitionError(f"lease_ttl must be a number of seconds from 0.5 to 86400, got {value!r}")
-    return float(value)
 
 
 def run(

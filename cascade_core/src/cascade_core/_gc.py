@@ -7,10 +7,13 @@ that work pays for dozens of collections that find nothing to free (a quarter of
 rerun of 10,000 cached tasks; see docs/benchmarks.md). Mercurial's ``util.nogc`` pauses
 it for the same reason.
 
-The switch is process-wide: while one run builds its graph or computes its cache keys,
-tasks of other runs in other threads allocate with collection deferred (not lost: it
-resumes when the block ends). So only pure computation runs paused, never I/O: a slow
-backend cannot hold the collector off.
+A run pauses it from building its graph until its first task starts (``PausedCollection``
+in ``_engine``): a warm rerun or a finished resume never resumes it before the end, and
+frees what it allocated first, so the collector has nothing of the run to walk. That span
+includes the run's first backend calls (result ids, the cache lookup), each bounded by its
+backend's timeout. The switch is process-wide: tasks of other runs in other threads
+allocate with collection deferred meanwhile (not lost: it resumes when the run's pause ends).
+Other pauses (``collection_paused``) cover pure computation only.
 """
 
 from __future__ import annotations
@@ -31,3 +34,21 @@ def collection_paused() -> Iterator[None]:
         yield
     finally:
         gc.enable()
+
+
+class PausedCollection:
+    """Pause automatic collection until :meth:`resume` or the end of the block, if it is on."""
+
+    def __enter__(self) -> PausedCollection:
+        self.paused = gc.isenabled()  # paused by someone else: leave it to them
+        if self.paused:
+            gc.disable()
+        return self
+
+    def resume(self) -> None:
+        if self.paused:
+            self.paused = False
+            gc.enable()
+
+    def __exit__(self, *exc: object) -> None:
+        self.resume()

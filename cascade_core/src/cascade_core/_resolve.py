@@ -195,3 +195,24 @@ def _misplaced(value: Any, argument: str) -> str:
     if argument != "cache_backend" and not missing_methods(value, CACHE_METHODS):
         return f": {type(value).__name__} is a cache backend, pass it as cache_backend="
     return ""
+
+
+def check_run_id(run_id: Any) -> str:
+    if not isinstance(run_id, str) or not run_id or len(run_id) > 200 or not run_id.isprintable() or " " in run_id:
+        raise DefinitionError(
+            f"run_id must be a non-empty printable string without spaces (at most 200 chars), got {run_id!r}"
+        )
+    return run_id
+
+
+def check_lease_ttl(value: Any) -> float:
+    import math
+
+    if (
+        not isinstance(value, (int, float))
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or not 0.5 <= value <= 86400
+    ):
+        raise DefinitionError(f"lease_ttl must be a number of seconds from 0.5 to 86400, got {value!r}")
+    return float(value)

@@ -87,7 +87,8 @@ def parse_params(items: list[str]) -> dict[str, str]:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from .._engine import Engine, _check_run_id, new_run_id
+    from .._engine import Engine, new_run_id
+    from .._resolve import check_run_id
     from .._uri import BackendURI
     from ._logs import CliHandler
     from ._progress import QUIET, choose_mode, make_progress
@@ -100,7 +101,7 @@ def run_command(args: argparse.Namespace) -> int:
     executor_uri = BackendURI.parse(executor_text) if executor_text else None
     blobs_text = args.blobs or os.environ.get(BLOBS_ENV)
     blobs_uri = BackendURI.parse(blobs_text) if blobs_text else None
-    run_id = _check_run_id(args.run_id) if args.run_id is not None else new_run_id()
+    run_id = check_run_id(args.run_id) if args.run_id is not None else new_run_id()
     target, params = load_target(args.target, params)
     progress = make_progress(choose_mode(sys.stderr, quiet=args.json or args.no_progress))
     handler = next((h for h in _cascade_handlers() if isinstance(h, CliHandler)), None)
