@@ -126,8 +126,9 @@ def _order(roots: list[LazyResult]) -> tuple[list[LazyResult], bool]:
     ``.after()`` can point at a later node (and make a cycle); then a depth-first sort with
     cycle detection runs instead.
     """
-    reachable: dict[int, LazyResult] = {id(root): root for root in roots}
-    found = list(reachable.values())
+    # Lazy results hash by identity (no __eq__): a set of them needs no id() call per edge.
+    reachable: set[LazyResult] = set(roots)
+    found = list(dict.fromkeys(roots))
     ordered_by_after = with_params = False
     for lazy in found:  # grows while it is walked; each lazy result enters it once
         edges = lazy.deps
@@ -135,15 +136,15 @@ def _order(roots: list[LazyResult]) -> tuple[list[LazyResult], bool]:
             ordered_by_after = True
             edges = edges + lazy.ordering
         for dep in edges:  # filtered here: a task with several upstreams shares them with others
-            key = id(dep)
-            if key not in reachable:
-                reachable[key] = dep
+            if dep not in reachable:
+                reachable.add(dep)
                 found.append(dep)
         if lazy.has_params:
             with_params = True
     if ordered_by_after:
         return _depth_first(roots), with_params
-    return sorted(reachable.values(), key=_creation), with_params  # C-level key: fast
+    found.sort(key=_creation)  # C-level key: fast
+    return found, with_params
 
 
 _creation = operator.attrgetter("seq")
