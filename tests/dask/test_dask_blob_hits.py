@@ -26,9 +26,6 @@ from cascade_dask import DaskExecutor
 from cascade_dask import worker as dask_worker
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # worker processes cannot import this test module
-pytestmark = pytest.mark.skipif(
-    not hasattr(Encoding, "decode"), reason="this cascade-core cannot decode blob references on workers"
-)
 
 BIG = 2_000_000  # bytes per value: far over the 64KiB threshold
 

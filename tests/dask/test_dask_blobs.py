@@ -14,7 +14,6 @@ import cloudpickle
 import pytest
 
 import cascade_core as cs
-from cascade_core import _executor
 from cascade_core._blob_protocol import blob_path
 from cascade_core._call import Encoding
 from cascade_core.backends.sqlite import SqliteStateStore
@@ -24,11 +23,6 @@ from cascade_dask import DaskExecutor
 from cascade_dask.worker import StoredBlob
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # worker processes cannot import this test module
-# Reading a blob on a worker needs Encoding.decode, and a resume that hands workers the stored
-# reference needs the engine to call the executor's hold_reference: both are cascade-core's.
-pytestmark = pytest.mark.skipif(
-    not hasattr(Encoding, "decode"), reason="this cascade-core cannot decode blob references on workers"
-)
 
 BIG = 2_000_000  # bytes per value: far over the 64KiB threshold
 
@@ -181,9 +175,6 @@ def test_a_stored_blob_handle_is_read_on_the_worker_and_a_corrupt_blob_fails_the
         executor.gather([handle])
 
 
-@pytest.mark.skipif(
-    not hasattr(_executor, "holder"), reason="this cascade-core loads stored blobs in the driver on a resume"
-)
 def test_a_resumed_run_hands_the_workers_the_stored_reference(process_cluster, tmp_path, driver_reads):
     db, root = tmp_path / "state.db", tmp_path / "blobs"
     folder = str(tmp_path)
@@ -197,9 +188,6 @@ def test_a_resumed_run_hands_the_workers_the_stored_reference(process_cluster, t
     assert driver_reads == []
 
 
-@pytest.mark.skipif(
-    not hasattr(_executor, "holder"), reason="this cascade-core loads stored blobs in the driver on a resume"
-)
 def test_a_resumed_upstream_whose_blob_is_gone_runs_again(thread_cluster, tmp_path):
     db, root = tmp_path / "state.db", tmp_path / "blobs"
     folder = str(tmp_path)
