@@ -271,10 +271,10 @@ class LazyResult(Generic[R]):
             # The common case: positional lazy results and scalars, no container to search.
             for value in args:
                 kind = type(value)
-                if kind in _SCALARS:
-                    continue
                 if kind is LazyResult:
                     deps.append(value)
+                elif kind in _SCALARS:
+                    continue
                 elif kind is Param:
                     has_params = True
                 elif kind in _CONTAINERS or isinstance(value, _CONTAINERS):
