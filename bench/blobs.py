@@ -1,4 +1,5 @@
-"""Large results by reference (docs/blobs.md), measured: ``python -m bench.blobs [--quick] [--check]``.
+"""Large results by reference (docs/blobs.md), measured: scenario ``blobs`` of ``python -m bench``
+(``run(server, quick)``), or alone: ``python -m bench.blobs [--quick] [--check]``.
 
 1. Storing a 256 MB result through ``file://`` against ``pickle.dumps`` + SHA-256 + writing the
    bytes to a file (interleaved, medians; goal <= 1.3x).
@@ -21,7 +22,7 @@ import sys
 import tempfile
 import time
 
-from .common import RedisServer, Seconds, interleave, median
+from .common import RedisServer, Result, Row, Seconds, Target, interleave, median
 
 MB = 1_000_000
 
@@ -94,7 +95,10 @@ def peak_memory() -> dict[str, float]:
     return {"peak_bytes": peak, "pickled": size, "ratio": peak / size}
 
 
-def redis_memory(count: int, size: int) -> dict[str, float]:
+def redis_memory(count: int, size: int, server: RedisServer | None = None) -> dict[str, float]:
+    """On ``server`` (already started; databases 8 and 9 are flushed) or on a private one."""
+    import contextlib
+
     import cascade_core as cs
 
     @cs.task(cache=True)
@@ -107,18 +111,25 @@ def redis_memory(count: int, size: int) -> dict[str, float]:
 
     folder = tempfile.mkdtemp(prefix="blob-bench-")
     try:
-        with RedisServer() as server:
-            client = server.client()
+        with contextlib.ExitStack() as stack:
+            if server is None:
+                server = stack.enter_context(RedisServer())
+            state, cache = server.url(8), server.url(9)
+            for db in (8, 9):
+                flusher = server.client(db)
+                flusher.flushdb()
+                flusher.close()
+            client = server.client(8)
             uri = f"file://{folder}"
             # Connections, loaded scripts and the databases' own tables are not what is measured.
-            cs.run(small([1]), state_backend=server.url(0), cache_backend=server.url(1), blob_store=uri, run_id="warm")
+            cs.run(small([1]), state_backend=state, cache_backend=cache, blob_store=uri, run_id="warm")
             before = int(client.info("memory")["used_memory"])
             targets = [part(i) for i in range(count)]
-            cs.run(targets, state_backend=server.url(0), cache_backend=server.url(1), blob_store=uri, run_id="one")
+            cs.run(targets, state_backend=state, cache_backend=cache, blob_store=uri, run_id="one")
             grown = int(client.info("memory")["used_memory"]) - before
             written = _dir_bytes(folder)
             # A second run with another run id and no cache: same values, written again by the tasks.
-            cs.run(targets, state_backend=server.url(0), blob_store=uri, run_id="two")
+            cs.run(targets, state_backend=state, blob_store=uri, run_id="two")
             again = _dir_bytes(folder) - written
             client.close()
     finally:
@@ -149,26 +160,66 @@ def chain_overhead(n: int, repeats: int) -> dict[str, float]:
     return {name: median(values) / n * 1e6 for name, values in times.items()}  # microseconds per task
 
 
+def run(server: RedisServer | None, quick: bool) -> Result:
+    """The ``blobs`` scenario of ``python -m bench``; ``server`` is the run's redis (None: a private one)."""
+    result = Result("blobs", "Blob stores (large results by reference, file:// store, issue #13)")
+    repeats = 2 if quick else 5
+    store = store_256(repeats)
+    result.rows.append(
+        Row("store 256 MB: pickle.dumps + SHA-256 + write", store["baseline_s"] * 1e3, "ms", runs=repeats)
+    )
+    result.rows.append(Row("store 256 MB: cs.run, file:// blob store", store["engine_s"] * 1e3, "ms", runs=repeats))
+    ratio = store["ratio"]
+    result.targets.append(
+        Target(
+            "store 256 MB via file:// vs pickle + SHA-256 + write", f"{ratio:.2f}x", "<= 1.3x", ratio <= 1.3, ratio, 1.3
+        )
+    )
+    peak = peak_memory()
+    result.rows.append(Row("store 256 MB: driver peak RSS over start", peak["peak_bytes"] / MB, "MB", "fresh process"))
+    result.targets.append(
+        Target(
+            "peak driver memory storing one 256 MB result",
+            f"{peak['ratio']:.2f}x pickled size",
+            "<= 2.5x",
+            peak["ratio"] <= 2.5,
+        )
+    )
+    redis = redis_memory(10, 50 * MB, server)
+    growth, again = int(redis["used_memory_growth"]), int(redis["blob_bytes_second_run"])
+    result.rows.append(Row("10 x 50 MB, redis state + cache: Redis used_memory growth", growth / 1024, "KiB"))
+    result.rows.append(Row("10 x 50 MB: blob bytes written, first run", redis["blob_bytes_first"] / MB, "MB"))
+    result.rows.append(Row("10 x 50 MB: blob bytes written, second run (other run id)", again, "bytes"))
+    result.targets.append(
+        Target(
+            "Redis used_memory growth, 10 x 50 MB with a blob store",
+            f"{growth / 1024:.1f} KiB",
+            "< 64 KiB",
+            growth < 64 * 1024,
+        )
+    )
+    result.targets.append(Target("blob bytes written by a second run (other run id)", f"{again} B", "== 0", again == 0))
+    chain_repeats = 5 if quick else 15
+    for name, micros in chain_overhead(2000, chain_repeats).items():
+        result.rows.append(
+            Row(f"chain of 2,000 trivial tasks, inline://: {name}", micros, "µs/task", runs=chain_repeats)
+        )
+    result.notes.append(
+        "Interleaved medians; the store case writes to a fresh folder every round (the blob is written each "
+        "time). Peak memory: a fresh driver process, VmHWM minus VmRSS at start (the value counts)."
+    )
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    quick = "--quick" in args
-    results = {
-        "store 256 MB": store_256(2 if quick else 5),
-        "peak memory": peak_memory(),
-        "redis": redis_memory(10, 50 * MB),
-        "chain us/task": chain_overhead(2000, 5 if quick else 15),
-    }
-    for name, values in results.items():
-        print(
-            f"{name}: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
-        )
+    result = run(None, "--quick" in args)
+    for row in result.rows:
+        print(f"{row.label}: {row.value:.4g} {row.unit}")
+    for target in result.targets:
+        print(f"target: {target.name}: {target.measured} (goal {target.goal}) {'met' if target.met else 'MISSED'}")
     if "--check" in args:
-        ok = (
-            results["store 256 MB"]["ratio"] <= 1.3
-            and results["peak memory"]["ratio"] <= 2.5
-            and results["redis"]["used_memory_growth"] < 64 * 1024
-            and results["redis"]["blob_bytes_second_run"] == 0
-        )
+        ok = all(target.met for target in result.targets)
         print("targets met" if ok else "targets MISSED")
         return 0 if ok else 1
     return 0

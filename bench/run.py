@@ -9,7 +9,18 @@ import sys
 import time
 import warnings
 
-SCENARIOS = ("overhead", "redis-state", "warm-cache", "resume", "sqlite", "startup", "memory", "dask", "redis-cluster")
+SCENARIOS = (
+    "overhead",
+    "redis-state",
+    "warm-cache",
+    "resume",
+    "sqlite",
+    "startup",
+    "memory",
+    "blobs",
+    "dask",
+    "redis-cluster",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,11 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     results = []
     server = RedisServer()
-    needs_redis = {"redis-state", "warm-cache", "resume"} & set(wanted) or not args.no_profile
+    redis_scenario_names = {"redis-state", "warm-cache", "resume", "blobs"}
+    needs_redis = redis_scenario_names & set(wanted) or not args.no_profile
     skipped: list[str] = []
     if needs_redis and not server.available:
         print("redis-server is not on the PATH: the redis scenarios are skipped", file=sys.stderr)
-        skipped = ["redis-state", "warm-cache", "resume"]
+        skipped = [name for name in SCENARIOS if name in redis_scenario_names]
     profile_text: dict[str, str] = {}
 
     def timed(fn, *a):
@@ -55,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if "overhead" in wanted:
         timed(overhead.run, args.quick)
-    if server.available and (set(wanted) & {"redis-state", "warm-cache", "resume"} or not args.no_profile):
+    if server.available and (set(wanted) & redis_scenario_names or not args.no_profile):
         with server:
             if "redis-state" in wanted:
                 timed(redis_scenarios.state, server, args.quick)
@@ -63,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
                 timed(redis_scenarios.warm_cache, server, args.quick)
             if "resume" in wanted:
                 timed(redis_scenarios.resume, server, args.quick)
+            if "blobs" in wanted:
+                from . import blobs
+
+                timed(blobs.run, server, args.quick)
             if not args.no_profile:
                 print("... profiles", file=sys.stderr, flush=True)
                 profile_text = profiles.run(server, args.quick)
