@@ -142,6 +142,25 @@ def test_a_cache_hit_whose_blob_is_gone_runs_again(thread_cluster, tmp_path, cap
     assert calls(tmp_path, "make") == 2
 
 
+def test_a_cache_hit_whose_blob_is_corrupt_fails_on_the_worker_and_the_run_resumes_once(
+    thread_cluster, tmp_path, caplog
+):
+    folder, options = str(tmp_path), _options(tmp_path)
+    target = size(folder, cached_make(folder, BIG))
+    cs.run(target, executor=DaskExecutor(thread_cluster), run_id="cold", **options)
+    body = pickle.dumps(bytes(range(256)) * (BIG // 256), protocol=pickle.HIGHEST_PROTOCOL)
+    blob_id = "sha256:" + hashlib.sha256(body).hexdigest()
+    path = tmp_path / "blobs" / blob_path(blob_id)
+    path.write_bytes(path.read_bytes()[:-10])  # present, so handed over unread; fails its hash where read
+    with caplog.at_level(logging.WARNING, logger="cascade"):
+        result = cs.run(target, executor=DaskExecutor(thread_cluster), run_id="warm", **options)
+    assert result == expected_size(BIG)  # the run completed: the resume recomputed make
+    assert (calls(tmp_path, "make"), calls(tmp_path, "size")) == (2, 2)  # size never ran on the bad bytes
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("fails its hash" in w and w.endswith("resuming run warm once to recompute it") for w in warnings)
+    assert FileBlobStore(tmp_path / "blobs").get(blob_id) == body  # written again, whole
+
+
 # -- (c) leases=True: a result another driver stored by reference -----------------------------------
 
 

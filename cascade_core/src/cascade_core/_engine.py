@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._availability import Availability
-from ._blobs import resolve_blobs
+from ._blobs import BlobError, resolve_blobs
 from ._cache_lookup import CacheLookup
 from ._codec import keys_from_env
 from ._context import RunContext
@@ -32,7 +32,7 @@ from ._graph import build_graph
 from ._leases import new_owner
 from ._masking import describe
 from ._plan import prepare
-from ._records import RunRecords
+from ._records import RunRecords, log
 from ._resolve import check_lease_ttl, check_run_id, check_workers, resolve_cache, resolve_executor, resolve_state
 from ._run_hold import RunHold
 from ._scheduler import Scheduler
@@ -133,7 +133,18 @@ class Engine:
         loop: Any = None,
         cancel: threading.Event | None = None,
     ) -> RunReport:
-        """Run ``target`` and return a :class:`RunReport` instead of raising on task failure."""
+        """Run ``target`` and return a :class:`RunReport` instead of raising on task failure.
+
+        A task that failed because an upstream's blob was lost or corrupt where its worker read
+        it (an executor given stored references, docs/blobs.md) makes the run resume once: the
+        blob is gone by then, so the resume recomputes that upstream."""
+        report = self._execute(target, params, run_id, max_workers, loop, cancel)
+        if report.error is not None and isinstance(report.error.__cause__, BlobError):
+            log.warning("%s; resuming run %s once to recompute it", report.error.__cause__, report.run_id)
+            report = self._execute(target, params, report.run_id, max_workers, loop, cancel)
+        return report
+
+    def _execute(self, target: Any, params: Any, run_id: Any, max_workers: Any, loop: Any, cancel: Any) -> RunReport:
         started = time.perf_counter()
         if params is not None and not isinstance(params, Mapping):
             raise ParamError(f"params must be a dict of name -> value, got {type(params).__name__}")
