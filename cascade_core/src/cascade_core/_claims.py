@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ._blobs import REF_CODE, BlobError, for_workers
+from ._blobs import BlobError
 from ._cache_lookup import CacheLookup
 from ._codec import state_key
 from ._context import DONE, RunContext
 from ._leases import LeaseKeeper, new_owner, supports_leases
-from ._plan import held
+from ._plan import load_result
 from ._records import RunRecords, log
 
 
@@ -93,26 +93,18 @@ class Claims:
         """Load results another driver stored for these nodes; mark them done and release downstream.
 
         A result stored by blob reference, when the executor's workers read blobs (``hold``), is
-        not read here: it is handed to the executor as the reference (as on resume, _plan.held).
+        not read here: it is handed to the executor as the reference (as on resume, _plan.load_result).
         """
         if not ids:
             return []
         ctx, records = self.ctx, self.records
-        hold = self.lookup.hold
-        if for_workers(ctx.blobs) is None:
-            hold = None  # no blob store, or one the workers cannot open: the driver reads it
         found = ctx.state.get_results(list(ids))
         finished = []
         for node_id, payload in found.items():
             index = ids[node_id]
             key = state_key(ctx.run_id, node_id)
             try:
-                if hold is None:
-                    ctx.results[index] = ctx.codec.loads(key, payload)
-                else:
-                    code, body = ctx.codec.open(key, payload)
-                    value = held(ctx, key, body, hold) if code == REF_CODE else ctx.codec.deserialize(key, code, body)
-                    ctx.results[index] = value
+                ctx.results[index] = load_result(ctx, key, payload, self.lookup.hold)
             except BlobError as exc:
                 # As on resume (_plan.load_stored): the node is not done and runs again (here,
                 # once this driver holds its lease), overwriting the result it could not read.

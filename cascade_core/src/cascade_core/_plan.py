@@ -115,14 +115,7 @@ def load_stored(ctx: RunContext, resumed: list[int], need_value: bytearray, hold
                 f"stored result {key!r} disappeared while the run resumed; rerun to recompute it", key=key
             )
         try:
-            if hold is None or for_workers(ctx.blobs) is None:
-                results[index] = ctx.codec.loads(key, payload)
-            else:
-                code, body = ctx.codec.open(key, payload)
-                if code == REF_CODE:
-                    results[index] = held(ctx, key, body, hold)
-                else:
-                    results[index] = ctx.codec.deserialize(key, code, body)
+            results[index] = load_result(ctx, key, payload, hold)
         except BlobError as exc:
             task = ctx.nodes[index].task.name
             log.warning("stored result of task %s (node %s) is lost: %s; it runs again", task, node_id, exc)
@@ -133,8 +126,14 @@ def load_stored(ctx: RunContext, resumed: list[int], need_value: bytearray, hold
     return lost
 
 
-def held(ctx: RunContext, key: str, body: bytes, hold: Any) -> Any:
-    """The executor's handle to a stored result whose body is a blob reference: its workers read
-    (and verify) the blob. A blob that is gone is lost here, as when the driver reads it."""
+def load_result(ctx: RunContext, key: str, payload: bytes, hold: Any = None) -> Any:
+    """The value of a stored result, verified. With an executor whose workers read blobs
+    (``hold``), a blob reference is not read here: once its blob is known to exist, the executor
+    gets the reference (its workers read and verify the blob). A lost blob raises BlobError."""
+    if hold is None or for_workers(ctx.blobs) is None:
+        return ctx.codec.loads(key, payload)
+    code, body = ctx.codec.open(key, payload)
+    if code != REF_CODE:
+        return ctx.codec.deserialize(key, code, body)
     check_reference(ctx.blobs, ctx.codec, key, body)  # type: ignore[arg-type]
     return hold(body, ctx.encoding)
