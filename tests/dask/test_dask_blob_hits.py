@@ -161,6 +161,20 @@ def test_a_cache_hit_whose_blob_is_corrupt_fails_on_the_worker_and_the_run_resum
     assert FileBlobStore(tmp_path / "blobs").get(blob_id) == body  # written again, whole
 
 
+def test_a_target_whose_cached_blob_is_corrupt_is_recomputed_by_a_resume(thread_cluster, tmp_path, caplog):
+    folder, options = str(tmp_path), _options(tmp_path)
+    cs.run(cached_make(folder, BIG), executor=DaskExecutor(thread_cluster), run_id="cold", **options)
+    body = pickle.dumps(bytes(range(256)) * (BIG // 256), protocol=pickle.HIGHEST_PROTOCOL)
+    path = tmp_path / "blobs" / blob_path("sha256:" + hashlib.sha256(body).hexdigest())
+    path.write_bytes(path.read_bytes()[:-10])  # the hit goes to the executor unread; its gather finds this
+    with caplog.at_level(logging.WARNING, logger="cascade"):
+        value = cs.run(cached_make(folder, BIG), executor=DaskExecutor(thread_cluster), run_id="warm", **options)
+    assert value == bytes(range(256)) * (BIG // 256)
+    assert calls(tmp_path, "make") == 2  # recomputed by the resume
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("fails its hash" in w and w.endswith("resuming run warm once to recompute it") for w in warnings)
+
+
 # -- (c) leases=True: a result another driver stored by reference -----------------------------------
 
 

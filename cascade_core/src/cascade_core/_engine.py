@@ -13,7 +13,6 @@ crashes at any point resumes without redoing finished work.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -21,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._availability import Availability
-from ._blobs import BlobError, resolve_blobs
+from ._blobs import BlobError
 from ._cache_lookup import CacheLookup
 from ._codec import keys_from_env
 from ._context import RunContext
@@ -33,7 +32,8 @@ from ._leases import new_owner
 from ._masking import describe
 from ._plan import prepare
 from ._records import RunRecords, log
-from ._resolve import check_lease_ttl, check_run_id, check_workers, resolve_cache, resolve_executor, resolve_state
+from ._resolve import check_lease_ttl, check_run_id, check_workers, new_run_id
+from ._resources import RunResources
 from ._run_hold import RunHold
 from ._scheduler import Scheduler
 from ._values import shape_result
@@ -51,11 +51,6 @@ class RunReport:
     error: TaskFailed | None = None
     failed_task: str | None = None
     skipped: dict[str, str] = field(default_factory=dict)
-
-
-def new_run_id() -> str:
-    """A fresh, sortable, unique run id such as ``20261127-214233-3f9a1c2b``."""
-    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + os.urandom(4).hex()
 
 
 class Engine:
@@ -153,7 +148,7 @@ class Engine:
         with PausedCollection() as collection:
             graph = build_graph(target, params)
             workers = check_workers(max_workers) or self.max_workers
-            with _Resources(self, workers, loop) as res:
+            with RunResources(self, workers, loop) as res:
                 if run_id is None:
                     run_id = getattr(res.state_spec.instance, "run_id", None) or new_run_id()
                 run_id = check_run_id(run_id)
@@ -178,53 +173,10 @@ class Engine:
         return self._secret_keys if self._secret_keys is not None else keys_from_env()
 
 
-class _Resources:
-    """The backends and executor of one run: resolved on entry, closed on exit when owned."""
-
-    def __init__(self, engine: Engine, workers: int | None, loop: Any) -> None:
-        self.engine, self.workers, self.loop = engine, workers, loop
-        self.state: Any = None
-        self._closers: list[Any] = []
-
-    def __enter__(self) -> _Resources:
-        try:
-            self.state_spec = resolve_state(self.engine._state_arg)
-            self._closers.append(self.state_spec.close)
-            self.cache_spec = resolve_cache(self.engine._cache_arg)
-            self._closers.append(self.cache_spec.close)
-            self.executor_spec = resolve_executor(self.engine._executor_arg, self.workers)
-            self._closers.append(self.executor_spec.close)
-            self.blobs = resolve_blobs(self.engine._blobs_arg)  # stores stay open for the process
-        except BaseException:
-            self.__exit__()
-            raise
-        use_loop = getattr(self.executor_spec.executor, "use_event_loop", None)
-        if self.loop is not None and self.executor_spec.owned and callable(use_loop):
-            use_loop(self.loop)
-        return self
-
-    def open_state(self, run_id: str) -> Any:
-        self.state = self.state_spec.open(run_id)
-        if self.state_spec.instance is None:
-            self._closers.append(self.state.close)
-        return self.state
-
-    def __exit__(self, *exc_info: object) -> None:
-        errors = []
-        for close in reversed(self._closers):
-            try:
-                close()
-            except BaseException as exc:  # close the others; re-raise the first
-                errors.append(exc)
-        self._closers.clear()
-        if errors and not any(exc_info):
-            raise errors[0]
-
-
 class _Run:
     """One execution of one graph: run info, plan, schedule, finish."""
 
-    def __init__(self, engine: Engine, ctx: RunContext, res: _Resources, collection: PausedCollection) -> None:
+    def __init__(self, engine: Engine, ctx: RunContext, res: RunResources, collection: PausedCollection) -> None:
         self.ctx = ctx
         self.res = res
         self.collection = collection
@@ -306,6 +258,12 @@ class _Run:
                         records.record(node.index, "skipped", 0.0, None, records.skipped[node.id])
         if records.records:
             state.put_task_records(records.record_json())
+        values: list[Any] = []
+        if not records.failures:
+            try:
+                values = self._target_values()
+            except BlobError as lost:  # a target's blob was corrupt where its executor read it (deleted now)
+                records.failures.append((ctx.graph.targets[0], lost))
         status = "failed" if records.failures else "succeeded"
         end_info = {"status": status, "failed_task": "", "error": ""}  # clears an earlier attempt's failure
         end_info.update({f"count_{name}": str(value) for name, value in records.counts.items()})
@@ -320,7 +278,7 @@ class _Run:
             end_info["error"] = str(error)
         state.set_run_info(end_info)
         records.run_finished(status)
-        value = None if error else shape_result(ctx.graph.target_shape, self._target_values(), ctx.graph)
+        value = None if error else shape_result(ctx.graph.target_shape, values, ctx.graph)
         return RunReport(
             ctx.run_id, status, dict(records.counts), 0.0, value, error, failed_task, dict(records.skipped)
         )

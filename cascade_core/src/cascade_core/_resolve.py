@@ -216,3 +216,11 @@ def check_lease_ttl(value: Any) -> float:
     ):
         raise DefinitionError(f"lease_ttl must be a number of seconds from 0.5 to 86400, got {value!r}")
     return float(value)
+
+
+def new_run_id() -> str:
+    """A fresh, sortable, unique run id such as ``20261127-214233-3f9a1c2b``."""
+    import os
+    import time
+
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + os.urandom(4).hex()

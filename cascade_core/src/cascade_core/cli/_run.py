@@ -87,8 +87,8 @@ def parse_params(items: list[str]) -> dict[str, str]:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from .._engine import Engine, new_run_id
-    from .._resolve import check_run_id
+    from .._engine import Engine
+    from .._resolve import check_run_id, new_run_id
     from .._uri import BackendURI
     from ._logs import CliHandler
     from ._progress import QUIET, choose_mode, make_progress
