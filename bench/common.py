@@ -297,3 +297,25 @@ def repo_root() -> str:
 
 def python() -> str:
     return sys.executable
+
+
+def prefect_env() -> tuple[str, dict[str, str]]:
+    """A fresh PREFECT_HOME and an environment for a Prefect subprocess: a local ephemeral
+    server, no analytics, no API logging, errors only."""
+    import os
+    import tempfile
+
+    home = tempfile.mkdtemp(prefix="cascade-bench-prefect-")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(
+        {
+            "PREFECT_HOME": home,
+            "PREFECT_SERVER_EPHEMERAL_ENABLED": "true",
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "DO_NOT_TRACK": "1",
+            "PREFECT_LOGGING_LEVEL": "ERROR",
+            "PREFECT_LOGGING_TO_API_ENABLED": "false",
+            "PREFECT_SERVER_LOGGING_LEVEL": "ERROR",
+        }
+    )
+    return home, env

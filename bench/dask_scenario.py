@@ -4,7 +4,6 @@ of the same graph on the same cluster, and against Prefect 3 with prefect-dask's
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -12,7 +11,7 @@ import time
 import cascade_core as cs
 
 from . import workloads as w
-from .common import Result, Row, Seconds, Target, have, interleave, median
+from .common import Result, Row, Seconds, Target, have, interleave, median, prefect_env
 
 
 def _raw_fan(client, n):
@@ -159,21 +158,8 @@ def _prefect(address: str, quick: bool) -> dict:
     if not (have("prefect") and have("prefect_dask")):
         return {"error": "prefect or prefect-dask is not installed"}
     import shutil
-    import tempfile
 
-    home = tempfile.mkdtemp(prefix="cascade-bench-prefect-")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update(
-        {
-            "PREFECT_HOME": home,
-            "PREFECT_SERVER_EPHEMERAL_ENABLED": "true",
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "DO_NOT_TRACK": "1",
-            "PREFECT_LOGGING_LEVEL": "ERROR",
-            "PREFECT_LOGGING_TO_API_ENABLED": "false",
-            "PREFECT_SERVER_LOGGING_LEVEL": "ERROR",
-        }
-    )
+    home, env = prefect_env()
     n = 50 if quick else 200
     repeats = 2 if quick else 3
     try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -11,7 +10,7 @@ import time
 import cascade_core as cs
 
 from . import workloads as w
-from .common import Result, Row, Seconds, Target, have, interleave, median
+from .common import Result, Row, Seconds, Target, have, interleave, median, prefect_env
 
 
 def _cascade(builder, n, workers):
@@ -129,21 +128,8 @@ def run(quick: bool) -> Result:
 def _prefect(quick: bool) -> dict:
     if not have("prefect"):
         return {"error": "prefect is not installed"}
-    import tempfile
 
-    home = tempfile.mkdtemp(prefix="cascade-bench-prefect-")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update(
-        {
-            "PREFECT_HOME": home,
-            "PREFECT_SERVER_EPHEMERAL_ENABLED": "true",
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "DO_NOT_TRACK": "1",
-            "PREFECT_LOGGING_LEVEL": "ERROR",
-            "PREFECT_LOGGING_TO_API_ENABLED": "false",
-            "PREFECT_SERVER_LOGGING_LEVEL": "ERROR",
-        }
-    )
+    home, env = prefect_env()
     n = 10 if quick else 30
     repeats = 2 if quick else 5
     try:
