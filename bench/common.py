@@ -299,10 +299,15 @@ def python() -> str:
     return sys.executable
 
 
-def prefect_env() -> tuple[str, dict[str, str]]:
-    """A fresh PREFECT_HOME and an environment for a Prefect subprocess: a local ephemeral
-    server, no analytics, no API logging, errors only."""
+def run_prefect(args: list[str], timeout: float) -> dict:
+    """Run a Prefect benchmark worker (``python -m bench.<worker> args...``) in a subprocess with a
+    fresh PREFECT_HOME (a local ephemeral server, no analytics, errors only) and return the JSON
+    line it prints, or ``{"error": ...}``."""
+    import json
     import os
+    import shutil
+    import subprocess
+    import sys
     import tempfile
 
     home = tempfile.mkdtemp(prefix="cascade-bench-prefect-")
@@ -318,4 +323,14 @@ def prefect_env() -> tuple[str, dict[str, str]]:
             "PREFECT_SERVER_LOGGING_LEVEL": "ERROR",
         }
     )
-    return home, env
+    try:
+        proc = subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, env=env, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": "timed out"}
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+    return {"error": f"prefect run failed: {tail[:200]}"}

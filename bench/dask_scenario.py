@@ -11,7 +11,7 @@ import time
 import cascade_core as cs
 
 from . import workloads as w
-from .common import Result, Row, Seconds, Target, have, interleave, median, prefect_env
+from .common import Result, Row, Seconds, Target, have, interleave, median, run_prefect
 
 
 def _raw_fan(client, n):
@@ -157,25 +157,6 @@ def _driver_memory(result: Result) -> None:
 def _prefect(address: str, quick: bool) -> dict:
     if not (have("prefect") and have("prefect_dask")):
         return {"error": "prefect or prefect-dask is not installed"}
-    import shutil
-
-    home, env = prefect_env()
     n = 50 if quick else 200
     repeats = 2 if quick else 3
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "bench._prefect_dask_worker", address, str(n), str(repeats)],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=900,
-        )
-    except subprocess.TimeoutExpired:
-        return {"error": "timed out"}
-    finally:
-        shutil.rmtree(home, ignore_errors=True)
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith("{"):
-            return json.loads(line)
-    tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-    return {"error": f"prefect run failed: {tail[:200]}"}
+    return run_prefect(["bench._prefect_dask_worker", address, str(n), str(repeats)], 900)

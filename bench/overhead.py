@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import time
 
 import cascade_core as cs
 
 from . import workloads as w
-from .common import Result, Row, Seconds, Target, have, interleave, median, prefect_env
+from .common import Result, Row, Seconds, Target, have, interleave, median, run_prefect
 
 
 def _cascade(builder, n, workers):
@@ -128,26 +125,6 @@ def run(quick: bool) -> Result:
 def _prefect(quick: bool) -> dict:
     if not have("prefect"):
         return {"error": "prefect is not installed"}
-
-    home, env = prefect_env()
     n = 10 if quick else 30
     repeats = 2 if quick else 5
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "bench._prefect_worker", str(n), str(repeats)],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=600 if not quick else 240,
-        )
-    except subprocess.TimeoutExpired:
-        return {"error": "timed out"}
-    finally:
-        import shutil
-
-        shutil.rmtree(home, ignore_errors=True)
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith("{"):
-            return json.loads(line)
-    tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-    return {"error": f"prefect run failed: {tail[:200]}"}
+    return run_prefect(["bench._prefect_worker", str(n), str(repeats)], 240 if quick else 600)
