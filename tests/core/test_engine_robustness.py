@@ -44,9 +44,15 @@ def test_async_nodes_cancelled_before_they_start_are_reported():
 
         @cs.task
         async def canceller():
-            for other in asyncio.all_tasks():
-                if other is not asyncio.current_task():
-                    other.cancel()
+            # The three slow nodes reach the loop one by one: wait for them (else the run can
+            # finish before anything is cancelled, and this test proves nothing).
+            for _ in range(1000):
+                others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+                if len(others) >= 3:
+                    break
+                await asyncio.sleep(0.005)
+            for other in others:
+                other.cancel()
             return 0
 
         @cs.task
