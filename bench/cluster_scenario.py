@@ -265,7 +265,7 @@ def _warm(cluster: LocalCluster, result: Result, quick: bool) -> None:
                 f"{size:,}",
                 str(trips_by_n[size]),
                 ", ".join(f"{sends[port]}" for port in cluster.ports),
-                ", ".join(str(count.get("mget", 0)) for count in counts),
+                ", ".join(f"{count.get('mget', 0)} / {count.get('exists', 0)}" for count in counts),
                 ", ".join(str(sum(count.values())) for count in counts),
             ]
         )
@@ -276,7 +276,7 @@ def _warm(cluster: LocalCluster, result: Result, quick: bool) -> None:
     result.extra_tables.append(
         (
             "What one warm run sends (memory state; sends counted at the client, commands by INFO commandstats)",
-            ["N", "sends (round trips)", "sends per master", "MGETs per master", "commands per master"],
+            ["N", "sends (round trips)", "sends per master", "MGETs / EXISTS per master", "commands per master"],
             rows,
         )
     )
@@ -290,7 +290,8 @@ def _warm(cluster: LocalCluster, result: Result, quick: bool) -> None:
     )
     result.notes.append(
         "Every sealed cache entry is one key; a cluster spreads them over its 16,384 slots, and an MGET takes "
-        "the keys of one slot only, so a batch of N entries is about N MGETs. Cascade sends them as one pipeline "
+        "the keys of one slot only, so a batch of N entries is about N MGETs (a warm run reads only the entries it "
+        "uses and counts the others: EXISTS, also one per slot). Cascade sends them as one pipeline "
         "per master: the round trips of a warm run grow with the number of masters, the commands inside them "
         "with N. Each Cascade run opens its own connections and reads the slot map (CLUSTER SLOTS) once; the raw "
         "baseline starts connected and knowing the map, and groups the keys by slot inside its timing."

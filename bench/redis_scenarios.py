@@ -284,8 +284,10 @@ def warm_cache(server: RedisServer, quick: bool) -> Result:
         "of 100 layers of 100, each task taking three upstream results. For each shape the raw baseline MGETs "
         "the keys Cascade stored (the same number, names of the same length) on an already connected client and "
         "unpickles each body, interleaved with the Cascade runs. The Cascade run includes building the graph, "
-        "computing every cache key, opening its connection pool, verifying the payloads it uses, and recording "
-        "every hit."
+        "computing every cache key, opening its connection pool, reading and verifying the payloads it uses "
+        "(one MGET), counting the other entries (one EXISTS of their keys, so it sends every key name as the "
+        "baseline does but transfers no payload it does not use), and recording every hit. With a redis state "
+        "the run records each hit's size, so it MGETs every entry, as the baseline does."
     )
     client.flushdb()
     result.plot = {"kind": "bars", "title": "Warm rerun (lower is better)", "values": figures, "unit": "ms"}

@@ -26,6 +26,7 @@ EXPECTED = [
     "CacheBackendBase",
     "CacheCatalog",
     "CascadeError",
+    "EntryCount",
     "Executor",
     "InvalidURIError",
     "LeaseTableMixin",

@@ -9,7 +9,7 @@ import pytest
 
 import cascade_core as cs
 from cascade_core._cache_lookup import CacheLookup
-from cascade_core._cache_policy import key_maker
+from cascade_core._cache_policy import key_maker, merkle_material
 from cascade_core._context import RunContext
 from cascade_core._graph import build_graph
 from cascade_core._hashing import digest
@@ -67,29 +67,54 @@ def _shapes():
     }
 
 
-def _defined_id(node, graph):
+def _defined_hash(node, graph):
+    """A node's hash (its id before any occurrence suffix): its task's name, its policy's part
+    when that allows the hash to be its cache key, its inputs (upstreams by their hashes)."""
     name = node.task.name.encode()
-    return digest(struct.pack(">I", len(name)) + name + encode_inputs(node.lazy, graph, graph.params))
+    material = merkle_material(node.task) or b""
+    return digest(struct.pack(">I", len(name)) + name + material + encode_inputs(node.lazy, graph, graph.params))
+
+
+def _plain_inputs(lazy):
+    """Inputs of lazy results (alone, or in a flat list or tuple of them) and scalars only."""
+    if lazy.kwargs or lazy.ordering or lazy.has_params:
+        return False
+    return all(
+        type(arg) not in (list, tuple, dict, set, frozenset)
+        or (type(arg) in (list, tuple) and all(type(item) is cs.LazyResult for item in arg))
+        for arg in lazy.args
+    )
 
 
 @pytest.mark.parametrize("shape", list(_shapes()))
 def test_ids_and_prefetched_keys_match_their_definitions(shape):
     graph = build_graph(_shapes()[shape])
     seen: dict[str, int] = {}
+    # A node's hash is its cache key's digest when its policy allows it, its inputs are plain
+    # and every upstream's hash is that upstream's key digest.
+    key_digest: list[str | None] = [None] * len(graph.nodes)
     for node in graph.nodes:
-        defined = _defined_id(node, graph)
+        defined = _defined_hash(node, graph)
+        upstream_keys = all(key_digest[d] is not None for d in node.data_deps)
+        if merkle_material(node.task) is not None and _plain_inputs(node.lazy) and upstream_keys:
+            key_digest[node.index] = defined
+        assert node.hash == defined, node.task.name
         occurrence = seen[defined] = seen.get(defined, -1) + 1
         if occurrence:  # identical calls (the chain of fans has some): an occurrence suffix
             defined = digest(f"{defined}#{occurrence}".encode())
         assert node.id == defined, node.task.name
+        assert node.key_digest == key_digest[node.index], node.task.name
     ctx = RunContext(graph, "run-1", cs.MemoryStateStore(), cs.MemoryCacheBackend(), [])
     lookup = CacheLookup(ctx, RunRecords(ctx, []))
     wanted: dict[str, list[int]] = {}
     lookup._compute_keys(wanted)
-    # The general definition: each upstream enters by its own cache key; a node downstream of
-    # one that does not cache has no key before that node has run.
+    # The general definition of the others: each upstream enters by its own cache key; a node
+    # downstream of one that does not cache has no key before that node has run.
     expected: list[str | None] = [None] * len(graph.nodes)
     for node in graph.nodes:
+        if key_digest[node.index] is not None:
+            expected[node.index] = f"{node.task.name}:{key_digest[node.index]}"
+            continue
         if node.task.cache_policy is None or any(expected[d] is None for d in node.data_deps):
             continue
         expected[node.index] = key_maker(node.task, "run-1")(encode_inputs(node.lazy, graph, graph.params, expected))

@@ -64,7 +64,8 @@ def test_swapped_and_unsigned_state_rows_are_refused(redis_uri, redis_server):
     with redis_server.client() as client:
         results = client.hgetall("cascade:run:{swap}:results")
         ids = sorted(results)
-        client.hset("cascade:run:{swap}:results", ids[0], results[ids[1]])  # a valid payload, wrong key
+        # Valid payloads under each other's keys (both ways: the rerun reads only its target's).
+        client.hset("cascade:run:{swap}:results", mapping={ids[0]: results[ids[1]], ids[1]: results[ids[0]]})
     with pytest.raises(cs.IntegrityError) as error:
         signed.run(plus(first), run_id="swap")
     assert "swap" in error.value.key and "\n" not in str(error.value)

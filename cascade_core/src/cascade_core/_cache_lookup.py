@@ -82,11 +82,15 @@ class CacheLookup:
         except UnhashableInput:
             return None
 
-    def prefetch(self) -> tuple[dict[str, bytes], dict[str, list[int]]]:
-        """Compute every cache key that needs no computed value, and fetch them all at once.
+    def prefetch(
+        self, values_needed: Callable[[], list[str]] | None = None
+    ) -> tuple[dict[str, bytes | None], dict[str, list[int]]]:
+        """Compute every cache key that needs no computed value, and look them all up at once.
 
         Returns the payloads found (not verified yet) and the nodes of each key; the nodes
-        of a found key are marked done.
+        of a found key are marked done. With ``values_needed`` (the keys whose values the run
+        reads if every key is a hit) and a cache that counts entries (``count_entries``), only
+        those are read and the others counted: an entry found but not read maps to None.
         """
         status = self.ctx.status
         wanted: dict[str, list[int]] = {}
@@ -94,7 +98,26 @@ class CacheLookup:
             self._compute_keys(wanted)
         if not wanted:
             return {}, wanted
-        found = self.ctx.cache.get_many(list(wanted))
+        cache = self.ctx.cache
+        count = getattr(cache, "count_entries", None)
+        found: dict[str, bytes | None]
+        if values_needed is None or count is None:
+            found = dict(cache.get_many(list(wanted)))
+        else:
+            for indexes in wanted.values():  # as if every key were a hit
+                for index in indexes:
+                    status[index] = DONE
+            read = values_needed()
+            for indexes in wanted.values():
+                for index in indexes:
+                    status[index] = PENDING
+            found = dict(cache.get_many(read)) if read else {}
+            was_read = set(read)
+            unread = [key for key in wanted if key not in was_read]
+            if count(unread) == len(unread):  # a warm rerun: every entry is there
+                found.update(dict.fromkeys(unread))
+            else:  # some are missing: which ones decides what runs
+                found.update(cache.get_many(unread))
         for key in found:
             for index in wanted[key]:
                 status[index] = DONE
@@ -112,9 +135,10 @@ class CacheLookup:
             if task.cache_policy is None:
                 continue
             index = node.index
-            make = makers.get(task) or self._key_maker(task)
-            if node.inputs is not None:  # no upstream: the inputs were encoded with the node id
-                key = make(node.inputs)
+            if (key_digest := node.key_digest) is not None:  # its node hash is its key's digest
+                key = task.key_prefix + key_digest
+            elif node.inputs is not None:  # no upstream: the inputs were encoded with the node id
+                key = (makers.get(task) or self._key_maker(task))(node.inputs)
             elif (head := node.head) is not None:  # head + the upstreams' refs + tail
                 deps = node.data_deps
                 if len(deps) == 1:  # a chain link, or one upstream among scalars: no list
@@ -126,9 +150,9 @@ class CacheLookup:
                     if None in items:
                         continue  # an upstream's key needs its computed value
                     joined = b"".join(items)  # type: ignore[arg-type]
-                key = make(head + joined + node.tail)
+                key = (makers.get(task) or self._key_maker(task))(head + joined + node.tail)
             elif (inputs := encode_refs(node, refs, index_of)) is not None:
-                key = make(inputs)  # each upstream enters by its own cache key
+                key = self._key_maker(task)(inputs)  # each upstream enters by its own cache key
             elif all(keys[dep] is not None for dep in node.data_deps):
                 key = self.cache_key(index, keys)  # the same, for any other argument shape
             else:

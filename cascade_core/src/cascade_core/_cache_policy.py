@@ -138,6 +138,24 @@ def key_maker(task: Any, run_id: str) -> Callable[[bytes], str]:
     return policy_key
 
 
+def merkle_material(task: Any) -> bytes | None:
+    """What a task's policy adds to its node's Merkle hash when that hash is its cache key too.
+
+    That is the case for a policy of INPUTS, optionally with TASK_SOURCE (neither needs the run
+    id, so the graph's hash of a node can be its key): the material is the policy's parts, the
+    version included, around the inputs. Returns None for any other policy, or none.
+    """
+    policy = task.cache_policy
+    if policy is None:
+        return None
+    members = _members(policy)
+    kinds = {type(member) for member in members}
+    if _Inputs not in kinds or not kinds <= {_Inputs, _TaskSource}:
+        return None
+    material = "\0".join(policy.parts(KeyContext(task, _PLACEHOLDER, ""))).encode()
+    return b"\0" + len(material).to_bytes(4, "big") + material
+
+
 def resolve_policy(cache: object, task_name: str) -> CachePolicy | None:
     """Turn a task's ``cache=`` option into a policy, or None when it does not cache."""
     if cache is False or cache is None:

@@ -3,11 +3,14 @@
 Everything here is iterative (explicit stacks), so a chain of 50,000 calls or a
 fan-out of 100,000 never meets Python's recursion limit.
 
-Node ids are Merkle hashes: ``digest(task name, inputs)`` where an upstream input
-enters by its own node id and a param by its value. The same graph built in another
-process gets the same ids, which is what lets a run resume. Two identical calls in one
-graph (same task, same inputs) are two nodes: the second gets an occurrence suffix
-in build order, so nothing collides silently.
+Node ids come from Merkle hashes: ``digest(task name, policy part, inputs)`` where an
+upstream input enters by its own hash and a param by its value. The same graph built in
+another process gets the same ids, which is what lets a run resume. Two identical calls in
+one graph (same task, same inputs) are two nodes: the second's id gets an occurrence suffix
+in build order, so nothing collides silently. The policy part is there only for a task
+cached by INPUTS (and TASK_SOURCE): its version then enters the hash, and a node whose
+upstreams are all such nodes has its cache key's digest as its hash (``key_digest``), so a
+warm rerun hashes each node once, not three times (docs/concepts.md, "Node identity").
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import struct
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ._cache_policy import merkle_material
 from ._errors import CycleError, ParamError, TargetError
 from ._gc import collection_paused
 from ._hashing import UnhashableInput, digest, encode
@@ -34,13 +38,14 @@ _CONTAINERS = (list, tuple, dict, set, frozenset)
 class Node:
     """One task call inside one run."""
 
-    __slots__ = ("index", "lazy", "task", "id", "upstream", "data_deps", "inputs", "head", "tail")
+    __slots__ = ("index", "lazy", "task", "id", "hash", "upstream", "data_deps", "inputs", "head", "tail", "key_digest")
 
     def __init__(self, index: int, lazy: LazyResult) -> None:
         self.index = index
         self.lazy = lazy
         self.task: Task = lazy.task
-        self.id = ""
+        self.id = ""  # its hash, with an occurrence suffix when an identical call came before it
+        self.hash = ""  # the Merkle hash of its task and inputs: how it enters its downstream's inputs
         self.upstream: tuple[int, ...] = ()  # data and ordering dependencies, deduplicated
         self.data_deps: tuple[int, ...] = ()  # indexes of lazy results passed as data, in argument order
         self.inputs: bytes | None = None  # encoded inputs of a node without upstreams (reused for its cache key)
@@ -49,6 +54,8 @@ class Node:
         # of its arguments.
         self.head: bytes | None = None
         self.tail = b""
+        # Its cache key's digest when its id hash is its key too (see _build_nodes), else None.
+        self.key_digest: str | None = None
 
 
 class Graph:
@@ -280,7 +287,10 @@ def _build_nodes(graph: Graph, ordered: list[LazyResult]) -> None:
     nodes, params, index_of = graph.nodes, graph.params, graph.index_of
     seen: dict[str, int] = {}
     primed_by_task: dict[Task, Any] = {}
-    refs: list[bytes] = []  # b"r" + node id, by index: how a node enters its downstream's inputs
+    keyed_tasks: set[Task] = set()  # the tasks whose node hash can be their cache key
+    refs: list[bytes] = []  # b"r" + node hash, by index: how a node enters its downstream's inputs
+    unkeyed = bytearray()  # nodes whose hash is not their cache key's digest
+    any_unkeyed = False
     warned = False
     pack = struct.pack
     counts: dict[int, bytes] = {}  # encoded argument counts, reused
@@ -307,9 +317,18 @@ def _build_nodes(graph: Graph, ordered: list[LazyResult]) -> None:
         primed = primed_by_task.get(task)
         if primed is None:  # a hasher primed with the task name, copied per node (cheaper than a new one)
             name = task.name.encode()
-            primed = primed_by_task[task] = hashlib.blake2b(pack(">I", len(name)) + name, digest_size=16)
+            material = merkle_material(task)
+            if material is not None:
+                keyed_tasks.add(task)
+            primed = primed_by_task[task] = hashlib.blake2b(
+                pack(">I", len(name)) + name + (material or b""), digest_size=16
+            )
+        # Its hash is its cache key when its task's policy allows it, its inputs are plain
+        # (built below from `refs`) and each upstream's hash is that upstream's key.
+        keyed = task in keyed_tasks and (not any_unkeyed or not any(map(unkeyed.__getitem__, node.data_deps)))
         try:
             if lazy.kwargs or ordering or lazy.has_params:
+                keyed = False
                 inputs = encode_inputs(lazy, graph, params)
             elif deps and (deps is args or (len(args) == len(deps) and all(map(is_, args, deps)))):  # only lazy results
                 count = counts.get(len(args))
@@ -345,6 +364,7 @@ def _build_nodes(graph: Graph, ordered: list[LazyResult]) -> None:
                         parts.append((b"l" if kind is list else b"t") + pack(">Q", len(arg)))
                         parts.append(b"".join([refs[index_of[id(item)]] for item in arg]))
                     elif kind in _CONTAINERS:
+                        keyed = False
                         parts.append(encode_arg(arg, graph, params, None))
                     else:
                         parts.append(encode(arg))
@@ -360,6 +380,7 @@ def _build_nodes(graph: Graph, ordered: list[LazyResult]) -> None:
             # Like dask.base.tokenize: an input we cannot encode gets a random token, so
             # the run works but this node (and what depends on it) cannot be resumed.
             inputs = os.urandom(16)
+            keyed = False
             if not warned:
                 warned = True
                 log.warning(
@@ -370,11 +391,17 @@ def _build_nodes(graph: Graph, ordered: list[LazyResult]) -> None:
         hasher = primed.copy()
         hasher.update(inputs)
         node_id = hasher.hexdigest()  # = digest(task name prefix + inputs), inlined
+        node.hash = node_id
+        refs.append(b"r" + node_id.encode())
+        if keyed:
+            node.key_digest = node_id
+        else:
+            any_unkeyed = True
+        unkeyed.append(not keyed)
         occurrences = seen.get(node_id)
         if occurrences is None:
             seen[node_id] = 1
-        else:
+        else:  # an identical call: the same hash (and key), another id
             seen[node_id] = occurrences + 1
             node_id = digest(f"{node_id}#{occurrences}".encode())
         node.id = node_id
-        refs.append(b"r" + node_id.encode())

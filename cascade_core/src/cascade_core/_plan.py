@@ -8,7 +8,7 @@ reads.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from ._blobs import REF_CODE, BlobError, check_reference, for_workers
 from ._cache_lookup import CacheLookup, Hit
@@ -31,22 +31,27 @@ def prepare(ctx: RunContext, records: RunRecords, lookup: CacheLookup, stored: s
     resumed = [node.index for node in nodes if node.id in stored] if stored else []
     for index in resumed:
         status[index] = DONE
-    found, wanted = lookup.prefetch()
     keys, looked_up = ctx.keys, ctx.looked_up
+    # Unless each hit's size is recorded, only the entries whose values the run reads are
+    # transferred (with a cache that can count the others).
+    sizes_recorded = records.records is not None or records.verbose
+    found, wanted = lookup.prefetch(None if sizes_recorded else lambda: _read_if_all_hit(ctx))
     hits: dict[int, Hit] = {}
     while True:
         must_run, need_value = plan(ctx)
         # Only the hits whose values the run uses are verified, deserialized and copied
         # into its state; the others feed nothing but other hits, and a resume finds them
         # in the cache again. A used hit that is refused becomes a miss: plan again.
-        used = {}
+        used: dict[str, bytes | None] = {}
         for index in positions(need_value):  # few in a warm rerun: walk them, not every hit
             key = keys[index]
             if looked_up[index] and key in found:  # looked up: `index` is one of wanted[key]
                 used[key] = found[key]
+        if None in used.values() and _read_counted(ctx, used, found, wanted):
+            continue  # an entry counted but gone by now is a miss: plan again
         for key in used:
             del found[key]  # what is left in `found` is the unused hits
-        opened = lookup.verified(used, wanted)
+        opened = lookup.verified(cast("dict[str, bytes]", used), wanted)  # every one read by now
         hits.update(opened)
         if len(opened) == sum(len(wanted[key]) for key in used):
             if not load_stored(ctx, resumed, need_value, lookup.hold):
@@ -56,8 +61,8 @@ def prepare(ctx: RunContext, records: RunRecords, lookup: CacheLookup, stored: s
             if wanted[key][0] not in opened:
                 for index in wanted[key]:
                     status[index] = PENDING
-    if records.records is not None or records.verbose:
-        unused = {index: len(payload) for key, payload in found.items() for index in wanted[key]}
+    if sizes_recorded:  # then every entry was read
+        unused = {index: len(cast(bytes, payload)) for key, payload in found.items() for index in wanted[key]}
         lookup.take_hits(hits, unused)
     else:  # nothing records them one by one: count them
         records.counts["cached"] += sum(map(len, map(wanted.__getitem__, found)))
@@ -72,6 +77,29 @@ def prepare(ctx: RunContext, records: RunRecords, lookup: CacheLookup, stored: s
             records.counts["skipped"] += 1
             records.skip(index, "not needed")
     return must_run
+
+
+def _read_if_all_hit(ctx: RunContext) -> list[str]:
+    """The cache keys whose values the run reads if every looked-up node is a hit."""
+    keys, looked_up = ctx.keys, ctx.looked_up
+    return list({keys[i]: None for i in positions(plan(ctx)[1]) if looked_up[i]})  # type: ignore[misc]
+
+
+def _read_counted(ctx: RunContext, used: dict, found: dict, wanted: dict[str, list[int]]) -> bool:
+    """Read the entries of ``used`` that were counted, not read. Returns whether one is gone
+    (expired or deleted since): its nodes are pending again."""
+    unread = [key for key, payload in used.items() if payload is None]
+    got = ctx.cache.get_many(unread)
+    gone = False
+    for key in unread:
+        if key in got:
+            used[key] = found[key] = got[key]
+        else:
+            gone = True
+            del used[key], found[key]
+            for index in wanted[key]:
+                ctx.status[index] = PENDING
+    return gone
 
 
 def plan(ctx: RunContext) -> tuple[bytearray, bytearray]:

@@ -76,6 +76,19 @@ class CacheBackend(Protocol):
 
 
 @runtime_checkable
+class EntryCount(Protocol):
+    """Optional capability of a cache backend: count entries without reading them.
+
+    A warm rerun uses the values of few of its cache hits (the targets, and what feeds a task
+    that runs); with this, it reads only those and counts the rest, instead of transferring
+    every cached payload.
+    """
+
+    def count_entries(self, keys: Iterable[str]) -> int:
+        """How many distinct keys among ``keys`` have live entries (Redis ``EXISTS``)."""
+
+
+@runtime_checkable
 class RunCatalog(Protocol):
     """Optional capability of a state-backend factory: list and delete stored runs."""
 

@@ -160,6 +160,7 @@ class Task(Generic[R]):
         self.retry_delay = float(retry_delay)
         self.retry_backoff = float(retry_backoff)
         self.cache_policy = resolve_policy(cache, label)
+        self.key_prefix = f"{label}:"  # every cache key of the task starts with it
         self.cache_ttl = None if cache_ttl is None else float(cache_ttl)
         self.version = version
         self.cache_lock = cache_lock

@@ -31,12 +31,12 @@ def call_arguments(lazy: LazyResult, results: list[Any], graph: Any) -> tuple[tu
 
 
 def encode_inputs(lazy: LazyResult, graph: Any, params: Mapping[str, Any], tokens: Any = None) -> bytes:
-    """Deterministic bytes for a call's inputs: upstreams by node id (or by ``tokens``), params by value."""
+    """Deterministic bytes for a call's inputs: upstreams by node hash (or by ``tokens``), params by value."""
     encoded = encode_arg(lazy.args, graph, params, tokens)
     if lazy.kwargs:
         encoded += encode_arg(lazy.kwargs, graph, params, tokens)
     if lazy.ordering:
-        encoded += b"A" + b"".join(graph.node_of(dep).id.encode() for dep in lazy.ordering)
+        encoded += b"A" + b"".join(graph.node_of(dep).hash.encode() for dep in lazy.ordering)
     return encoded
 
 
@@ -88,14 +88,14 @@ def encode_arg(value: Any, graph: Any, params: Mapping[str, Any], tokens: Any) -
     kind = type(value)
     if kind is LazyResult:
         node = graph.nodes[graph.index_of[id(value)]]
-        return b"r" + (node.id if tokens is None else tokens[node.index]).encode()
+        return b"r" + (node.hash if tokens is None else tokens[node.index]).encode()
     if kind is Param:
         return b"P" + encode(params[value.name])
     if kind is tuple or kind is list:
         # Lazy results inline (a fan-in passes thousands in one list); anything else recurses.
         nodes, index_of = graph.nodes, graph.index_of
         parts = [
-            b"r" + (nodes[index_of[id(item)]].id if tokens is None else tokens[index_of[id(item)]]).encode()
+            b"r" + (nodes[index_of[id(item)]].hash if tokens is None else tokens[index_of[id(item)]]).encode()
             if type(item) is LazyResult
             else encode_arg(item, graph, params, tokens)
             for item in value

@@ -1,6 +1,7 @@
 """The shared cache in redis: one string key per entry, ``<prefix>:cache:<cache key>``.
 
-On one server (or a Sentinel master) reads are one MGET, writes one pipeline of
+On one server (or a Sentinel master) reads are one MGET (or one EXISTS when the engine only
+needs to know that entries exist: ``count_entries``), writes one pipeline of
 ``SET ... PX``, deletes one DEL. On a cluster the entries spread over every slot, so each
 batch is one pipeline per master: an MGET or DEL per slot, a SET per entry. ``clear`` walks
 the keyspace of every master with SCAN (never KEYS, which blocks the server) and UNLINKs in
@@ -58,13 +59,16 @@ class RedisCacheBackend(LeaseTableMixin, CacheBackendBase):
     def from_uri(cls, uri: BackendURI | str) -> RedisCacheBackend:
         return cls(RedisOptions.from_uri(uri))
 
+    def _names(self, keys: list[str]) -> list[bytes]:
+        # Bytes names: redis-py passes them through instead of encoding each one.
+        head = cache_key(self._prefix, "").encode()
+        return [head + key.encode() for key in keys]
+
     def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
         wanted = list(dict.fromkeys(keys))
         if not wanted:
             return {}
-        # Bytes names: redis-py passes them through instead of encoding each one.
-        head = cache_key(self._prefix, "").encode()
-        names = [head + key.encode() for key in wanted]
+        names = self._names(wanted)
 
         def queue(pipe: Any, groups: list[list[int]]) -> None:
             for group in groups:
@@ -77,6 +81,16 @@ class RedisCacheBackend(LeaseTableMixin, CacheBackendBase):
                     if value is not None:
                         found[wanted[index]] = value
         return found
+
+    def count_entries(self, keys: Iterable[str]) -> int:
+        """How many of ``keys`` have live entries, unread: one ``EXISTS`` (one per slot on a cluster)."""
+        names = self._names(list(dict.fromkeys(keys)))
+
+        def queue(pipe: Any, groups: list[list[int]]) -> None:
+            for group in groups:
+                pipe.exists(*[names[index] for index in group])
+
+        return sum(sum(replies) for _, replies in self._connection.per_master(names, queue, by_slot=True))
 
     def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
         if not items:

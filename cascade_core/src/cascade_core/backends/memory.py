@@ -220,6 +220,12 @@ class MemoryCacheBackend(LeaseTableMixin, CacheBackendBase):
                 found[key] = entry[0]
         return found
 
+    def count_entries(self, keys: Iterable[str]) -> int:
+        now = time.monotonic()
+        with self._lock:
+            entries = self._entries
+            return sum(_live(entries.get(key), now) for key in dict.fromkeys(keys))
+
     def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
         ttl = self.default_ttl if ttl is None else checked_ttl(ttl)
         expires = None if ttl is None else time.monotonic() + ttl

@@ -285,6 +285,19 @@ class SqliteCacheBackend(_LeaseMixin, CacheBackendBase):
                 )
         return found
 
+    def count_entries(self, keys: Iterable[str]) -> int:
+        wanted = list(dict.fromkeys(keys))
+        now = time.time()
+        with self._conn.read() as conn:
+            return sum(
+                conn.execute(
+                    f"SELECT COUNT(*) FROM cache WHERE key IN ({_marks(len(chunk))})"
+                    " AND (expires_at IS NULL OR expires_at > ?)",
+                    (*chunk, now),
+                ).fetchone()[0]
+                for chunk in _chunks(wanted)
+            )
+
     def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
         ttl = self.default_ttl if ttl is None else checked_ttl(ttl)
         now = time.time()

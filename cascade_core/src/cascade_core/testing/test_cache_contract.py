@@ -190,3 +190,22 @@ def test_clear_prefix(cascade_cache_backend, ns):
     assert cascade_cache_backend.clear(ns + "%") == 0
     assert cascade_cache_backend.clear(ns) == 3
     assert cascade_cache_backend.get_many([ns + "ab", ns + "b"]) == {}
+
+
+def test_count_entries(cascade_cache_backend, ns):
+    from cascade_core.plugin import EntryCount
+
+    cache = cascade_cache_backend
+    if not isinstance(cascade_cache_backend, EntryCount):
+        pytest.skip("optional capability: the cache has no EntryCount (count_entries)")
+    cache.set_many({ns + "a": b"1", ns + "b": b"", ns + "c": b"3"})
+    cache.set_many({ns + "brief": b"4"}, ttl=TTL)
+    assert cache.count_entries([ns + "a", ns + "b", ns + "nope", ns + "a", ns + "brief"]) == 3  # distinct keys
+    assert cache.count_entries(key for key in [ns + "c"]) == 1
+    assert cache.count_entries([]) == 0
+    time.sleep(TTL + 0.3)
+    assert cache.count_entries([ns + "brief", ns + "c"]) == 1  # expired entries do not count
+    many = {f"{ns}{i}": b"x" for i in range(3000)}
+    cache.set_many(many)
+    assert cache.count_entries([*many, ns + "missing"]) == 3000
+    assert cache.get_many([ns + "a"]) == {ns + "a": b"1"}  # counting reads nothing away
