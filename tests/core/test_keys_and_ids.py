@@ -144,6 +144,10 @@ def test_ids_and_cache_keys_keep_their_stored_format():
         "ids.cached:0715201d02b2e4b537bef97aa5108a41"  # cached(7): its node id
     ]
     assert len(cache.get_many(["ids.cached:1e00feca59153b5e8b4157102f26e4a7"])) == 1  # format 1
+    # A dict argument (string and other keys, lazy results, a list, a scalar): ids of uncached
+    # tasks kept format 1.
+    by_name = build_graph(total({"b": inc(1), "a": [inc(2), 5], 3: inc(0), "s": "text"}))
+    assert by_name.nodes[-1].id == "6c43f5f5c31777cab88ecc11c9306921"
 
 
 @pytest.mark.parametrize("policy", [TASK_SOURCE, DEFAULT], ids=repr)

@@ -99,3 +99,25 @@ def test_a_resume_after_a_new_version_recomputes_that_task(tmp_path):
     leaf, down = _tasks("2", down_version="1")
     assert cs.run(down(leaf(2)), state_backend=state, run_id="r1", cache_backend=cs.MemoryCacheBackend()) == 21
     assert RAN == {"leaf": 2, "down": 2}  # its node ids changed with the version: nothing stale is resumed
+
+
+def test_params_keywords_and_nested_lists_enter_the_key_by_value():
+    @cs.task(name="merkle.mixed", cache=True)
+    def mixed(groups, *, scale):
+        RAN["mixed"] += 1
+        return sum(sum(group) for group in groups) * scale
+
+    leaf, _ = _tasks()
+    size = cs.Param("size", default=1)
+    cache = cs.MemoryCacheBackend()
+
+    def target():
+        return mixed([[leaf(1), size], [leaf(2)]], scale=3)
+
+    assert cs.run(target(), cache_backend=cache) == 93
+    assert cs.run(target(), cache_backend=cache) == 93
+    assert cs.run(target(), {"size": 2}, cache_backend=cache) == 96
+    assert RAN == {"leaf": 2, "mixed": 2}
+    leaf, _ = _tasks("2")  # an upstream inside the nested list changes its code
+    assert cs.run(target(), cache_backend=cache) == 93
+    assert RAN == {"leaf": 4, "mixed": 3}

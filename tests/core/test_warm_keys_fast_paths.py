@@ -75,28 +75,17 @@ def _defined_hash(node, graph):
     return digest(struct.pack(">I", len(name)) + name + material + encode_inputs(node.lazy, graph, graph.params))
 
 
-def _plain_inputs(lazy):
-    """Inputs of lazy results (alone, or in a flat list or tuple of them) and scalars only."""
-    if lazy.kwargs or lazy.ordering or lazy.has_params:
-        return False
-    return all(
-        type(arg) not in (list, tuple, dict, set, frozenset)
-        or (type(arg) in (list, tuple) and all(type(item) is cs.LazyResult for item in arg))
-        for arg in lazy.args
-    )
-
-
 @pytest.mark.parametrize("shape", list(_shapes()))
 def test_ids_and_prefetched_keys_match_their_definitions(shape):
     graph = build_graph(_shapes()[shape])
     seen: dict[str, int] = {}
-    # A node's hash is its cache key's digest when its policy allows it, its inputs are plain
-    # and every upstream's hash is that upstream's key digest.
+    # A node's hash is its cache key's digest when its policy allows it and every upstream's
+    # hash is that upstream's key digest (whatever the shape of its arguments).
     key_digest: list[str | None] = [None] * len(graph.nodes)
     for node in graph.nodes:
         defined = _defined_hash(node, graph)
         upstream_keys = all(key_digest[d] is not None for d in node.data_deps)
-        if merkle_material(node.task) is not None and _plain_inputs(node.lazy) and upstream_keys:
+        if merkle_material(node.task) is not None and upstream_keys:
             key_digest[node.index] = defined
         assert node.hash == defined, node.task.name
         occurrence = seen[defined] = seen.get(defined, -1) + 1

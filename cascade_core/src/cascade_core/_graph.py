@@ -7,10 +7,9 @@ Node ids come from Merkle hashes: ``digest(task name, policy part, inputs)`` whe
 upstream input enters by its own hash and a param by its value. The same graph built in
 another process gets the same ids, which is what lets a run resume. Two identical calls in
 one graph (same task, same inputs) are two nodes: the second's id gets an occurrence suffix
-in build order, so nothing collides silently. The policy part is there only for a task
-cached by INPUTS (and TASK_SOURCE): its version then enters the hash, and a node whose
-upstreams are all such nodes has its cache key's digest as its hash (``key_digest``), so a
-warm rerun hashes each node once, not three times (docs/concepts.md, "Node identity").
+in build order, so nothing collides silently. A task cached by INPUTS (and TASK_SOURCE) adds
+its policy part (and version): a node whose upstreams are all such nodes has its cache key's
+digest as its hash (``key_digest``; docs/concepts.md, "Node identity").
 """
 
 from __future__ import annotations
@@ -49,13 +48,11 @@ class Node:
         self.upstream: tuple[int, ...] = ()  # data and ordering dependencies, deduplicated
         self.data_deps: tuple[int, ...] = ()  # indexes of lazy results passed as data, in argument order
         self.inputs: bytes | None = None  # encoded inputs of a node without upstreams (reused for its cache key)
-        # When its encoded inputs are `head` + the refs of data_deps, in order, + `tail` (lazy results
-        # only, one list of them, or one lazy result among scalars): its cache key needs no walk
-        # of its arguments.
+        # When its encoded inputs are `head` + the refs of data_deps + `tail` (lazy results only, one
+        # list of them, or one among scalars), its format-1 cache key needs no walk of its arguments.
         self.head: bytes | None = None
         self.tail = b""
-        # Its cache key's digest when its id hash is its key too (see _build_nodes), else None.
-        self.key_digest: str | None = None
+        self.key_digest: str | None = None  # its hash when that is its cache key's digest too
 
 
 class Graph:
@@ -323,12 +320,10 @@ def _build_nodes(graph: Graph, ordered: list[LazyResult]) -> None:
             primed = primed_by_task[task] = hashlib.blake2b(
                 pack(">I", len(name)) + name + (material or b""), digest_size=16
             )
-        # Its hash is its cache key when its task's policy allows it, its inputs are plain
-        # (built below from `refs`) and each upstream's hash is that upstream's key.
+        # Its hash is its key's digest when its task's policy allows it and every upstream's hash is its key's.
         keyed = task in keyed_tasks and (not any_unkeyed or not any(map(unkeyed.__getitem__, node.data_deps)))
         try:
             if lazy.kwargs or ordering or lazy.has_params:
-                keyed = False
                 inputs = encode_inputs(lazy, graph, params)
             elif deps and (deps is args or (len(args) == len(deps) and all(map(is_, args, deps)))):  # only lazy results
                 count = counts.get(len(args))
@@ -364,7 +359,6 @@ def _build_nodes(graph: Graph, ordered: list[LazyResult]) -> None:
                         parts.append((b"l" if kind is list else b"t") + pack(">Q", len(arg)))
                         parts.append(b"".join([refs[index_of[id(item)]] for item in arg]))
                     elif kind in _CONTAINERS:
-                        keyed = False
                         parts.append(encode_arg(arg, graph, params, None))
                     else:
                         parts.append(encode(arg))
@@ -395,13 +389,10 @@ def _build_nodes(graph: Graph, ordered: list[LazyResult]) -> None:
         refs.append(b"r" + node_id.encode())
         if keyed:
             node.key_digest = node_id
-        else:
-            any_unkeyed = True
+        any_unkeyed = any_unkeyed or not keyed
         unkeyed.append(not keyed)
-        occurrences = seen.get(node_id)
-        if occurrences is None:
-            seen[node_id] = 1
-        else:  # an identical call: the same hash (and key), another id
-            seen[node_id] = occurrences + 1
+        occurrences = seen.get(node_id, 0)
+        seen[node_id] = occurrences + 1
+        if occurrences:  # an identical call: the same hash (and key), another id
             node_id = digest(f"{node_id}#{occurrences}".encode())
         node.id = node_id

@@ -102,8 +102,15 @@ def encode_arg(value: Any, graph: Any, params: Mapping[str, Any], tokens: Any) -
         ]
         return (b"t" if kind is tuple else b"l") + struct.pack(">Q", len(parts)) + b"".join(parts)
     if kind is dict:
+        # A fan-in by name ({"a": lazy, ...}): string keys and lazy results inline too.
+        nodes, index_of = graph.nodes, graph.index_of
         parts = sorted(
-            encode_arg(key, graph, params, tokens) + encode_arg(item, graph, params, tokens)
+            (encode(key) if type(key) is str else encode_arg(key, graph, params, tokens))
+            + (
+                b"r" + (nodes[index_of[id(item)]].hash if tokens is None else tokens[index_of[id(item)]]).encode()
+                if type(item) is LazyResult
+                else encode_arg(item, graph, params, tokens)
+            )
             for key, item in value.items()
         )
         return b"d" + struct.pack(">Q", len(parts)) + b"".join(parts)
