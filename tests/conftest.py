@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from cascade_core import _blobs
 from cascade_core._registry import registry
 from cascade_core.backends import memory
+from cascade_core.blobs import memory as blob_memory
 
 TEST_TIME_LIMIT = 600  # seconds: a hung test dumps every thread's stack and ends the session
 
@@ -23,16 +25,22 @@ def _bounded_test_time():
 
 @pytest.fixture(autouse=True)
 def _isolated_process_state():
-    """Each test starts with empty memory:// stores and no runtime backend registrations."""
-    memory._STATE_STORES.clear()
-    memory._CACHES.clear()
+    """Each test starts with empty memory:// stores, no open blob stores and no runtime backend
+    registrations."""
+    _clear_stores()
     runtime = dict(registry._runtime)
     yield
-    memory._STATE_STORES.clear()
-    memory._CACHES.clear()
+    _clear_stores()
     registry._runtime.clear()
     registry._runtime.update(runtime)
     registry._loaded.clear()
+
+
+def _clear_stores() -> None:
+    memory._STATE_STORES.clear()
+    memory._CACHES.clear()
+    _blobs._OPEN.clear()  # blob stores opened by URI, kept per process
+    blob_memory._STORES.clear()
 
 
 class Counter:

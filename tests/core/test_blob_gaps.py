@@ -17,16 +17,8 @@ from pathlib import Path
 import pytest
 
 import cascade_core as cs
-from cascade_core import _blobs
 from cascade_core.backends.sqlite import SqliteStateStore
 from cascade_core.blobs.file import FileBlobStore
-
-
-@pytest.fixture(autouse=True)
-def _fresh_stores():
-    _blobs._OPEN.clear()
-    yield
-    _blobs._OPEN.clear()
 
 
 def _files(root: Path) -> list[Path]:

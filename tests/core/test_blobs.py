@@ -11,23 +11,12 @@ from pathlib import Path
 import pytest
 
 import cascade_core as cs
-from cascade_core import _blobs
 from cascade_core._blob_protocol import blob_path
 from cascade_core._codec import Codec, state_key
 from cascade_core.backends.sqlite import SqliteStateStore
-from cascade_core.blobs import memory as blob_memory
 from cascade_core.blobs.memory import MemoryBlobStore
 
 BIG = 200_000  # bytes: over the 64KiB threshold the tests use
-
-
-@pytest.fixture(autouse=True)
-def _fresh_blob_stores():
-    _blobs._OPEN.clear()
-    blob_memory._STORES.clear()
-    yield
-    _blobs._OPEN.clear()
-    blob_memory._STORES.clear()
 
 
 def blob_files(root: Path) -> list[Path]:

@@ -6,16 +6,7 @@ from __future__ import annotations
 import hashlib
 import time
 
-import pytest
-
 from cascade_core import _blob_gc, _blobs
-
-
-@pytest.fixture(autouse=True)
-def _fresh_stores():
-    _blobs._OPEN.clear()
-    yield
-    _blobs._OPEN.clear()
 
 
 def _blob(fill: bytes, size: int) -> tuple[str, bytes]:

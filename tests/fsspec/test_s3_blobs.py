@@ -12,13 +12,6 @@ import cascade_core as cs
 from cascade_core import _blobs
 
 
-@pytest.fixture(autouse=True)
-def _fresh_stores():
-    _blobs._OPEN.clear()
-    yield
-    _blobs._OPEN.clear()
-
-
 def test_run_stores_large_results_in_s3_by_reference(s3_bucket, tmp_path, caplog):
     import boto3
 

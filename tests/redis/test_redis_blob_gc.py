@@ -20,13 +20,6 @@ from cascade_redis import RedisCacheBackend
 pytestmark = pytest.mark.redis
 
 
-@pytest.fixture(autouse=True)
-def _fresh_stores():
-    _blobs._OPEN.clear()
-    yield
-    _blobs._OPEN.clear()
-
-
 def _commandstats(redis_server) -> dict[str, int]:
     with redis_server.client() as client:
         return {name: int(stats["calls"]) for name, stats in client.info("commandstats").items()}

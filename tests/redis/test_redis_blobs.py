@@ -8,16 +8,8 @@ from pathlib import Path
 import pytest
 
 import cascade_core as cs
-from cascade_core import _blobs
 
 pytestmark = pytest.mark.redis
-
-
-@pytest.fixture(autouse=True)
-def _fresh_stores():
-    _blobs._OPEN.clear()
-    yield
-    _blobs._OPEN.clear()
 
 
 def _used_memory(redis_server) -> int:
