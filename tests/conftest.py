@@ -65,6 +65,22 @@ def counter() -> Counter:
     return Counter()
 
 
+@pytest.fixture
+def json_state(tmp_path):
+    """(store, factory): a sqlite state store at tmp_path/state.db whose backends say
+    ``serializer = "json"`` (as ``?serializer=json`` does on redis)."""
+    from cascade_core.backends.sqlite import SqliteStateStore
+
+    store = SqliteStateStore(tmp_path / "state.db")
+
+    def factory(run_id: str):
+        backend = store(run_id)
+        backend.serializer = "json"
+        return backend
+
+    return store, factory
+
+
 @pytest.fixture(scope="session")
 def drivers():
     """tests/drivers.py: start several driver processes on one store and count executions."""

@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 
 import cascade_core as cs
-from cascade_core.backends.sqlite import SqliteStateStore
 from cascade_core.blobs.file import FileBlobStore
 
 
@@ -110,26 +109,14 @@ def text(n: int) -> str:
     return "x" * 300_000 + str(n)
 
 
-def _json_state(path: Path):
-    """A sqlite state store whose backends say ``serializer = "json"`` (as ``?serializer=json`` does on redis)."""
-    store = SqliteStateStore(path)
-
-    def factory(run_id: str):
-        backend = store(run_id)
-        backend.serializer = "json"
-        return backend
-
-    return store, factory
-
-
 def _state_payloads(store, run_id: str) -> list[bytes]:
     with store(run_id) as backend:
         return list(backend.get_results(list(backend.result_ids())).values())
 
 
-def test_a_cache_hit_copied_into_a_json_state_is_stored_by_reference(tmp_path: Path):
+def test_a_cache_hit_copied_into_a_json_state_is_stored_by_reference(tmp_path: Path, json_state):
     TEXT_CALLS.clear()
-    store, state = _json_state(tmp_path / "state.db")
+    store, state = json_state
     cache = f"sqlite:///{tmp_path / 'cache.db'}"  # pickle
     root = tmp_path / "blobs"
     blobs = f"file://{root}?threshold=64KiB"
@@ -150,9 +137,9 @@ def test_a_cache_hit_copied_into_a_json_state_is_stored_by_reference(tmp_path: P
     store.close()
 
 
-def test_a_small_cache_hit_is_copied_into_a_json_state_whole(tmp_path: Path):
+def test_a_small_cache_hit_is_copied_into_a_json_state_whole(tmp_path: Path, json_state):
     TEXT_CALLS.clear()
-    store, state = _json_state(tmp_path / "state.db")
+    store, state = json_state
     cache = f"sqlite:///{tmp_path / 'cache.db'}"
     blobs = f"file://{tmp_path / 'blobs'}?threshold=1MiB"  # over the value's size
     for run_id in ("computed", "hit"):

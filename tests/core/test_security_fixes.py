@@ -67,18 +67,6 @@ def _clear_calls():
     CALLS.clear()
 
 
-def _json_state(path: Path):
-    """A sqlite state store whose backends say ``serializer = "json"`` (as ``?serializer=json`` does on redis)."""
-    store = SqliteStateStore(path)
-
-    def factory(run_id: str):
-        backend = store(run_id)
-        backend.serializer = "json"
-        return backend
-
-    return store, factory
-
-
 # -- 1. the reader accepts only the serializers the backend allows ----------------------------
 
 
@@ -108,9 +96,9 @@ def test_a_json_codec_refuses_a_pickle_before_unpickling_it(tmp_path):
         Codec("pickle").deserialize("k", b"x", b"{}")
 
 
-def test_a_planted_pickle_in_a_json_sqlite_state_is_refused_on_resume(tmp_path):
+def test_a_planted_pickle_in_a_json_sqlite_state_is_refused_on_resume(tmp_path, json_state):
     marker = tmp_path / "ran"
-    store, factory = _json_state(tmp_path / "state.db")
+    store, factory = json_state
     assert cs.run(total(make(3)), state_backend=factory, run_id="r") == 7
     with store("r") as backend:
         ids = sorted(backend.result_ids())
