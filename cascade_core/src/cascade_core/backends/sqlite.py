@@ -32,7 +32,9 @@ import sqlite3
 import time
 import weakref
 from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
 
+from .._errors import BackendUnavailableError
 from .._protocols import CacheBackendBase, StateBackendBase
 from .._uri import BackendURI, checked_ttl
 from .sqlite_db import (
@@ -51,7 +53,45 @@ from .sqlite_db import (
     path_from_uri,
 )
 
-__all__ = ["OPTIONS", "SCHEMA_VERSION", "SqliteCacheBackend", "SqliteStateBackend", "SqliteStateStore", "path_from_uri"]
+__all__ = [
+    "OPTIONS",
+    "SCHEMA_VERSION",
+    "SqliteCacheBackend",
+    "SqliteStateBackend",
+    "SqliteStateStore",
+    "inspect_file",
+    "path_from_uri",
+]
+
+
+def inspect_file(uri: BackendURI) -> str:
+    """The file of ``uri`` and its schema version, read-only (``mode=ro``): nothing is created or changed.
+
+    For ``cascade backends check``, before it writes a probe: a missing file, an empty one or
+    another program's database is a BackendUnavailableError that says so.
+    """
+    db, _ = _parse(uri)
+    if not os.path.isfile(db.path):
+        directory = os.path.dirname(db.path)
+        creates = "creates it" if os.path.isdir(directory) else f"creates it once directory {directory} exists"
+        raise BackendUnavailableError(
+            f"sqlite database {db.path} does not exist (a check creates nothing): "
+            f"the first run with this URI {creates}, or point the URI at an existing file"
+        )
+    with db.translate():
+        conn = sqlite3.connect(f"{Path(db.path).as_uri()}?mode=ro", uri=True, timeout=db.timeout)
+        try:
+            version = db._check_version(conn)
+            tables = sorted(row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
+        finally:
+            conn.close()
+    if version == 0:
+        what = f"is not a Cascade database (its tables: {', '.join(tables)})" if tables else "is empty"
+        raise BackendUnavailableError(
+            f"sqlite database {db.path} {what}: a check writes only to a Cascade database; "
+            "point the URI at one, or at a new file that the first run creates"
+        )
+    return f"{db.path}, schema version {version}"
 
 
 class SqliteStateStore:

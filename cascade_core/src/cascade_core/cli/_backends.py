@@ -132,6 +132,7 @@ def _round_trip(kind: str, uri: Any, probe: bytes) -> str | None:
         from ._blobs import check_blob_store
 
         return check_blob_store(uri, probe)
+    found = _existing_file(uri)
     if kind == "state":
         factory = registry.state_factory(uri)
         run_id = "cascade-check-" + probe.decode()[-16:]
@@ -142,7 +143,7 @@ def _round_trip(kind: str, uri: Any, probe: bytes) -> str | None:
                 raise BackendError(f"state backend of {uri} returned something else than what was written")
             if hasattr(factory, "delete_run"):
                 factory.delete_run(run_id)
-            return _describe(factory)
+            return found or _describe(factory)
         finally:
             backend.close()
             if hasattr(factory, "close"):
@@ -154,9 +155,19 @@ def _round_trip(kind: str, uri: Any, probe: bytes) -> str | None:
         if cache.get_many([key]).get(key) != probe:
             raise BackendError(f"cache backend of {uri} returned something else than what was written")
         cache.delete_many([key])
-        return _describe(cache)
+        return found or _describe(cache)
     finally:
         cache.close()
+
+
+def _existing_file(uri: Any) -> str | None:
+    """A check creates nothing: a ``sqlite://`` file must exist, and be a Cascade database,
+    before the probe is written to it (read-only until then). Says which file it found."""
+    if uri.scheme != "sqlite":
+        return None
+    from ..backends.sqlite import inspect_file
+
+    return inspect_file(uri)
 
 
 def _describe(backend: Any) -> str | None:
