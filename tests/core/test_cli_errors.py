@@ -93,6 +93,30 @@ def test_bad_input_is_one_error_line_and_exit_2(flow, args, expected):
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize(
+    ("executor", "expected"),
+    [
+        (
+            "threads://?max_workers=2",
+            "error: --workers 3 conflicts with the executor threads://?max_workers=2, which runs 2 at once: "
+            "give the number once, in the URI or as --workers",
+        ),
+        (
+            "inline://",
+            "error: --workers 3 does not apply to the executor inline://, which takes no max_workers option and "
+            "runs 1 at once: drop --workers, or choose an executor that takes it, such as threads://?max_workers=3",
+        ),
+    ],
+)
+def test_a_workers_conflict_names_the_flag_the_user_typed(flow, executor, expected):
+    done = cli(flow, "run", "flow.py:pipeline", "--workers", "3", "--executor", executor, "--run-id", "w3")
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == expected + "\n"
+    assert "w3" not in cli(flow, "runs", "list").stdout  # refused before the run started
+    as_json = cli(flow, "run", "flow.py:pipeline", "--workers", "3", "--executor", executor, "--json")
+    assert as_json.returncode == 2 and '"error_type": "UsageError"' in as_json.stdout
+
+
 def test_read_only_commands_do_not_create_a_missing_sqlite_store(flow):
     assert cli(flow, "runs", "show", "x", "--state", "sqlite:///other.db").returncode == 2
     listed = cli(flow, "runs", "list", "--state", "sqlite:///other.db")

@@ -266,7 +266,7 @@ def test_counts_render_generically_so_by_other_drivers_reads_well(flow):
 
 def test_progress_counts_tasks_done_by_other_drivers_as_done():
     stream = io.StringIO()
-    progress = Progress(stream, LINES)
+    progress = Progress(stream, LINES, verbose=True)
     progress.cascade_run_started(run_id="shared", tasks=3)
     progress.cascade_task_started(task="flow.load")
     progress.cascade_task_finished(task="flow.load", duration=0.01, cached=False)

@@ -125,3 +125,58 @@ def test_a_live_failure_is_reported_once_with_its_resume_command(tmp_path, pane)
     assert "8/9 done  0 running  0 cached  0 resumed  1 failed" in screen
     assert "to resume: " in screen and "--run-id live-2" in screen
     assert "Traceback" not in screen
+
+
+FAN_FLOW = """
+import cascade_core as cs
+
+
+@cs.task(retries=1)
+def part(i: int) -> int:
+    if i == 999:
+        raise KeyError("part 999 is missing")
+    return i
+
+
+@cs.task
+def joined(parts: list) -> int:
+    return len(parts)
+
+
+pipeline = joined([part(i) for i in range(2000)])
+"""
+
+
+def test_a_2001_task_fan_out_on_a_terminal_keeps_the_live_line_and_names_the_retry_and_failure(tmp_path, pane):
+    (tmp_path / "fan.py").write_text(FAN_FLOW)
+    command = shlex.join([sys.executable, "-m", "cascade_core", "run", "fan.py:pipeline", "--run-id", "fan-tty"])
+    pane.start(command + " --state sqlite:///fan.db --cache sqlite:///fan.db", tmp_path)
+    screen = pane.wait_for("EXIT=")
+    lines = [line.rstrip() for line in screen.splitlines() if line.strip()]
+    assert lines[0] == "run fan-tty: 2001 tasks"
+    assert lines[1].startswith("warning: task fan.part failed (attempt 1 of 2): KeyError: 'part 999 is missing'")
+    assert lines[2].startswith("1999/2001 done  0 running  0 cached  0 resumed  1 failed  1 skipped  elapsed ")
+    assert lines[3].startswith("run fan-tty failed in ") and "(1999 executed, 1 failed, 1 skipped)" in lines[3]
+    assert lines[4] == "error: task 'fan.part' failed: KeyError: 'part 999 is missing'"
+    assert lines[5].startswith("to resume: ") and lines[5].endswith("--run-id fan-tty")
+    assert lines[6:] == ["EXIT=1"]
+
+
+def test_verbose_on_a_terminal_prints_each_event_above_the_live_line(tmp_path, pane):
+    (tmp_path / "slow.py").write_text(SLOW_FLOW)
+    command = shlex.join(
+        [sys.executable, "-m", "cascade_core", "run", "slow.py:pipeline", "-v", "--workers", "4", "--run-id", "live-v"]
+        + ["--state", "sqlite:///live.db", "--cache", "sqlite:///live.db"]
+    )
+    pane.start(command, tmp_path)
+    screen = pane.wait_for("EXIT=")
+    lines = [line.rstrip() for line in screen.splitlines() if line.strip()]
+    assert lines[0] == "run live-v: 9 tasks"
+    events = lines[1:19]
+    assert sum("] started  slow.step" in line for line in events) == 8
+    assert sum("] finished slow.step (" in line for line in events) == 8
+    assert "] started  slow.total" in events[16] and "] finished slow.total (" in events[17]
+    assert lines[19].startswith("9/9 done  0 running  0 cached  0 resumed  0 failed  elapsed ")
+    assert lines[20].startswith("run live-v succeeded in ") and lines[21:] == ["result: 28", "EXIT=0"]
+    raw = pane.capture(escapes=True)
+    assert "\x1b[2K" not in raw and "\r" not in raw

@@ -142,10 +142,20 @@ def test_the_text_summary_and_plain_progress_lines(flow):
     out = done.stdout.splitlines()
     assert out[0].startswith("run text-1 succeeded in ") and "7 tasks (7 executed)" in out[0]
     assert out[1] == "result: {'total': 14}"
-    # stderr is not a terminal: one plain line per event, no escape sequences.
-    assert "run text-1: 7 tasks" in done.stderr
-    assert "started  flow.load" in done.stderr and "finished flow.publish" in done.stderr
+    # stderr is not a terminal: the start line and the final counts, no line per task, no escapes.
+    lines = done.stderr.splitlines()
+    assert lines[0] == "run text-1: 7 tasks"
+    assert lines[-1].startswith("7/7 done  0 running  0 cached  0 resumed  0 failed  elapsed ")
+    assert len(lines) == 2, done.stderr
     assert "\x1b" not in done.stderr and "\r" not in done.stderr
+
+    # -v adds one plain line per event.
+    verbose = cli(flow, "run", "flow.py:pipeline", *STORE, "--run-id", "text-2", "-v")
+    assert verbose.returncode == 0, verbose.stderr
+    assert verbose.stderr.count("] cached   flow.load") == 4 and verbose.stderr.count("] started  flow.load") == 0
+    assert "] finished flow.publish (" in verbose.stderr
+    fresh = cli(flow, "run", "flow.py:pipeline", "--state", "sqlite:///other.db", "--cache", "memory://", "--verbose")
+    assert fresh.stderr.count("] started  flow.load") == 4 and fresh.stderr.count("] finished flow.load (") == 4
 
     quiet = cli(flow, "run", "flow.py:pipeline", *STORE, "--no-progress")
     assert quiet.returncode == 0 and quiet.stderr == ""
@@ -200,7 +210,116 @@ def test_a_failure_in_plain_progress_mode_is_printed_once_as_an_event_and_once_i
     assert failed.returncode == 1
     assert failed.stderr.count("bad total on purpose") == 2
     assert "failed   flow.check: ValueError: bad total on purpose" in failed.stderr
-    assert "skipped  flow.publish: upstream failed: flow.check" in failed.stderr
+    assert "skipped  flow" not in failed.stderr  # counted in the final line, named only with -v
+    assert "5/7 done  0 running  0 cached  0 resumed  1 failed  1 skipped  elapsed " in failed.stderr
+    verbose = cli(flow, "run", "flow.py:pipeline", *STORE, "--param", "fail=true", "-v")
+    assert "skipped  flow.publish: upstream failed: flow.check" in verbose.stderr
+    assert verbose.stderr.count("bad total on purpose") == 2
+
+
+# 2,000 calls of a task that sleeps (the run lasts at least FAN_SLOW * 2000 / 4 workers), one of
+# which fails twice (a retry, then a failure), and their sum.
+FAN_OUT = """
+import os, time
+import cascade_core as cs
+
+SLOW = float(os.environ.get("FAN_SLOW", "0"))
+
+
+@cs.task(retries=1)
+def square(i: int) -> int:
+    time.sleep(SLOW)
+    if i == 1234:
+        with open(os.environ["FLOW_LOG"], "a") as log:
+            log.write("attempt\\n")
+        raise ValueError(f"no square for {i}")
+    return i * i
+
+
+@cs.task
+def total(values: list) -> int:
+    return sum(values)
+
+
+pipeline = total([square(i) for i in range(2000)])
+"""
+
+
+def run_to_file(cwd: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str, float]:
+    """``cascade run`` with stderr to a file, as ``2>log`` does: exit code, stdout, stderr, run seconds."""
+    full_env = {**os.environ, "FLOW_LOG": str(cwd / "calls.log"), **(env or {})}
+    with open(cwd / "stderr.log", "w") as err:
+        done = subprocess.run(
+            [sys.executable, "-m", "cascade_core", "run", *args],
+            cwd=cwd,
+            env=full_env,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+            timeout=120,
+        )
+    summary = done.stdout.splitlines()[0]
+    seconds = float(summary.split(" in ", 1)[1].split("s:", 1)[0])
+    return done.returncode, done.stdout, (cwd / "stderr.log").read_text(), seconds
+
+
+def test_a_2001_task_fan_out_off_a_terminal_prints_a_bounded_log_that_names_the_failure(tmp_path):
+    (tmp_path / "fan.py").write_text(FAN_OUT)
+    code, out, err, seconds = run_to_file(tmp_path, "fan.py:pipeline", *STORE, "--run-id", "fan")
+    assert code == 1 and "2001 tasks (1999 executed, 1 failed, 1 skipped)" in out
+    assert (tmp_path / "calls.log").read_text().split() == ["attempt", "attempt"]
+    lines = err.splitlines()
+    assert lines[0] == "run fan: 2001 tasks"
+    retry = "warning: task fan.square failed (attempt 1 of 2): ValueError: no square for 1234; retrying in "
+    assert sum(line.startswith(retry) for line in lines) == 1, err
+    assert sum(line.endswith("] failed   fan.square: ValueError: no square for 1234") for line in lines) == 1, err
+    assert "error: task 'fan.square' failed: ValueError: no square for 1234" in lines
+    assert resume_line(err).endswith("--run-id fan")
+    assert not any(word in err for word in ("] started  ", "] finished ", "] skipped  "))
+    counts = [line for line in lines if " done  " in line]
+    assert counts[-1].startswith("1999/2001 done  0 running  0 cached  0 resumed  1 failed  1 skipped  elapsed ")
+    # Start, retry, failure, final counts, error, resume: 6, plus a counts line every 5 seconds.
+    assert len(lines) <= 6 + seconds // 5 + 1, err
+
+    # -v: one line per event again (2,000 started, 1,999 finished, the failure, the skipped sum).
+    code, _, err, _ = run_to_file(tmp_path, "fan.py:pipeline", *STORE, "--run-id", "fan-v", "-v")
+    assert code == 1
+    assert err.count("] started  fan.square") == 2000 and err.count("] finished fan.square") == 1999
+    assert err.count("] skipped  fan.total: upstream failed: fan.square") == 1
+
+
+def test_off_a_terminal_the_counts_are_printed_at_a_steady_interval(tmp_path):
+    (tmp_path / "fan.py").write_text(FAN_OUT)
+    code, _, err, seconds = run_to_file(
+        tmp_path, "fan.py:pipeline", *STORE, "--workers", "4", "--progress-interval", "0.25", env={"FAN_SLOW": "0.003"}
+    )
+    assert code == 1
+    counts = [line for line in err.splitlines() if " done  " in line]
+    # The tasks take at least 2,000 * 3 ms / 4 workers = 1.5 s: five ticks and the final line.
+    assert seconds >= 1.5 and len(counts) >= 4, err
+    assert len(counts) <= seconds / 0.25 + 2, err
+    done = [int(line.split("/", 1)[0]) for line in counts]
+    assert done == sorted(done) and done[0] < 1999 and done[-1] == 1999, err
+
+
+def test_a_bad_progress_interval_is_refused(flow):
+    done = cli(flow, "run", "flow.py:pipeline", *STORE, "--progress-interval", "0")
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: argument --progress-interval: must be a number of seconds from 0.01 to 3600")
+    assert not (flow / "store.db").exists()
+
+
+def test_a_failed_run_on_a_memory_state_says_it_cannot_be_resumed(flow):
+    failed = cli(flow, "run", "flow.py:pipeline", "--state", "memory://", "--param", "fail=true", "--run-id", "m1")
+    assert failed.returncode == 1
+    assert "to resume" not in failed.stderr
+    notes = [line for line in failed.stderr.splitlines() if line.startswith("note: ")]
+    assert notes == [
+        "note: run m1 cannot be resumed: its state memory:// lived in this process only; "
+        "give --state sqlite:///FILE.db (or another lasting store) to make a run resumable"
+    ]
+    report = json.loads(cli(flow, "run", "flow.py:pipeline", "--state", "memory://", "-p", "fail=1", "--json").stdout)
+    assert report["status"] == "failed" and report["resume"] is None
 
 
 def test_stores_from_the_environment_stay_out_of_the_resume_command(flow):

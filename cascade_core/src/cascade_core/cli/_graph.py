@@ -29,14 +29,9 @@ def _collapse(text: str) -> int:
 
 
 def _common_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--param",
-        "-p",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="set a param, or a parameter of the target function (repeatable), as for 'cascade run'",
-    )
+    from ._target import add_param_option
+
+    add_param_option(parser, "set a param, or a parameter of the target function (repeatable), as for 'cascade run'")
     parser.add_argument(
         "--output", "-o", default=None, metavar="FILE", help="write the graph to FILE (default: standard output)"
     )
@@ -53,15 +48,16 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
 
 def add_parser(commands: Any) -> None:
     from ._stores import DEFAULT_STORE, STATE_ENV
+    from ._target import target_command
 
-    parser = commands.add_parser(
+    parser = target_command(
+        commands,
         "graph",
         help="draw a workflow's graph without running it",
         description="Draw TARGET's graph (path/to/file.py:NAME or package.module:NAME) without running it: "
         "one node per task call, edges from inputs to consumers. With --run-id, nodes are coloured by what "
         "happened in that run. svg and png need Graphviz's dot program.",
     )
-    parser.add_argument("target", metavar="PATH_OR_MODULE:TARGET")
     parser.add_argument(
         "--format",
         "-f",
@@ -165,8 +161,7 @@ def _format_of(output: str | None) -> str:
 
 def _build(spec: str, items: list[str]) -> Any:
     from .._graph import build_graph
-    from ._run import parse_params
-    from ._target import load_target
+    from ._target import load_target, parse_params
 
     target, params = load_target(spec, parse_params(items))
     return build_graph(target, params)

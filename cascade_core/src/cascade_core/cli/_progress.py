@@ -1,8 +1,10 @@
-"""Progress of ``cascade run``: a redrawn line on a terminal, one plain line per event otherwise.
+"""Progress of ``cascade run``: a redrawn line on a terminal, a few plain lines otherwise.
 
-Modes: ``live`` (stderr is a terminal), ``lines`` (stderr is a file or a pipe) and ``quiet``
-(``--json`` or ``--no-progress``: nothing but warnings). In every mode the observer collects
-the failed tasks, which the final summary reports.
+Modes: ``live`` (stderr is a terminal: one line redrawn), ``lines`` (stderr is a file or a
+pipe: the counts every ``interval`` seconds and each failure, so that a log's length does not
+grow with the number of tasks) and ``quiet`` (``--json`` or ``--no-progress``: nothing but
+warnings). ``verbose`` (``-v``) adds one line per task event in the first two. In every mode
+the observer collects the failed tasks, which the final summary reports.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from .._events import hookimpl  # type: ignore[attr-defined]
 from ._output import plural
 
 LIVE, LINES, QUIET = "live", "lines", "quiet"
+PROGRESS_INTERVAL = 5.0  # seconds between two counts lines off a terminal (--progress-interval)
+_REDRAW = 0.1  # seconds between two redraws of the live line
 
 _CLEAR_LINE = "\r\x1b[2K"
 _BY_ANOTHER_DRIVER = "done by another driver"  # the engine's skip reason for a node another driver of the run stored
@@ -32,9 +36,11 @@ def one_line(error: BaseException) -> str:
 class Progress:
     """A pluggy observer that counts task outcomes and shows them on ``stream``."""
 
-    def __init__(self, stream: Any, mode: str) -> None:
+    def __init__(self, stream: Any, mode: str, *, verbose: bool = False, interval: float = PROGRESS_INTERVAL) -> None:
         self.stream = stream
         self.mode = mode
+        self.verbose = verbose and mode != QUIET
+        self.interval = interval
         self.total = 0
         self.counts = {
             "done": 0,
@@ -60,7 +66,7 @@ class Progress:
         self.started = time.monotonic()
         if self.mode != QUIET:
             self.write_line(f"run {run_id}: {plural(tasks, 'task')}")
-        if self.mode == LIVE:
+        if self.mode != QUIET:
             self._ticker = threading.Thread(target=self._tick, name="cascade-progress", daemon=True)
             self._ticker.start()
 
@@ -99,7 +105,7 @@ class Progress:
             self.counts["failed"] += 1
             self.counts["running"] -= 1
             self.failures.append((task, cause))
-        self._event(f"failed   {task}: {cause}")
+        self._event(f"failed   {task}: {cause}", always=self.mode == LINES)
 
     # -- drawing ---------------------------------------------------------------
 
@@ -117,8 +123,8 @@ class Progress:
             text += f"  {c['skipped']} skipped"
         return text + f"  elapsed {time.monotonic() - self.started:.1f}s"
 
-    def _event(self, text: str) -> None:
-        if self.mode == LINES:
+    def _event(self, text: str, always: bool = False) -> None:
+        if self.verbose or always:
             self.write_line(f"[{time.monotonic() - self.started:7.2f}s] {text}")
 
     def write_line(self, text: str) -> None:
@@ -132,7 +138,11 @@ class Progress:
             self.stream.flush()
 
     def _tick(self) -> None:
-        while not self._stop.wait(0.1):
+        if self.mode == LINES:
+            while not self._stop.wait(self.interval):
+                self.write_line(self.render())
+            return
+        while not self._stop.wait(_REDRAW):
             with self._lock:
                 self._draw_locked()
                 self.stream.flush()
@@ -144,16 +154,20 @@ class Progress:
         self._drawn = True
 
     def close(self) -> None:
-        """Stop redrawing; leave the final counts on their own line."""
+        """Stop redrawing (or printing the counts); leave the final counts on their own line."""
         self._stop.set()
-        if self._ticker is not None:
-            self._ticker.join()
-            self._ticker = None
-            with self._lock:
-                self._draw_locked()
-                self.stream.write("\n")
-                self._drawn = False
-                self.stream.flush()
+        if self._ticker is None:
+            return
+        self._ticker.join()
+        self._ticker = None
+        if self.mode == LINES:
+            self.write_line(self.render())
+            return
+        with self._lock:
+            self._draw_locked()
+            self.stream.write("\n")
+            self._drawn = False
+            self.stream.flush()
 
 
 def _columns(stream: Any) -> int:
@@ -163,12 +177,6 @@ def _columns(stream: Any) -> int:
     except (AttributeError, ValueError, OSError):
         columns = shutil.get_terminal_size((80, 24)).columns
     return columns if columns > 0 else 80
-
-
-def make_progress(mode: str) -> Progress:
-    import sys
-
-    return Progress(sys.stderr, mode)
 
 
 def choose_mode(stream: Any, quiet: bool) -> str:

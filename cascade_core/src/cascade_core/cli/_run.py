@@ -9,11 +9,14 @@ import sys
 from typing import Any
 
 from .._blobs import BLOBS_ENV
-from .._errors import RunInUseError, UsageError
+from .._errors import DefinitionError, RunInUseError, UsageError
 from ._exit import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+from ._progress import PROGRESS_INTERVAL
 from ._stores import CACHE_ENV, DEFAULT_STORE, EXECUTOR_ENV, STATE_ENV, default_cache, default_state
+from ._target import add_param_option, parse_params, target_command
 
 RESULT_REPR_LIMIT = 2000  # characters of the result's repr in the text summary
+PROCESS_LOCAL_STATES = ("memory",)  # schemes whose runs end with the process: no new process resumes them
 
 
 def positive_int(text: str, maximum: int = 10_000) -> int:
@@ -25,22 +28,28 @@ def positive_int(text: str, maximum: int = 10_000) -> int:
     return value
 
 
+def seconds(text: str) -> float:
+    """A number of seconds from 0.01 to 3600 (argparse names the flag in the error)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0.01 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds from 0.01 to 3600, got {text!r}")
+    return value
+
+
 def add_parser(commands: Any) -> None:
-    parser = commands.add_parser(
+    parser = target_command(
+        commands,
         "run",
         help="run a workflow target",
         description="Run TARGET, given as path/to/file.py:NAME or package.module:NAME, where NAME is a lazy "
         "result or a function returning one. Exit 0 when the run succeeded, 1 when a task failed "
         "(the resume command is printed), 2 for bad input.",
     )
-    parser.add_argument("target", metavar="PATH_OR_MODULE:TARGET")
-    parser.add_argument(
-        "--param",
-        "-p",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="set a param, or a parameter of the target function (repeatable); converted with its declared type",
+    add_param_option(
+        parser, "set a param, or a parameter of the target function (repeatable); converted with its declared type"
     )
     parser.add_argument(
         "--state", default=None, metavar="URI", help=f"state backend URI (default: ${STATE_ENV} or {DEFAULT_STORE})"
@@ -56,7 +65,11 @@ def add_parser(commands: Any) -> None:
         help=f"where tasks run: threads://?max_workers=N, inline://, or a plugin's (default: ${EXECUTOR_ENV} or threads://)",
     )
     parser.add_argument(
-        "--workers", type=positive_int, default=None, metavar="N", help="at most N tasks at once (threads://?max_workers=N)"
+        "--workers",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="at most N tasks at once (threads://?max_workers=N)",
     )
     parser.add_argument(
         "--blobs",
@@ -73,17 +86,17 @@ def add_parser(commands: Any) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object at the end (no progress)")
     parser.add_argument("--no-progress", action="store_true", help="no progress display, only the summary")
+    parser.add_argument(
+        "--verbose", "-v", action="store_true", help="one line per task event (started, finished, cached, ...)"
+    )
+    parser.add_argument(
+        "--progress-interval",
+        type=seconds,
+        default=PROGRESS_INTERVAL,
+        metavar="SECONDS",
+        help=f"off a terminal, print the counts every SECONDS (default: {PROGRESS_INTERVAL:g})",
+    )
     parser.set_defaults(handler=run_command)
-
-
-def parse_params(items: list[str]) -> dict[str, str]:
-    params: dict[str, str] = {}
-    for item in items:
-        name, eq, value = item.partition("=")
-        if not eq or not name.strip():
-            raise UsageError(f"--param takes NAME=VALUE, got {item!r}")
-        params[name.strip()] = value
-    return params
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -91,7 +104,7 @@ def run_command(args: argparse.Namespace) -> int:
     from .._resolve import check_run_id, new_run_id
     from .._uri import BackendURI
     from ._logs import CliHandler
-    from ._progress import QUIET, choose_mode, make_progress
+    from ._progress import QUIET, Progress, choose_mode
     from ._target import load_target
 
     params = parse_params(args.param)
@@ -103,7 +116,8 @@ def run_command(args: argparse.Namespace) -> int:
     blobs_uri = BackendURI.parse(blobs_text) if blobs_text else None
     run_id = check_run_id(args.run_id) if args.run_id is not None else new_run_id()
     target, params = load_target(args.target, params)
-    progress = make_progress(choose_mode(sys.stderr, quiet=args.json or args.no_progress))
+    mode = choose_mode(sys.stderr, quiet=args.json or args.no_progress)
+    progress = Progress(sys.stderr, mode, verbose=args.verbose, interval=args.progress_interval)
     handler = next((h for h in _cascade_handlers() if isinstance(h, CliHandler)), None)
     if handler is not None and progress.mode != QUIET:
         handler.sink = progress.write_line  # log lines go above the live line
@@ -116,9 +130,15 @@ def run_command(args: argparse.Namespace) -> int:
         leases=args.leases,
         blob_store=blobs_uri,
     )
-    resume = _resume_command(args, run_id)
+    resume = _resume_command(args, run_id, state_uri)
+    engine.resume_command = resume.command or ""  # kept in the run info: the HTML report prints it
     try:
         report = engine.execute(target, params, run_id=run_id)
+    except DefinitionError as exc:
+        flagged = _as_flag(exc, args.workers)
+        if flagged is None:
+            raise
+        raise flagged from None
     except KeyboardInterrupt:  # the engine released its leases on the way out: the resume starts at once
         progress.close()
         print(f"interrupted: run {run_id} stopped; finished tasks are stored", file=sys.stderr)
@@ -178,21 +198,42 @@ def _cause(error: BaseException | None) -> str:
     return one_line(cause)
 
 
+def _as_flag(exc: DefinitionError, workers: int | None) -> UsageError | None:
+    """The engine's ``max_workers=N`` conflict in the words of the command line: ``--workers N``."""
+    text = str(exc)
+    shorthand = f"max_workers={workers}"
+    if workers is None or not text.startswith(shorthand + " "):
+        return None
+    rest = (
+        text[len(shorthand) :].replace("as max_workers", "as --workers").replace("drop max_workers", "drop --workers")
+    )
+    return UsageError(f"--workers {workers}{rest}")
+
+
 class _Resume:
-    def __init__(self, command: str, masked: list[str]) -> None:
-        self.command = command
+    def __init__(self, command: str | None, masked: list[str], why_not: str = "") -> None:
+        self.command = command  # None: no new process can resume the run (``why_not`` says why)
         self.masked = masked  # options whose URI is shown with *** for its secrets
+        self.why_not = why_not
 
 
-def _resume_command(args: argparse.Namespace, run_id: str) -> _Resume:
+def _resume_command(args: argparse.Namespace, run_id: str, state_uri: Any) -> _Resume:
     """The command that resumes this run: the same target, params and stores, with ``--run-id``.
 
     A store given by ``$CASCADE_STATE`` / ``$CASCADE_CACHE`` is left to the variable, so the
     command stays runnable without printing a secret. A URI given on the command line is shown
-    masked; the note printed with it says so.
+    masked; the note printed with it says so. A ``memory://`` state ends with this process:
+    there is no command, and ``_print_resume`` says so.
     """
     from .._uri import BackendURI
 
+    if state_uri.scheme in PROCESS_LOCAL_STATES:
+        return _Resume(
+            None,
+            [],
+            f"run {run_id} cannot be resumed: its state {state_uri} lived in this process only; "
+            "give --state sqlite:///FILE.db (or another lasting store) to make a run resumable",
+        )
     words = ["cascade", "run", args.target]
     for item in args.param:
         words += ["--param", item]
@@ -213,6 +254,9 @@ def _resume_command(args: argparse.Namespace, run_id: str) -> _Resume:
 
 
 def _print_resume(resume: _Resume) -> None:
+    if resume.command is None:
+        print(f"note: {resume.why_not}", file=sys.stderr)
+        return
     print(f"to resume: {resume.command}", file=sys.stderr)
     if resume.masked:
         names = " and ".join(resume.masked)

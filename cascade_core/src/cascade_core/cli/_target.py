@@ -27,6 +27,29 @@ from .._errors import ParamError, TargetError, UsageError
 _SHAPES = (list, tuple, dict)
 
 
+def target_command(commands: Any, name: str, *, help: str, description: str) -> Any:
+    """A subcommand that takes ``PATH_OR_MODULE:TARGET`` first, as ``cascade run`` and ``cascade graph``."""
+    parser = commands.add_parser(name, help=help, description=description)
+    parser.add_argument("target", metavar="PATH_OR_MODULE:TARGET")
+    return parser
+
+
+def add_param_option(parser: Any, help: str) -> None:
+    """``--param NAME=VALUE`` / ``-p`` (repeatable); read with ``parse_params``."""
+    parser.add_argument("--param", "-p", action="append", default=[], metavar="NAME=VALUE", help=help)
+
+
+def parse_params(items: list[str]) -> dict[str, str]:
+    """The ``--param`` items as a dict; an item without ``=`` or a name is a UsageError."""
+    params: dict[str, str] = {}
+    for item in items:
+        name, eq, value = item.partition("=")
+        if not eq or not name.strip():
+            raise UsageError(f"--param takes NAME=VALUE, got {item!r}")
+        params[name.strip()] = value
+    return params
+
+
 def split_target(spec: str) -> tuple[str, str]:
     location, colon, name = spec.rpartition(":")
     if not colon or not location or not name:
