@@ -81,17 +81,29 @@ def json_state(tmp_path):
     return store, factory
 
 
-@pytest.fixture(scope="session")
-def drivers():
-    """tests/drivers.py: start several driver processes on one store and count executions."""
+def _test_module(file_name: str):
+    """A helper module beside this conftest (not a package: tests run with --import-mode=importlib)."""
     import importlib.util
     from pathlib import Path
 
-    spec = importlib.util.spec_from_file_location("cascade_test_drivers", Path(__file__).with_name("drivers.py"))
+    path = Path(__file__).with_name(file_name)
+    spec = importlib.util.spec_from_file_location(f"cascade_test_{path.stem}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="session")
+def drivers():
+    """tests/drivers.py: start several driver processes on one store and count executions."""
+    return _test_module("drivers.py")
+
+
+@pytest.fixture(scope="session")
+def crashes():
+    """tests/crashes.py: drivers that crash, and the driver that comes next."""
+    return _test_module("crashes.py")
 
 
 @pytest.fixture(scope="session")

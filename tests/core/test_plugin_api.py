@@ -29,6 +29,7 @@ EXPECTED = [
     "EntryCount",
     "Executor",
     "InvalidURIError",
+    "LeaseHolders",
     "LeaseTableMixin",
     "Leases",
     "MASK",

@@ -36,8 +36,8 @@ def test_sharing_drivers_split_the_work_and_count_what_others_did(tmp_path, uri,
     drivers.sharing_drivers_split_the_work(tmp_path, uri)
 
 
-def test_a_killed_driver_is_taken_over_once_its_run_lease_expires(tmp_path, uri, drivers, monkeypatch):
-    drivers.killed_driver_is_taken_over_once_its_lease_expires(tmp_path, uri, monkeypatch)
+def test_a_killed_driver_of_this_machine_is_taken_over_at_once(tmp_path, uri, drivers, monkeypatch):
+    drivers.killed_driver_is_taken_over_at_once(tmp_path, uri, monkeypatch)
 
 
 @pytest.mark.slow

@@ -129,7 +129,7 @@ def test_a_running_run_whose_lease_expired_is_shown_abandoned_on_redis(flow, red
     helpers.check_abandoned(ok, redis_uri, now)
 
 
-def test_a_sigkilled_driver_shows_abandoned_once_its_run_lease_expired_on_redis(tmp_path, redis_uri):
+def test_a_sigkilled_driver_shows_abandoned_at_once_on_redis(tmp_path, redis_uri):
     helpers = _core_helpers()
     helpers.sigkill_a_driver(tmp_path, redis_uri)
 

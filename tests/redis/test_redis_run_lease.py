@@ -23,8 +23,8 @@ def test_sharing_drivers_split_the_work_and_count_what_others_did(tmp_path, redi
         assert client.keys("cascade:lease:*") == [] and client.keys("cascade:lock:*") == []  # all released
 
 
-def test_a_killed_driver_is_taken_over_once_its_run_lease_expires(tmp_path, redis_uri, drivers, monkeypatch):
-    drivers.killed_driver_is_taken_over_once_its_lease_expires(tmp_path, redis_uri, monkeypatch)
+def test_a_killed_driver_of_this_machine_is_taken_over_at_once(tmp_path, redis_uri, drivers, monkeypatch):
+    drivers.killed_driver_is_taken_over_at_once(tmp_path, redis_uri, monkeypatch)
 
 
 @pytest.mark.slow

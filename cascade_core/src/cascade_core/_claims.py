@@ -3,14 +3,16 @@ cache locks (several runs needing one cache entry compute it once). docs/backend
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 
 from ._blobs import BlobError
 from ._cache_lookup import CacheLookup
 from ._codec import state_key
 from ._context import DONE, RunContext
-from ._leases import LeaseKeeper, new_owner, supports_leases
+from ._leases import LeaseKeeper, lease_holders, new_owner, supports_leases
 from ._plan import load_result
+from ._process import gone
 from ._records import RunRecords, log
 
 
@@ -47,6 +49,7 @@ class Claims:
         )
         self.waiting: dict[int, str] = {}  # node index -> "node" (another driver) or "cache" (another run)
         self.lost: set[int] = set()  # nodes whose stored result names a missing or corrupt blob (warned once)
+        self.next_liveness_check = 0.0  # time.monotonic() of the next look for dead holders of waited-on leases
 
     @property
     def active(self) -> bool:
@@ -134,6 +137,10 @@ class Claims:
         ctx = self.ctx
         by_node = [index for index, kind in self.waiting.items() if kind == "node"]
         by_cache = [index for index, kind in self.waiting.items() if kind == "cache"]
+        if time.monotonic() >= self.next_liveness_check:
+            self.next_liveness_check = time.monotonic() + LIVENESS_INTERVAL
+            free_dead_holders(self.node_leases, [ctx.nodes[index].id for index in by_node])
+            free_dead_holders(self.cache_locks, list({key for index in by_cache if (key := ctx.keys[index])}))
         retry: list[int] = []
         if by_node:
             for index in self.take_stored({ctx.nodes[index].id: index for index in by_node}):
@@ -172,3 +179,22 @@ class Claims:
             self.node_leases.close()
         if self.cache_locks is not None:
             self.cache_locks.close()
+
+
+LIVENESS_INTERVAL = 1.0  # seconds between looks for crashed holders of the leases a driver waits on
+
+
+def free_dead_holders(keeper: LeaseKeeper | None, names: Sequence[str]) -> None:
+    """Release the leases among ``names`` that crashed drivers of this machine hold (docs/backends.md,
+    "After a crash"); needs the backend's LeaseHolders capability, else they expire as before."""
+    held = lease_holders(keeper.backend, names) if keeper is not None else None
+    if keeper is None or not held:
+        return
+    dead: dict[str, tuple[int, list[str]]] = {}  # owner -> (its pid, the names it held)
+    for name, owner in held.items():
+        holder = gone(owner)
+        if holder is not None:
+            dead.setdefault(owner, (holder.pid, []))[1].append(name)
+    for owner, (pid, names_held) in dead.items():
+        keeper.backend.release_leases(names_held, owner)  # token-checked: nothing a live driver holds
+        log.warning("freed %d %s lease(s) of driver pid %d, which is gone", len(names_held), keeper.label, pid)

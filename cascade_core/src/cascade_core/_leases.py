@@ -9,7 +9,6 @@ backend, so that concurrent runs needing one cache entry compute it once (no dog
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 import os
 import random
@@ -19,7 +18,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from ._errors import RunInUseError
+from ._process import new_owner
 from ._protocols import LEASE_METHODS, missing_methods
+from ._records import parse_time
 
 log = logging.getLogger("cascade")
 
@@ -28,24 +29,10 @@ def supports_leases(backend: Any) -> bool:
     return not missing_methods(backend, LEASE_METHODS)
 
 
-def new_owner() -> str:
-    """A token unique to this driver: host, process, a random part drawn once per process, a counter."""
-    global _PROCESS
-    pid = os.getpid()
-    if _PROCESS is None or _PROCESS[0] != pid:  # first call, or a forked child
-        import socket
-
-        _PROCESS = (pid, f"{socket.gethostname()}:{pid}:{os.urandom(6).hex()}")
-    return f"{_PROCESS[1]}:{next(_OWNERS)}"
-
-
-_PROCESS: tuple[int, str] | None = None
-_OWNERS = itertools.count()
-
-
 class LeaseTableMixin:
-    """The Leases methods of a backend, forwarded to ``self._lease_table()``: an object with
-    ``acquire(names, owner, ttl)``, ``renew(names, owner, ttl)`` and ``release(names, owner)``."""
+    """The Leases (and LeaseHolders) methods of a backend, forwarded to ``self._lease_table()``: an
+    object with ``acquire(names, owner, ttl)``, ``renew(names, owner, ttl)``, ``release(names, owner)``
+    and ``holders(names)``."""
 
     def _lease_table(self) -> Any:
         raise NotImplementedError
@@ -58,6 +45,23 @@ class LeaseTableMixin:
 
     def release_leases(self, names: Sequence[str], owner: str) -> None:
         self._lease_table().release(names, owner)
+
+    def lease_holders(self, names: Sequence[str]) -> dict[str, str]:
+        holders = getattr(self._lease_table(), "holders", None)
+        if holders is None:  # a table written before LeaseHolders: the capability is absent
+            raise NotImplementedError("lease_holders")
+        return holders(names)
+
+
+def lease_holders(backend: Any, names: Sequence[str]) -> dict[str, str] | None:
+    """``backend.lease_holders(names)``, or None when the backend lacks that capability."""
+    holders = getattr(backend, "lease_holders", None)
+    if not names or not callable(holders):
+        return None
+    try:
+        return holders(names)
+    except NotImplementedError:
+        return None
 
 
 class LeaseKeeper:
@@ -304,6 +308,23 @@ class RunLease:
             self.unreleased.append((keeper.owner, names))
 
 
+def free_abandoned_share(backend: Any, ttl: float) -> bool:
+    """Free a run lease held by sharing drivers none of whom holds a slot any more; whether it was.
+
+    Holding every slot while the run lease is freed keeps a newcomer from joining meanwhile.
+    """
+    probe = new_owner()
+    got = set(backend.acquire_leases(list(RUN_SLOTS), probe, ttl))
+    try:
+        if len(got) < len(RUN_SLOTS):
+            return False
+        backend.release_leases([RUN_LEASE], SHARED_OWNER)
+        return True
+    finally:
+        if got:
+            backend.release_leases(list(got), probe)
+
+
 def release_leftovers(backend: Any, leftovers: list[tuple[str, list[str]]]) -> None:
     """Release what an earlier driver of this process could not (its store was down then)."""
     for owner, names in leftovers:
@@ -326,7 +347,11 @@ def refusal(run_id: str, info: Mapping[str, str], shared: bool, holder_kind: str
     since = info.get("driver_started", "")
     who = f"{holder} (since {since})" if since else holder
     expires = info.get("lease_expires")
-    died = f" (if it died, the run is free once its lease expires, at {expires})" if expires else ""
+    died = ""
+    if expires:
+        moment = parse_time(expires)
+        left = f"in {max(0.0, moment.timestamp() - time.time()):.0f} s, " if moment is not None else ""
+        died = f" (if it died, the run is free once its lease expires, {left}at {expires})"
     if holder_kind == "full":
         message = (
             f"run {run_id!r} is already shared by {len(RUN_SLOTS)} drivers started with leases=True "

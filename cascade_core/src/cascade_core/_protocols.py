@@ -145,6 +145,18 @@ LEASE_METHODS = ("acquire_leases", "renew_leases", "release_leases")
 
 
 @runtime_checkable
+class LeaseHolders(Protocol):
+    """Optional capability of a backend with Leases: who holds names now.
+
+    With it, a driver finds a crashed driver of its own machine holding the run or a node, and
+    frees what it held at once instead of waiting for its leases to expire (docs/backends.md).
+    """
+
+    def lease_holders(self, names: Sequence[str]) -> dict[str, str]:
+        """The owner token of each name of ``names`` held now (unexpired); free names are left out."""
+
+
+@runtime_checkable
 class CacheCatalog(Protocol):
     """Optional capability of a cache backend: find and clear entries by key prefix."""
 

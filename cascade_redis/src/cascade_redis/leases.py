@@ -99,6 +99,22 @@ class RedisLeases:
         flags = self._eval(RENEW, wanted, owner, max(1, int(ttl * 1000)), write=True)
         return {name for name, flag in zip(wanted, flags, strict=True) if flag}
 
+    def holders(self, names: Sequence[str]) -> dict[str, str]:
+        wanted = list(dict.fromkeys(names))
+        keys = [self._key_of(name) for name in wanted]
+
+        def queue(pipe: Any, groups: list[list[int]]) -> None:
+            for group in groups:
+                pipe.mget([keys[index] for index in group])
+
+        held: dict[str, str] = {}
+        for groups, replies in self._connection.per_master(keys, queue, by_slot=True):
+            for group, owners in zip(groups, replies, strict=True):
+                for index, owner in zip(group, owners, strict=True):
+                    if owner is not None:
+                        held[wanted[index]] = owner.decode() if isinstance(owner, bytes) else owner
+        return held
+
     def release(self, names: Sequence[str], owner: str) -> None:
         if names:
             self._eval(RELEASE, list(dict.fromkeys(names)), owner, write=False)

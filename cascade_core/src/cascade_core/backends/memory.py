@@ -46,6 +46,12 @@ class LeaseTable:
                     kept.add(name)
         return kept
 
+    def holders(self, names: Sequence[str]) -> dict[str, str]:
+        now = time.monotonic()
+        with self._lock:
+            held = ((name, self._leases.get(name)) for name in names)
+            return {name: lease[0] for name, lease in held if lease is not None and lease[1] > now}
+
     def release(self, names: Sequence[str], owner: str) -> None:
         with self._lock:
             for name in names:

@@ -358,6 +358,21 @@ class _LeaseMixin:
                 )
         return kept
 
+    def lease_holders(self, names: Sequence[str]) -> dict[str, str]:
+        wanted = list(dict.fromkeys(names))
+        now = time.time()
+        held: dict[str, str] = {}
+        with self._conn.read() as conn:
+            for chunk in _chunks(wanted):
+                held.update(
+                    conn.execute(
+                        "SELECT name, owner FROM leases WHERE scope = ? AND expires_at > ?"
+                        f" AND name IN ({_marks(len(chunk))})",
+                        (self._lease_scope, now, *chunk),
+                    )
+                )
+        return held
+
     def release_leases(self, names: Sequence[str], owner: str) -> None:
         wanted = list(dict.fromkeys(names))
         if not wanted:

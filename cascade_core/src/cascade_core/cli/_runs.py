@@ -209,8 +209,9 @@ def show_run(args: argparse.Namespace) -> int:
     )
     driver = info.get("driver") or "unknown"
     if status == "abandoned":
+        what = "is gone" if info.get("abandoned_reason") == "driver process gone" else "stopped renewing its run lease"
         print(
-            f"abandoned since {info['abandoned_since']}: its driver ({driver}) stopped renewing its run lease; "
+            f"abandoned since {info['abandoned_since']}: its driver ({driver}) {what}; "
             f"rerun the target with --run-id {args.run_id} to resume"
         )
     elif status == "running" and info.get("driver"):

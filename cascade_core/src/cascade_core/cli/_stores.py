@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from .._errors import BackendError, UsageError
+from .._process import gone
 from .._records import parse_time
 
 STATE_ENV = "CASCADE_STATE"
@@ -66,8 +67,9 @@ _NUMBERS = ("tasks", "results")  # and every count_* key
 
 
 def shown_info(info: Mapping[str, Any], now: datetime) -> dict[str, Any]:
-    """Run info as the commands show it: numbers as integers; ``abandoned`` (and since when)
-    for a ``running`` run whose run lease expired."""
+    """Run info as the commands show it: numbers as integers; ``abandoned`` (since when, and why)
+    for a ``running`` run whose run lease expired, or whose driver was a process of this machine
+    that is gone."""
     shown = dict(info)
     for key, value in info.items():
         if key in _NUMBERS or key.startswith("count_"):
@@ -75,8 +77,13 @@ def shown_info(info: Mapping[str, Any], now: datetime) -> dict[str, Any]:
                 shown[key] = int(value)
             except (TypeError, ValueError):
                 pass
+    if info.get("status") != "running":
+        return shown
     expires = parse_time(info.get("lease_expires"))
-    if info.get("status") == "running" and expires is not None and expires <= now:
-        shown["status"] = "abandoned"
-        shown["abandoned_since"] = info["lease_expires"]
+    if expires is not None and expires <= now:
+        shown.update(status="abandoned", abandoned_since=info["lease_expires"], abandoned_reason="run lease expired")
+    elif info.get("driver_token") and gone(info["driver_token"]) is not None:
+        # Its driver was a process of this machine that no longer runs: abandoned since its last heartbeat.
+        since = info.get("updated") or info.get("driver_started") or "?"
+        shown.update(status="abandoned", abandoned_since=since, abandoned_reason="driver process gone")
     return shown

@@ -81,3 +81,25 @@ def test_one_winner_among_concurrent_claimants(leased):
     assert run_concurrently(claim, [f"owner-{i}" for i in range(8)]) == []
     assert len(winners) == 1
     leased.release_leases([name], winners[0])
+
+
+def test_lease_holders_name_the_owner_of_each_live_lease(leased):
+    if not callable(getattr(leased, "lease_holders", None)):
+        pytest.skip("optional capability: no LeaseHolders (lease_holders)")
+    try:
+        leased.lease_holders([])
+    except NotImplementedError:
+        pytest.skip("optional capability: no LeaseHolders (its lease table has no holders())")
+    a, b, short, free = names(4)
+    assert leased.acquire_leases([a, short], "owner-1", 30) == {a, short}
+    assert leased.acquire_leases([b], "owner-2:with:colons", 30) == {b}
+    leased.renew_leases([short], "owner-1", 0.3)
+    time.sleep(0.5)
+    holders = leased.lease_holders([a, b, short, free, a])
+    assert holders == {a: "owner-1", b: "owner-2:with:colons"}, (
+        "lease_holders(names) must map each name held now to its owner's token exactly, and leave out free "
+        "and expired names (docs/backends.md, 'After a crash')"
+    )
+    leased.release_leases([a], "owner-1")
+    leased.release_leases([b], "owner-2:with:colons")
+    assert leased.lease_holders([a, b]) == {}, "a released lease has no holder (docs/backends.md, 'After a crash')"
