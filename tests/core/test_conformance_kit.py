@@ -46,7 +46,7 @@ def test_builtin_backend_passes_the_kit(scheme, tmp_path):
         assert backend_skips == [], skips
 
 
-EXECUTOR_TESTS = 9  # the tests of testing/test_executor_contract.py
+EXECUTOR_TESTS = 11  # the tests of testing/test_executor_contract.py
 
 
 @pytest.mark.parametrize("uri", ["threads://", "threads://?max_workers=2", "inline://"])

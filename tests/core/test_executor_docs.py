@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from tests.core.test_conformance_kit import EXECUTOR_TESTS
 
 import cascade_core as cs
 from cascade_core.testing import executor_tasks as t
@@ -17,17 +18,40 @@ from cascade_core.testing import executor_tasks as t
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def process_pool(tmp_path_factory):
-    """The example's code as the module a plugin would ship (its helpers pickle by reference)."""
-    import importlib
-
+def example_module(folder: Path) -> Path:
+    """Write the example's code as the module a plugin would ship (its helpers pickle by reference):
+    ``folder/docs_process_pool.py``, plus a ``docs-pool://`` provider for the kit in
+    ``folder/docs_pool_plugin.py``."""
     text = (ROOT / "docs" / "executors.md").read_text()
     section = text[text.index("## A worked example") :]
     code = re.search(r"```python\n(.*?)```", section, re.DOTALL)
     assert code is not None
-    folder = tmp_path_factory.mktemp("docs_example")
     (folder / "docs_process_pool.py").write_text(code[1])
+    (folder / "docs_pool_plugin.py").write_text(PLUGIN)
+    return folder
+
+
+PLUGIN = """
+import cascade_core as cs
+from docs_process_pool import ProcessPoolExecutor
+
+
+class Provider:
+    @cs.hookimpl
+    def cascade_executor(self, uri):
+        uri.parse_options({})
+        return ProcessPoolExecutor(2)
+
+
+cs.register_backend("docs-pool", Provider(), replace=True)
+"""
+
+
+@pytest.fixture(scope="module")
+def process_pool(tmp_path_factory):
+    import importlib
+
+    folder = example_module(tmp_path_factory.mktemp("docs_example"))
     sys.path.insert(0, str(folder))
     try:
         module = importlib.import_module("docs_process_pool")
@@ -37,6 +61,19 @@ def process_pool(tmp_path_factory):
     finally:
         sys.path.remove(str(folder))
         sys.modules.pop("docs_process_pool", None)
+
+
+def test_the_documented_process_pool_passes_the_kit(tmp_path):
+    import os
+
+    folder = example_module(tmp_path)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))}
+    kit = [sys.executable, "-m", "pytest", "--pyargs", "cascade_core.testing", "-q", "-W", "error"]
+    command = [*kit, "-p", "no:cacheprovider", "-p", "docs_pool_plugin", "--cascade-uri", "docs-pool://"]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    summary = result.stdout.strip().splitlines()[-1]
+    assert f"{EXECUTOR_TESTS} passed" in summary and "failed" not in summary, summary
 
 
 def test_the_documented_process_pool_runs_tasks_in_other_processes(process_pool, tmp_path):

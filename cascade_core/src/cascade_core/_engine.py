@@ -13,11 +13,12 @@ crashes at any point resumes without redoing finished work.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ParamSpec
 
 from ._availability import Availability
 from ._blobs import BlobError
@@ -28,6 +29,7 @@ from ._errors import DefinitionError, ParamError, TaskFailed
 from ._executor import gatherer, holder
 from ._gc import PausedCollection
 from ._graph import build_graph
+from ._inflight import Cancel
 from ._leases import new_owner
 from ._masking import describe
 from ._plan import prepare
@@ -37,6 +39,8 @@ from ._resources import RunResources
 from ._run_hold import RunHold
 from ._scheduler import Scheduler
 from ._values import shape_result
+
+P = ParamSpec("P")
 
 
 @dataclass
@@ -108,13 +112,13 @@ class Engine:
         import asyncio
 
         loop = asyncio.get_running_loop()
-        cancel = threading.Event()
+        cancel = Cancel()
         try:
             report = await asyncio.to_thread(
                 self.execute, target, params, run_id=run_id, max_workers=max_workers, loop=loop, cancel=cancel
             )
         except asyncio.CancelledError:
-            cancel.set()  # the run stops at its next step and is recorded as interrupted
+            cancel.set()  # wakes the scheduler: it submits nothing more, cancels what is in flight
             raise
         return _value_of(report)
 
@@ -201,6 +205,7 @@ class _Run:
         # The lease keepers call their backends from the heartbeat and on the way out: once a
         # backend is down they must fail at once too.
         claims = self.scheduler.claims
+            executor_label=res.executor_spec.label,
         keepers = [claims.node_leases, claims.cache_locks, self.hold.lease.keeper if self.hold.lease else None]
         for keeper in keepers:
             if keeper is not None:
@@ -326,32 +331,34 @@ def run(
     running it, so each task runs once. A dead driver's claims expire after ``lease_ttl`` seconds.
     ``blob_store``: a URI (``"file:///blobs"``) storing results over 1 MiB once by content (docs/blobs.md).
     """
-    engine = Engine(state_backend, cache_backend, **_engine_options(locals()))
-    return engine.run(target, params, run_id=run_id)
+    return _engine_of(locals()).run(target, params, run_id=run_id)
 
 
-async def arun(
-    target: Any,
-    params: Mapping[str, Any] | None = None,
-    *,
-    state_backend: Any = None,
-    cache_backend: Any = None,
-    executor: Any = None,
-    run_id: str | None = None,
-    max_workers: int | None = None,
-    observers: Iterable[object] = (),
-    leases: bool = False,
-    lease_ttl: float = 30.0,
-    blob_store: Any = None,
-) -> Any:
-    """The async twin of :func:`run`: async tasks run on the caller's event loop."""
-    engine = Engine(state_backend, cache_backend, **_engine_options(locals()))
-    return await engine.arun(target, params, run_id=run_id)
+def _engine_of(arguments: Mapping[str, Any]) -> Engine:
+    """The Engine that ``run()``'s (or ``arun()``'s) arguments describe."""
+    options = ("executor", "max_workers", "observers", "leases", "lease_ttl", "blob_store")
+    return Engine(arguments["state_backend"], arguments["cache_backend"], **{n: arguments[n] for n in options})
 
 
-def _engine_options(arguments: dict[str, Any]) -> dict[str, Any]:
-    """The Engine keywords among ``run()``'s or ``arun()``'s arguments: one list for the twins."""
-    return {n: arguments[n] for n in ("executor", "max_workers", "observers", "leases", "lease_ttl", "blob_store")}
+def _async_twin(sync: Callable[P, Any]) -> Callable[P, Coroutine[Any, Any, Any]]:
+    """The async twin of ``sync`` (``run``): its very parameters, awaiting ``Engine.arun`` instead."""
+
+    async def twin(*args: P.args, **kwargs: P.kwargs) -> Any:
+        import inspect
+
+        bound = inspect.signature(sync).bind(*args, **kwargs)
+        bound.apply_defaults()
+        arguments = bound.arguments
+        engine = _engine_of(arguments)
+        return await engine.arun(arguments["target"], arguments["params"], run_id=arguments["run_id"])
+
+    functools.update_wrapper(twin, sync)  # __wrapped__: inspect.signature(arun) is run's
+    twin.__name__ = twin.__qualname__ = "arun"
+    twin.__doc__ = "The async twin of :func:`run`: async tasks run on the caller's event loop."
+    return twin
+
+
+arun = _async_twin(run)
 
 
 __all__ = ["Engine", "RunReport", "arun", "run"]

@@ -21,6 +21,7 @@ from ._codec import cache_storage_key
 from ._context import DONE, FAILED, PENDING, SKIPPED, RunContext, code_of, serialize_for_cache
 from ._errors import BackendUnavailableError, SerializationError
 from ._executor import gatherer, runs_in_driver
+from ._inflight import InFlight
 from ._leases import Backoff
 from ._plan import positions
 from ._records import RunRecords, log
@@ -42,6 +43,7 @@ class Scheduler:
         leases: bool = False,
         lease_ttl: float = 30.0,
         owner: str | None = None,
+        executor_label: str = "",
     ) -> None:
         self.ctx = ctx
         self.records = records
@@ -59,10 +61,10 @@ class Scheduler:
         self.claimable: deque[int] | None = deque() if self.claims.node_leases is not None else None
         self.remaining: list[int] = []
         self.must_run = bytearray()
-        self.handles: dict[int, Any] = {}  # node index -> the executor's handle of its running call
+        self.inflight = InFlight(executor, executor_label, ctx.cancel)
+        self.handles = self.inflight.handles  # node index -> the executor's handle of its running call
         self.attempts: dict[int, int] = {}  # node index -> attempt number, for nodes being retried
         self.retries: list[tuple[float, int]] = []  # heap of (when, node index) waiting for a retry
-        self.completed: Any = None  # queue.SimpleQueue of outcomes, made on the first hand-off
 
     # -- the loop ------------------------------------------------------------------
 
@@ -86,7 +88,7 @@ class Scheduler:
             self.claims.release = _nothing  # the claims held a bound method of ours: no cycle left
 
     def _loop_until_done(self) -> None:
-        ctx, nodes = self.ctx, self.ctx.nodes
+        nodes = self.ctx.nodes
         ready, runnable, claims, claimable = self.ready, self.runnable, self.claims, self.claimable
         executor = self.executor
         capacity = executor.max_workers
@@ -96,10 +98,7 @@ class Scheduler:
         # Nothing to look up or claim: a lone ready sync node can go straight to execution.
         direct = local and not claims.active and not any(node.task.cache_policy for node in nodes)
         while True:
-            if ctx.cancelled():
-                import asyncio
-
-                raise asyncio.CancelledError("the awaiting arun() was cancelled")
+            self._check_cancelled()
             if self.retries and self.retries[0][0] <= time.monotonic():
                 while self.retries and self.retries[0][0] <= time.monotonic():
                     runnable.append(heapq.heappop(self.retries)[1])
@@ -130,6 +129,7 @@ class Scheduler:
                 batch = list(runnable)
                 runnable.clear()
                 for index in batch:
+                    self._check_cancelled()  # not one more call once the run is cancelled
                     # A lone ready sync task runs in this thread: a chain pays no thread hand-off.
                     alone = inline_only or (not self.handles and len(batch) == 1)
                     if local and alone and not nodes[index].task.is_async:
@@ -138,6 +138,7 @@ class Scheduler:
                         continue
                     while len(self.handles) >= capacity:
                         self._wait_for_completions()
+                        self._check_cancelled()
                     self._submit(index)
                 continue
             if claims.waiting:
@@ -145,7 +146,7 @@ class Scheduler:
                 if self.handles:
                     self._wait_for_completions(timeout=backoff.next())
                 else:
-                    time.sleep(backoff.next())
+                    self._sleep(backoff.next())
                 claimed = claims.poll_waiting(None if claimable is None else capacity - len(self.handles))
                 if claimed or ready:
                     backoff.reset()
@@ -154,7 +155,7 @@ class Scheduler:
             if not self.handles:
                 if not self.retries:
                     return
-                time.sleep(max(0.0, self.retries[0][0] - time.monotonic()))
+                self._sleep(max(0.0, self.retries[0][0] - time.monotonic()))
                 continue
             timeout = max(0.0, self.retries[0][0] - time.monotonic()) if self.retries else None
             self._wait_for_completions(timeout)
@@ -218,47 +219,37 @@ class Scheduler:
             self.records.started(index)
 
     def _submit(self, index: int) -> None:
-        if self.completed is None:
-            import queue
-
-            self.completed = queue.SimpleQueue()
         self._start(index)
         try:
             call = self._call(index)
         except Exception as exc:  # an input that cannot be substituted fails this node only
-            self.completed.put(Outcome(index, False, exc, None, 0.0, self.attempts.get(index, 0)))
-            self.handles[index] = None
+            node = self.ctx.nodes[index]
+            call = TaskCall(index, node.id, node.task, (), {}, self.attempts.get(index, 0))
+            self.inflight.submit(call, exc)
             return
-        self.handles[index] = None  # before submit: an executor may report the outcome at once
-        self.handles[index] = self.executor.submit(call, self.completed.put)
+        self.inflight.submit(call)
 
     def _wait_for_completions(self, timeout: float | None = None) -> None:
-        completed = self.completed
-        if completed is None:
-            return
-        if timeout is None and self.ctx.cancel is not None:
-            timeout = 0.1  # wake up now and then to notice a cancelled arun()
-        try:
-            batch = [completed.get(timeout=timeout)]
-        except Exception:  # queue.Empty after the timeout
-            return
-        while True:
-            try:
-                batch.append(completed.get_nowait())
-            except Exception:  # queue.Empty
-                break
-        for outcome in batch:
-            self.handles.pop(outcome.index, None)
-        self._complete(batch)
+        batch = self.inflight.wait(timeout)
+        if batch:
+            self._complete(batch)
+
+    def _check_cancelled(self) -> None:
+        if self.ctx.cancelled():
+            import asyncio
+
+            raise asyncio.CancelledError("the awaiting arun() was cancelled")
+
+    def _sleep(self, seconds: float) -> None:
+        """Sleep, but wake at once when the run is cancelled."""
+        if self.ctx.cancel is not None:
+            self.ctx.cancel.wait(seconds)
+        else:
+            time.sleep(seconds)
 
     def _stop(self) -> None:
         """Cancel calls still queued in the executor and give up every claim."""
-        for handle in self.handles.values():
-            if handle is not None:
-                try:
-                    handle.cancel()
-                except Exception:  # best effort: the run is ending anyway
-                    pass
+        self.inflight.cancel_all()
         self.claims.close()
 
     # -- completions -----------------------------------------------------------------

@@ -20,6 +20,9 @@ class _Finished:
     def cancel(self) -> bool:
         return False
 
+    def done(self) -> bool:
+        return True
+
 
 _FINISHED = _Finished()
 

@@ -25,17 +25,23 @@ def default_workers() -> int:
 class _Queued:
     """A sync call waiting for or running on a worker thread."""
 
-    __slots__ = ("call", "done", "cancelled")
+    __slots__ = ("call", "report", "cancelled", "started", "finished")
 
-    def __init__(self, call: TaskCall, done: Done) -> None:
+    def __init__(self, call: TaskCall, report: Done) -> None:
         self.call = call
-        self.done = done
+        self.report = report
         self.cancelled = False
+        self.started = False
+        self.finished = False
 
     def cancel(self) -> bool:
         """Skip the call if no worker has taken it yet (a running thread cannot be stopped)."""
         self.cancelled = True
-        return True
+        return not self.started
+
+    def done(self) -> bool:
+        """Whether the call finished (its outcome is reported or about to be): the engine's liveness check."""
+        return self.finished
 
 
 class ThreadsExecutor:
@@ -85,6 +91,7 @@ class ThreadsExecutor:
             if item is _STOP:
                 return
             call = item.call
+            item.started = True
             if item.cancelled:
                 import asyncio
 
@@ -96,7 +103,8 @@ class ThreadsExecutor:
                     outcome = Outcome(call.index, False, exc, None, 0.0, call.attempt)
             with self._lock:
                 self._idle += 1
-            item.done(outcome)
+            item.finished = True
+            item.report(outcome)
 
     def _event_loop(self) -> Any:
         if self._loop is not None:

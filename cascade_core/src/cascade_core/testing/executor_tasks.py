@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -82,3 +83,38 @@ def slow(folder: str, i: int) -> int:
     time.sleep(0.2)
     _mark(folder, "slow-end")
     return i
+
+
+@cs.task
+def sleeper(folder: str, i: int, seconds: float) -> int:
+    """Sleeps ``seconds``; marks its start and end (for the cancellation test)."""
+    _mark(folder, "sleeper-start")
+    time.sleep(seconds)
+    _mark(folder, "sleeper-end")
+    return i
+
+
+@cs.task
+def unpicklable_result() -> Any:
+    return threading.Lock()
+
+
+class LockedError(Exception):
+    """An exception that cannot be pickled: it holds a lock."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.lock = threading.Lock()
+
+
+@cs.task
+def unpicklable_error() -> None:
+    raise LockedError("an error that cannot be pickled")
+
+
+@cs.task
+def exit_worker(driver_pid: int) -> str:
+    """Kills the worker process it runs in; in the driver's own process it returns instead."""
+    if os.getpid() != driver_pid:
+        os._exit(13)
+    return "in the driver"

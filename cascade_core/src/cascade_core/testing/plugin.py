@@ -6,6 +6,7 @@ nothing of Cascade at module level: the fixtures import what they need when they
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,8 @@ from typing import Any
 import pytest
 
 OPTION = "--cascade-uri"
+TIMEOUT_OPTION = "--cascade-timeout"
+DEFAULT_TIMEOUT = 120.0  # seconds each phase of a kit test may take
 KIT = Path(__file__).resolve().parent
 USAGE = f"python -m pytest --pyargs cascade_core.testing {OPTION} URI"
 
@@ -27,6 +30,73 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="URI",
         help="backend URI that the Cascade conformance kit tests (python -m pytest --pyargs cascade_core.testing)",
     )
+    group.addoption(
+        TIMEOUT_OPTION,
+        action="store",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"fail a kit test that takes longer than this (default {DEFAULT_TIMEOUT:g}; 0: no limit)",
+    )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Any:
+    with _time_limit(item):
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    with _time_limit(item):
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Any:
+    with _time_limit(item):
+        return (yield)
+
+
+@contextlib.contextmanager
+def _time_limit(item: pytest.Item) -> Iterator[None]:
+    """Fail a kit test that hangs (an executor that never reports, a store that never answers) with
+    a message, instead of holding the session forever. SIGALRM interrupts the main thread's waits;
+    without it (Windows, or a test outside the main thread) there is no limit."""
+    import signal
+    import threading
+
+    seconds = item.config.getoption(TIMEOUT_OPTION) if _in_kit(item) else 0
+    usable = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    if not seconds or seconds <= 0 or not usable:
+        yield
+        return
+
+    def expired(signum: int, frame: Any) -> None:
+        signal.setitimer(signal.ITIMER_REAL, 5.0)  # again if the test's cleanup hangs too
+        pytest.fail(
+            broken(
+                f"{item.name} did not finish within {seconds:g} s ({TIMEOUT_OPTION} raises the limit)",
+                "an executor calls done(outcome) exactly once per call, and a store answers every call or raises "
+                "BackendUnavailableError (likely an executor that never reported an outcome, or a store that hangs)",
+                "docs/executors.md#the-contract, docs/plugins.md#2-the-backends",
+            ),
+            pytrace=True,
+        )
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def broken(what: str, rule: str, section: str) -> str:
+    """A kit assertion's message: what the plugin did, the contract rule it broke (in the docs'
+    words) and where the docs state it."""
+    return f"{what}: {rule} (see {section})"
 
 
 @pytest.hookimpl(trylast=True)
@@ -139,6 +209,15 @@ def open_blob_store(uri: str) -> Any:
     spec = resolve_blobs(uri)
     assert spec is not None
     return spec.store
+
+
+def open_new_blob_store(uri: str) -> Any:
+    """A store object of its own for ``uri`` (the hook called again), not the one the process shares."""
+    from cascade_core._registry import registry
+    from cascade_core.plugin import parse_uri
+
+    parsed = parse_uri(uri)
+    return registry.blob_store(parsed.replace(query=tuple((k, v) for k, v in parsed.query if k != "threshold")))
 
 
 @pytest.fixture
