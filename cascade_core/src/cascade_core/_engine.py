@@ -201,11 +201,11 @@ class _Run:
             leases=engine.leases,
             lease_ttl=engine.lease_ttl,
             owner=owner,
+            executor_label=res.executor_spec.label,
         )
         # The lease keepers call their backends from the heartbeat and on the way out: once a
         # backend is down they must fail at once too.
         claims = self.scheduler.claims
-            executor_label=res.executor_spec.label,
         keepers = [claims.node_leases, claims.cache_locks, self.hold.lease.keeper if self.hold.lease else None]
         for keeper in keepers:
             if keeper is not None:
