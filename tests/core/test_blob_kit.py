@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from tests.core.test_conformance_kit import count, run_kit
 
-BLOB_TESTS = 8  # the tests of testing/test_blob_contract.py
+BLOB_TESTS = 11  # the tests of testing/test_blob_contract.py
 
 
 # memory:// offers a blob store too: test_conformance_kit.py runs the whole kit, blob contract included, on it.

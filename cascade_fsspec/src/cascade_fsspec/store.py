@@ -83,6 +83,8 @@ def storage_options(uri: BackendURI) -> dict[str, Any]:
 class FsspecBlobStore:
     """Blobs under ``root`` on an fsspec filesystem. Picklable: the filesystem is rebuilt on demand."""
 
+    refresh_after = REFRESH_AFTER  # a put refreshes only a reused blob older than this (docs/blobs.md)
+
     def __init__(self, protocol: str, root: str, options: dict[str, Any], label: str) -> None:
         self.protocol = protocol
         self.root = root.strip("/")

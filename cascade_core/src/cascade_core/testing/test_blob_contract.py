@@ -1,7 +1,7 @@
 """The blob-store contract, for the blob store of ``--cascade-uri`` (docs/blobs.md).
 
 Every test writes blobs of fresh random bytes, so it never meets another's, and deletes
-what it wrote.
+what it wrote. Every failure names the rule broken and its section of the docs.
 """
 
 from __future__ import annotations
@@ -9,18 +9,26 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import threading
 import time
 
 import pytest
 
 import cascade_core as cs
 from cascade_core.testing import executor_tasks as t
-from cascade_core.testing.plugin import run_concurrently
+from cascade_core.testing.plugin import broken, open_new_blob_store, run_concurrently
+
+TABLE = "docs/blobs.md#built-in-and-plugin-stores"
+GC = "docs/blobs.md#housekeeping-cascade-blobs-du-and-cascade-blobs-gc"
 
 
 def _blob(size: int = 1000) -> tuple[str, bytes]:
     data = os.urandom(size)
     return "sha256:" + hashlib.sha256(data).hexdigest(), data
+
+
+def _listed(store, blob_ids) -> dict:
+    return {info.blob_id: info for info in store.list_blobs() if info.blob_id in blob_ids}
 
 
 @pytest.fixture
@@ -35,33 +43,76 @@ def test_round_trip_of_varied_sizes(cascade_blob_store, written):
     for size in (0, 1, 1000, 5 * 2**20):
         blob_id, data = _blob(size)
         written.append(blob_id)
-        assert cascade_blob_store.put(blob_id, data) is True
-        assert cascade_blob_store.exists(blob_id)
+        wrote = cascade_blob_store.put(blob_id, data)
+        assert wrote is True, broken(
+            f"put() of a new blob of {size} bytes returned {wrote!r}", "put returns whether it wrote", TABLE
+        )
+        assert cascade_blob_store.exists(blob_id), broken(
+            f"exists() is false for a blob of {size} bytes just put", "exists: whether it is stored", TABLE
+        )
         got = cascade_blob_store.get(blob_id)
-        assert isinstance(got, bytes) and got == data
+        assert isinstance(got, bytes) and got == data, broken(
+            f"get() of a blob of {size} bytes returned {type(got).__name__} of {len(got or b'')} bytes other than "
+            "put() stored",
+            "get returns the bytes, exactly as put",
+            TABLE,
+        )
 
 
 def test_write_once_an_existing_blob_is_not_written_again(cascade_blob_store, written):
     blob_id, data = _blob()
     written.append(blob_id)
-    assert cascade_blob_store.put(blob_id, data) is True
-    assert cascade_blob_store.put(blob_id, b"other bytes under the same id") is False
-    assert cascade_blob_store.get(blob_id) == data
+    cascade_blob_store.put(blob_id, data)
+    again = cascade_blob_store.put(blob_id, b"other bytes under the same id")
+    assert again is False, broken(
+        f"put() of an id already stored returned {again!r}",
+        "store data unless a blob of that id exists; return whether it wrote",
+        TABLE,
+    )
+    assert cascade_blob_store.get(blob_id) == data, broken(
+        "a second put() of an id replaced its bytes",
+        "blobs are write-once: a blob that exists is not written again",
+        TABLE,
+    )
+
+
+def test_put_of_an_existing_blob_refreshes_its_time(cascade_blob_store, written):
+    refresh_after = getattr(cascade_blob_store, "refresh_after", 0)
+    if refresh_after > 5:
+        pytest.skip(f"the store refreshes only blobs older than {refresh_after:g} s (refresh_after): not waited for")
+    blob_id, data = _blob()
+    written.append(blob_id)
+    cascade_blob_store.put(blob_id, data)
+    first = _listed(cascade_blob_store, {blob_id})[blob_id].mtime
+    time.sleep(max(1.1, refresh_after + 0.1))  # past a one-second resolution of modification times
+    cascade_blob_store.put(blob_id, data)
+    second = _listed(cascade_blob_store, {blob_id})[blob_id].mtime
+    assert second > first, broken(
+        f"a put() of a blob that exists left its modification time at {first} (listed again: {second})",
+        "a put of an existing blob refreshes its modification time, so that gc's grace period starts over",
+        TABLE,
+    )
 
 
 def test_missing_blobs(cascade_blob_store):
     blob_id, _ = _blob()
-    assert cascade_blob_store.get(blob_id) is None
-    assert cascade_blob_store.exists(blob_id) is False
-    assert cascade_blob_store.delete(blob_id) is False
+    rule = "get returns None, exists False and delete False when there is no such blob"
+    assert cascade_blob_store.get(blob_id) is None, broken("get() of a missing blob returned bytes", rule, TABLE)
+    assert cascade_blob_store.exists(blob_id) is False, broken("exists() of a missing blob is not False", rule, TABLE)
+    assert cascade_blob_store.delete(blob_id) is False, broken("delete() of a missing blob is not False", rule, TABLE)
 
 
 def test_delete(cascade_blob_store):
     blob_id, data = _blob()
     cascade_blob_store.put(blob_id, data)
-    assert cascade_blob_store.delete(blob_id) is True
-    assert cascade_blob_store.get(blob_id) is None and not cascade_blob_store.exists(blob_id)
-    assert cascade_blob_store.put(blob_id, data) is True  # written again after a delete
+    assert cascade_blob_store.delete(blob_id) is True, broken(
+        "delete() of a stored blob did not return True", "delete: whether it existed", TABLE
+    )
+    gone = cascade_blob_store.get(blob_id) is None and not cascade_blob_store.exists(blob_id)
+    assert gone, broken("a deleted blob can still be read", "delete removes the blob", TABLE)
+    assert cascade_blob_store.put(blob_id, data) is True, broken(
+        "put() after delete() did not write", "store data unless a blob of that id exists", TABLE
+    )
     cascade_blob_store.delete(blob_id)
 
 
@@ -70,12 +121,19 @@ def test_listing_for_gc_has_ids_sizes_and_times(cascade_blob_store, written):
     for blob_id, data in blobs.items():
         cascade_blob_store.put(blob_id, data)
         written.append(blob_id)
-    listed = {info.blob_id: info for info in cascade_blob_store.list_blobs() if info.blob_id in blobs}
-    assert set(listed) == set(blobs)
+    listed = _listed(cascade_blob_store, blobs)
+    rule = "list_blobs yields every blob: (blob_id, size, mtime)"
+    assert set(listed) == set(blobs), broken(f"list_blobs() left out {len(blobs) - len(listed)} of 3 blobs", rule, GC)
     now = time.time()
     for blob_id, info in listed.items():
-        assert info.size == len(blobs[blob_id])
-        assert now - 3600 < info.mtime < now + 3600  # a store's clock may differ a little from ours
+        assert info.size == len(blobs[blob_id]), broken(
+            f"list_blobs() gave size {info.size} for a blob of {len(blobs[blob_id])} bytes", rule, TABLE
+        )
+        assert now - 3600 < info.mtime < now + 3600, broken(  # a store's clock may differ a little from ours
+            f"list_blobs() gave mtime {info.mtime} for a blob written now ({now:.0f})",
+            "mtime is Unix seconds (gc deletes by it)",
+            TABLE,
+        )
 
 
 def test_concurrent_writers_of_one_blob(cascade_blob_store, written):
@@ -83,10 +141,48 @@ def test_concurrent_writers_of_one_blob(cascade_blob_store, written):
     written.append(blob_id)
     results: list[bool] = []
     errors = run_concurrently(lambda _: results.append(cascade_blob_store.put(blob_id, data)), list(range(8)))
-    assert errors == []
-    assert len(results) == 8 and any(results)
-    assert cascade_blob_store.get(blob_id) == data
-    assert [info.blob_id for info in cascade_blob_store.list_blobs()].count(blob_id) == 1
+    rule = "put is atomic and safe with concurrent writers of the same id"
+    assert errors == [], broken(f"8 concurrent put() of one blob raised {errors!r}", rule, TABLE)
+    assert len(results) == 8 and any(results), broken(f"8 concurrent put() returned {results!r}", rule, TABLE)
+    assert cascade_blob_store.get(blob_id) == data, broken("8 concurrent writers left other bytes", rule, TABLE)
+    count = [info.blob_id for info in cascade_blob_store.list_blobs()].count(blob_id)
+    assert count == 1, broken(f"8 concurrent writers left {count} listed copies", rule, TABLE)
+
+
+def test_readers_never_see_part_of_a_blob(cascade_blob_store, written):
+    blob_id, data = _blob(8 * 2**20)
+    written.append(blob_id)
+    writer = threading.Thread(target=cascade_blob_store.put, args=(blob_id, data))
+    seen: list[int] = []
+    writer.start()
+    while writer.is_alive():
+        got = cascade_blob_store.get(blob_id)
+        if got is not None and got != data:
+            seen.append(len(got))
+    writer.join()
+    assert seen == [], broken(
+        f"a reader got {len(seen)} partial reads of an 8 MiB blob while it was written (sizes {seen[:5]})",
+        "the write is atomic: no reader ever sees part of a blob under its id (write elsewhere, then rename; "
+        "or upload in one request)",
+        "docs/blobs.md#what-is-stored-where",
+    )
+
+
+def test_close_twice_is_harmless(cascade_uri, cascade_blob_store, written):
+    blob_id, data = _blob()
+    written.append(blob_id)
+    other = open_new_blob_store(cascade_uri)
+    other.put(blob_id, data)
+    other.close()
+    try:
+        other.close()
+    except Exception as exc:
+        pytest.fail(broken(f"a second close() raised {type(exc).__name__}: {exc}", "close(): twice is harmless", TABLE))
+    assert cascade_blob_store.get(blob_id) == data, broken(
+        "closing one store object made another of the same URI lose a blob",
+        "close() releases this store's connections only",
+        TABLE,
+    )
 
 
 def test_reads_are_verified_against_the_id(cascade_blob_store, written):
@@ -99,7 +195,11 @@ def test_reads_are_verified_against_the_id(cascade_blob_store, written):
     reference = f"cascade-blob {blob_id} {len(data)} p".encode()
     with pytest.raises(cs.IntegrityError, match="fails its hash"):
         dereference(spec, "state/kit/node", reference)
-    assert cascade_blob_store.get(blob_id) is None  # the corrupt blob was deleted, so a rerun writes it again
+    assert cascade_blob_store.get(blob_id) is None, broken(
+        "a blob that failed its hash is still there after the engine deleted it",
+        "delete removes the blob (so a rerun writes it again)",
+        TABLE,
+    )
 
 
 def test_engine_stores_large_results_once_and_reads_them_back(cascade_uri, cascade_blob_store, written):
@@ -113,8 +213,13 @@ def test_engine_stores_large_results_once_and_reads_them_back(cascade_uri, casca
         if "threshold=" in cascade_uri
         else cascade_uri + ("&" if "?" in cascade_uri else "?") + "threshold=1K"
     )
+    where = "docs/blobs.md#what-is-stored-where"
 
-    assert cs.run(t.after(payload), state_backend=store, blob_store=uri, run_id="kit") == payload
-    assert cascade_blob_store.get(blob_id) == body
+    value = cs.run(t.after(payload), state_backend=store, blob_store=uri, run_id="kit")
+    assert value == payload, broken("a run through the store returned other bytes", "get returns the bytes put", where)
+    assert cascade_blob_store.get(blob_id) == body, broken(
+        "the run's result is not in the store under its content id", "blobs are stored by content id", where
+    )
     assert cs.run(t.after(payload), state_backend=store, blob_store=uri, run_id="kit-2") == payload
-    assert [info.blob_id for info in cascade_blob_store.list_blobs()].count(blob_id) == 1
+    count = [info.blob_id for info in cascade_blob_store.list_blobs()].count(blob_id)
+    assert count == 1, broken(f"two runs of one value left {count} listed blobs", "a blob is stored once", where)
