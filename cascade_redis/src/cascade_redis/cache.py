@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from cascade_core.plugin import BackendURI, CacheBackendBase, LeaseTableMixin, checked_ttl
 
-from .connection import RedisConnection
+from .connection import RedisStoreBase
 from .layout import cache_key, cache_pattern, lock_key
 from .leases import RedisLeases
 from .options import RedisOptions
@@ -29,7 +29,7 @@ SCAN_COUNT: Final = 1000
 UNLINK_BATCH: Final = 1000
 
 
-class RedisCacheBackend(LeaseTableMixin, CacheBackendBase):
+class RedisCacheBackend(RedisStoreBase, LeaseTableMixin, CacheBackendBase):
     """Cache entries shared by every run and machine that uses the same redis and prefix.
 
     >>> cache = RedisCacheBackend.from_uri("redis://localhost:6379/0?ttl=3600")
@@ -38,19 +38,13 @@ class RedisCacheBackend(LeaseTableMixin, CacheBackendBase):
     {'k': b'payload'}
     """
 
-    trusted_store: Final = False  # networked: the engine warns about unsigned pickles
-
     def __init__(self, options: RedisOptions) -> None:
-        self.options = options
-        self.uri = options.uri
-        self.serializer = options.serializer
-        self.max_payload_bytes = options.max_value_size
+        super().__init__(options)
         self.max_payload_option = "max_value_size"  # the URI option that raises max_payload_bytes
         self.default_ttl = options.ttl
         self._prefix = options.prefix
-        self._connection = RedisConnection(options)
         prefix = options.prefix
-        self._locks = RedisLeases(self._connection, lambda key: lock_key(prefix, key))
+        self._locks = RedisLeases(self.connection, lambda key: lock_key(prefix, key))
 
     def _lease_table(self) -> RedisLeases:
         return self._locks
@@ -68,19 +62,8 @@ class RedisCacheBackend(LeaseTableMixin, CacheBackendBase):
         wanted = list(dict.fromkeys(keys))
         if not wanted:
             return {}
-        names = self._names(wanted)
-
-        def queue(pipe: Any, groups: list[list[int]]) -> None:
-            for group in groups:
-                pipe.mget([names[index] for index in group])
-
-        found: dict[str, bytes] = {}
-        for groups, replies in self._connection.per_master(names, queue, by_slot=True):
-            for group, values in zip(groups, replies, strict=True):
-                for index, value in zip(group, values, strict=True):
-                    if value is not None:
-                        found[wanted[index]] = value
-        return found
+        values = self.connection.mget(self._names(wanted))
+        return {key: value for key, value in zip(wanted, values, strict=True) if value is not None}
 
     def count_entries(self, keys: Iterable[str]) -> int:
         """How many of ``keys`` have live entries, unread: one ``EXISTS`` (one per slot on a cluster)."""
@@ -90,7 +73,7 @@ class RedisCacheBackend(LeaseTableMixin, CacheBackendBase):
             for group in groups:
                 pipe.exists(*[names[index] for index in group])
 
-        return sum(sum(replies) for _, replies in self._connection.per_master(names, queue, by_slot=True))
+        return sum(sum(replies) for _, replies in self.connection.per_master(names, queue, by_slot=True))
 
     def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
         if not items:
@@ -109,7 +92,7 @@ class RedisCacheBackend(LeaseTableMixin, CacheBackendBase):
             for index in groups[0]:
                 pipe.set(names[index], values[index], px=px)
 
-        self._connection.per_master(names, queue, write=True)
+        self.connection.per_master(names, queue, write=True)
 
     def delete_many(self, keys: Iterable[str]) -> int:
         names = [cache_key(self._prefix, key) for key in dict.fromkeys(keys)]
@@ -118,12 +101,12 @@ class RedisCacheBackend(LeaseTableMixin, CacheBackendBase):
             for group in groups:
                 pipe.delete(*[names[index] for index in group])
 
-        return sum(sum(replies) for _, replies in self._connection.per_master(names, queue, by_slot=True))
+        return sum(sum(replies) for _, replies in self.connection.per_master(names, queue, by_slot=True))
 
     def clear(self, prefix: str = "") -> int:
         """Delete every entry whose cache key starts with ``prefix``; return how many."""
         pattern = cache_pattern(self._prefix, prefix)
-        connection = self._connection
+        connection = self.connection
 
         def unlink(client: redis.Redis, batch: list[bytes]) -> int:
             pipe = client.pipeline(transaction=False)
@@ -152,7 +135,7 @@ class RedisCacheBackend(LeaseTableMixin, CacheBackendBase):
         An entry that expires between the two is skipped; any redis error ends the walk with a
         Cascade error (never a short listing, from which gc would delete live blobs).
         """
-        connection = self._connection
+        connection = self.connection
         pattern = cache_pattern(self._prefix, "")
         head = len(cache_key(self._prefix, "").encode())
 
@@ -167,13 +150,3 @@ class RedisCacheBackend(LeaseTableMixin, CacheBackendBase):
                     yield from self.get_many(name[head:].decode() for name in names).items()
                 if not cursor:
                     break
-
-    def describe(self) -> str:
-        """What the URI reaches (for ``cascade backends check``): a server, a Sentinel master, a cluster."""
-        return self._connection.describe()
-
-    def close(self) -> None:
-        self._connection.close()
-
-    def __repr__(self) -> str:
-        return f"RedisCacheBackend({str(self.uri)!r})"

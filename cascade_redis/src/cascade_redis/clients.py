@@ -80,16 +80,4 @@ class SingleMaster:
 
 def _sentinel_kwargs(options: RedisOptions) -> dict[str, Any]:
     """How to reach the sentinels themselves: their own user and password, the same timeouts and TLS."""
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
-
-    kwargs: dict[str, Any] = {
-        "username": options.sentinel_username,
-        "password": options.sentinel_password,
-        "socket_timeout": options.socket_timeout,
-        "socket_connect_timeout": options.socket_connect_timeout,
-        "retry": Retry(NoBackoff(), 0),
-    }
-    if options.tls:
-        kwargs.update(options.tls_kwargs(), ssl=True)
-    return kwargs
+    return options.socket_kwargs(options.sentinel_username, options.sentinel_password)

@@ -76,6 +76,30 @@ _CONNECTIONS: weakref.WeakSet[RedisConnection] = weakref.WeakSet()
 _CONNECTIONS_LOCK = threading.Lock()
 
 
+class RedisStoreBase:
+    """What the state store and the cache share: options, URI, payload settings, a connection of
+    their own, and ``describe()``, ``close()`` and the repr."""
+
+    trusted_store: Final = False  # networked: the engine warns about unsigned pickles
+
+    def __init__(self, options: RedisOptions) -> None:
+        self.options = options
+        self.uri = options.uri
+        self.serializer = options.serializer
+        self.max_payload_bytes = options.max_value_size
+        self.connection = RedisConnection(options)
+
+    def describe(self) -> str:
+        """What the URI reaches (for ``cascade backends check``): a server, a Sentinel master, a cluster."""
+        return self.connection.describe()
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.uri)!r})"
+
+
 class RedisConnection:
     """The lazily opened deployment of one URI, with retries and error translation."""
 
@@ -137,6 +161,20 @@ class RedisConnection:
             return done
 
         return self.retrying(attempt) if names else []
+
+    def mget(self, names: Sequence[bytes | str]) -> list[Any]:
+        """The values of ``names``, in order (None where missing): one ``MGET`` per slot, one round trip per master."""
+
+        def queue(pipe: Pipeline, groups: list[list[int]]) -> None:
+            for group in groups:
+                pipe.mget([names[index] for index in group])
+
+        values: list[Any] = [None] * len(names)
+        for groups, replies in self.per_master(names, queue, by_slot=True):
+            for group, found in zip(groups, replies, strict=True):
+                for index, value in zip(group, found, strict=True):
+                    values[index] = value
+        return values
 
     def each_master(self, action: Callable[[redis.Redis], T]) -> list[T]:
         """``action(client)`` on every master (one for a server or a Sentinel service)."""

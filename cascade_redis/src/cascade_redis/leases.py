@@ -101,19 +101,8 @@ class RedisLeases:
 
     def holders(self, names: Sequence[str]) -> dict[str, str]:
         wanted = list(dict.fromkeys(names))
-        keys = [self._key_of(name) for name in wanted]
-
-        def queue(pipe: Any, groups: list[list[int]]) -> None:
-            for group in groups:
-                pipe.mget([keys[index] for index in group])
-
-        held: dict[str, str] = {}
-        for groups, replies in self._connection.per_master(keys, queue, by_slot=True):
-            for group, owners in zip(groups, replies, strict=True):
-                for index, owner in zip(group, owners, strict=True):
-                    if owner is not None:
-                        held[wanted[index]] = owner.decode() if isinstance(owner, bytes) else owner
-        return held
+        owners = self._connection.mget([self._key_of(name) for name in wanted])
+        return {name: owner.decode() for name, owner in zip(wanted, owners, strict=True) if owner is not None}
 
     def release(self, names: Sequence[str], owner: str) -> None:
         if names:

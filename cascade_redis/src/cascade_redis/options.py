@@ -194,16 +194,19 @@ class RedisOptions:
     def node_kwargs(self) -> dict[str, Any]:
         """Connection keyword arguments for any data node (a server, a cluster node, a Sentinel-managed
         master): everything but the address. Secrets included: never log them."""
+        kwargs = self.socket_kwargs(self.uri.username, self.uri.password)
+        return {"db": self.db, "health_check_interval": self.health_check_interval, **kwargs}
+
+    def socket_kwargs(self, username: str | None, password: str | None) -> dict[str, Any]:
+        """What every connection of this URI takes, data node or sentinel: credentials, timeouts, TLS."""
         from redis.backoff import NoBackoff
         from redis.retry import Retry
 
         kwargs: dict[str, Any] = {
-            "db": self.db,
-            "username": self.uri.username,
-            "password": self.uri.password,
+            "username": username,
+            "password": password,
             "socket_timeout": self.socket_timeout,
             "socket_connect_timeout": self.socket_connect_timeout,
-            "health_check_interval": self.health_check_interval,
             # RedisConnection.run retries the whole call itself (redis-py would also retry a
             # refused password, and its default is 10 attempts): no retry inside redis-py.
             "retry": Retry(NoBackoff(), 0),

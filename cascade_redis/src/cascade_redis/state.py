@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Final, cast
 
 from cascade_core.plugin import BackendError, BackendURI, LeaseTableMixin, StateBackendBase
 
-from .connection import RedisConnection
+from .connection import RedisStoreBase
 from .layout import lease_key, meta_pattern, run_keys
 from .leases import RedisLeases
 from .options import RedisOptions
@@ -36,21 +36,15 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
-class RedisStateStore:
+class RedisStateStore(RedisStoreBase):
     """All runs under one URI: call it with a run id to get that run's backend.
 
     Owns the connection pool that its backends share; ``close()`` disconnects it.
     Also lists and deletes runs (``RunCatalog``).
     """
 
-    trusted_store: Final = False  # networked: the engine warns about unsigned pickles
-
     def __init__(self, options: RedisOptions) -> None:
-        self.options = options
-        self.uri = options.uri
-        self.serializer = options.serializer
-        self.max_payload_bytes = options.max_value_size
-        self.connection = RedisConnection(options)
+        super().__init__(options)
 
     @classmethod
     def from_uri(cls, uri: BackendURI | str) -> RedisStateStore:
@@ -99,16 +93,6 @@ class RedisStateStore:
         """Delete the run's keys; True when any existed."""
         keys = run_keys(self.options.prefix, run_id)
         return self.connection.on(keys[0], lambda client: client.delete(*keys)) > 0
-
-    def describe(self) -> str:
-        """What the URI reaches (for ``cascade backends check``): a server, a Sentinel master, a cluster."""
-        return self.connection.describe()
-
-    def close(self) -> None:
-        self.connection.close()
-
-    def __repr__(self) -> str:
-        return f"RedisStateStore({str(self.uri)!r})"
 
 
 class RedisStateBackend(LeaseTableMixin, StateBackendBase):

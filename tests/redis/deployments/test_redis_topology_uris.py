@@ -165,7 +165,7 @@ def test_building_backends_opens_nothing() -> None:
     for uri in ("redis+cluster://127.0.0.1:1", "redis+sentinel://127.0.0.1:1/svc"):
         store, cache = RedisStateStore.from_uri(uri), RedisCacheBackend.from_uri(uri)
         assert store("run").run_id == "run"
-        assert store.connection._client is None and cache._connection._client is None
+        assert store.connection._client is None and cache.connection._client is None
         store.close()
         cache.close()
 
