@@ -17,7 +17,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeVar
 
-from cascade_core.plugin import BackendError, BackendUnavailableError, mask_text
+from cascade_core.plugin import BackendError, BackendUnavailableError, CascadeError, mask_text
 
 from .options import RedisOptions
 from .topology import CLUSTER, SENTINEL
@@ -103,10 +103,17 @@ class RedisStoreBase:
 class RedisConnection:
     """The lazily opened deployment of one URI, with retries and error translation."""
 
-    __slots__ = ("options", "_client", "_lock", "_gave_up", "__weakref__")
+    __slots__ = ("options", "_client", "_lock", "_gave_up", "_retry", "__weakref__")
 
     def __init__(self, options: RedisOptions) -> None:
+        from redis.backoff import ExponentialBackoff
+        from redis.retry import Retry
+
         self.options = options
+        # redis-py's own retry loop; which errors are worth retrying is decided in _failed.
+        # ExponentialBackoff waits base * 2**failures: 0.05 s, 0.1 s, 0.2 s, ... at most BACKOFF_CAP.
+        backoff = ExponentialBackoff(cap=BACKOFF_CAP, base=BACKOFF_BASE / 2)
+        self._retry = Retry(backoff, options.retries, supported_errors=(Exception,))
         self._client: Deployment | None = None
         self._lock = threading.Lock()
         self._gave_up = float("-inf")  # monotonic time a call to this URI last found it unavailable
@@ -220,22 +227,27 @@ class RedisConnection:
         retry budget.
         """
         started = time.monotonic()
-        failures = 0
-        while True:
-            try:
-                return attempt()
-            except Exception as exc:
-                if self._gave_up >= started:  # cut short: whatever it raised, the server is not answering
-                    raise self._unavailable(exc) from exc
-                if failures >= self.options.retries or not self._retryable(exc):
-                    if _lost(exc):
-                        self._cut_short_others()
-                    self.translate(exc)
-                failures += 1
-                deployment = self._client
-                if deployment is not None:
-                    deployment.invalidate()
-                time.sleep(min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (failures - 1)))
+
+        def failed(exc: Exception) -> None:  # after each failed attempt: give up, or read the masters again
+            if self._gave_up >= started:  # cut short: whatever it raised, the server is not answering
+                raise self._unavailable(exc) from exc
+            if not self._retryable(exc):
+                self._give_up(exc)
+            deployment = self._client
+            if deployment is not None:
+                deployment.invalidate()
+
+        try:
+            return self._retry.call_with_retry(attempt, failed)
+        except CascadeError:
+            raise
+        except Exception as exc:  # the last retry failed too
+            self._give_up(exc)
+
+    def _give_up(self, exc: Exception) -> NoReturn:
+        if _lost(exc):
+            self._cut_short_others()
+        self.translate(exc)
 
     def _retryable(self, exc: Exception) -> bool:
         import redis.exceptions as rex
