@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import subprocess
@@ -174,3 +175,39 @@ def test_cache_clear_of_one_task_then_of_everything(flow):
     ok(flow, "run", "flow.py:pipeline", *STORE)
     assert calls(flow) == {"load": 6, "measure": 9, "check": 3, "publish": 3}
     assert ok(flow, "cache", "clear", "--cache", STATE).stdout == "removed 6 cache entries from sqlite:///runs.db\n"
+
+
+PYTHON_RUN = """
+import cascade_core as cs
+import flow
+
+try:
+    cs.run(flow.pipeline(), params={"fail": True}, state_backend="sqlite:///runs.db", run_id="c")
+except cs.TaskFailed:
+    pass
+"""
+
+
+def test_the_report_of_a_failed_run_gives_the_command_that_resumes_it(flow):
+    failed = cli(flow, "run", "flow.py:pipeline", *STORE, "--run-id", "c", "-p", "fail=true")
+    assert failed.returncode == 1
+    command = next(line for line in failed.stderr.splitlines() if line.startswith("to resume: "))[len("to resume: ") :]
+    assert show(flow, "c")["info"]["resume_command"] == command  # kept in the run info
+    ok(flow, "runs", "show", "c", "--state", STATE, "--html", "cli.html")
+    page = (flow / "cli.html").read_text()
+    assert f"To resume: <code>{html.escape(command)}</code>" in page and "rerun with run_id" not in page
+
+    # Failed again from Python: no command to give, so the report gives the Python call.
+    env = {**os.environ, "FLOW_LOG": str(flow / "calls.log"), "PYTHONPATH": str(flow)}
+    before = calls(flow)
+    done = subprocess.run([sys.executable, "-c", PYTHON_RUN], cwd=flow, env=env, capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert calls(flow) - before == Counter({"check": 1})  # it resumed: only the failed task ran again
+    assert show(flow, "c")["info"]["resume_command"] == ""
+    ok(flow, "runs", "show", "c", "--state", STATE, "--html", "python.html")
+    page = (flow / "python.html").read_text()
+    assert "To resume: <code>cascade_core.run(TARGET, run_id=&#x27;c&#x27;, state_backend=...)" in page
+
+    ok(flow, "run", "flow.py:pipeline", *STORE, "--run-id", "c", "-p", "fail=false")
+    ok(flow, "runs", "show", "c", "--state", STATE, "--html", "done.html")
+    assert "To resume" not in (flow / "done.html").read_text()

@@ -50,8 +50,13 @@ def fetch(i: int) -> int:
     return i
 
 
-@cs.task
+@cs.task(retries=2)
 def square(x: int) -> int:
+    if x == 1 and os.path.exists("flaky.flag"):  # fails twice, then works
+        with open("tries", "a") as tries:
+            tries.write("x")
+        if os.path.getsize("tries") < 3:
+            raise RuntimeError("flaky")
     if os.path.exists("fail.flag") and x == 2:
         raise ValueError('<b>bad</b> input & "quotes": ' + "x" * 300)
     return x * x
@@ -240,7 +245,14 @@ FACTS = """(() => {
   const svg = document.querySelector('#graph svg');
   return {
     bars: bars.length,
-    thin: bars.filter(b => b.getBoundingClientRect().width < 1 || b.getBoundingClientRect().height < 4).length,
+    thin: bars.filter(b => b.getBoundingClientRect().width < 8 || b.getBoundingClientRect().height < 8).length,
+    retries: [...document.querySelectorAll('#timeline .retry')].map(r => Math.round(r.getBoundingClientRect().width)),
+    edges: svg ? svg.querySelectorAll('g.edge').length : 0,
+    columns: svg ? new Set([...svg.querySelectorAll('g.node')]
+      .filter(g => /^n\\d+$/.test(g.querySelector('title').textContent))
+      .map(g => { const r = g.getBoundingClientRect(); return Math.round((r.left + r.right) / 20); })).size : 0,
+    resume: (document.querySelector('.failure .resume') || {}).textContent || '',
+    text: document.body.innerText,
     barStatuses: bars.map(b => [...b.classList].find(c => c.startsWith('s-'))),
     declared: Number(document.querySelector('.timeline').dataset.bars),
     rows: document.querySelectorAll('#tasks tr.task').length,
@@ -263,6 +275,17 @@ def keep(screenshot: Path, name: str) -> None:
         shutil.copy(screenshot, Path(directory) / f"report-{name}.png")
 
 
+def look(browser: Browser, page: Path, name: str) -> dict[str, Any]:
+    """Open ``page`` and read its facts; keep a screenshot. Nothing on it may fail to load."""
+    browser.open(page.as_uri())
+    facts = browser.evaluate(FACTS)
+    png = browser.screenshot(page.with_suffix(".png"))
+    assert png.startswith(b"\x89PNG") and len(png) > 20_000
+    keep(page.with_suffix(".png"), name)
+    assert browser.problems() == []
+    return facts
+
+
 @pytest.fixture
 def resumed_run(tmp_path: Path) -> Path:
     """Run ``r`` of 11 tasks: failed once in one ``square``, then resumed."""
@@ -280,18 +303,13 @@ def test_the_report_of_a_resumed_run_in_chromium(resumed_run, browser):
     flow = resumed_run
     done = cli(flow, "runs", "show", "r", "--state", STATE, "--html", "report.html", "--target", "flow.py:pipeline")
     assert done.returncode == 0, done.stderr
-    browser.open((flow / "report.html").as_uri())
-    facts = browser.evaluate(FACTS)
-    png = browser.screenshot(flow / "report.png")
-    assert png.startswith(b"\x89PNG") and len(png) > 20_000
-    assert browser.problems() == []
+    facts = look(browser, flow / "report.html", "resumed")
     assert facts["bars"] == facts["declared"] == facts["rows"] == 11  # one bar and one row per task
     assert facts["thin"] == 0  # every bar can be seen, even one of a task that took no time
     assert sorted(facts["barStatuses"]) == ["s-executed"] * 2 + ["s-resumed"] * 9
     assert facts["svgNodes"] == 11 and facts["svgWidth"] > 200 and not facts["mermaid"]
     assert facts["images"] == 0 and facts["scripts"] == 0 and not facts["overflow"]
     assert facts["title"] == "Cascade run r: succeeded"
-    keep(flow / "report.png", "resumed")
 
 
 def test_the_report_of_a_failed_run_collapses_its_timeline_and_renders_without_dot(tmp_path, browser):
@@ -312,17 +330,39 @@ def test_the_report_of_a_failed_run_collapses_its_timeline_and_renders_without_d
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    browser.open((tmp_path / "report.html").as_uri())
-    facts = browser.evaluate(FACTS)
-    browser.screenshot(tmp_path / "report.png")
-    keep(tmp_path / "report.png", "failed-collapsed-no-dot")
-    assert browser.problems() == []
+    facts = look(browser, tmp_path / "report.html", "failed-collapsed-no-dot")
     # Above 200 tasks the timeline has one bar per task name; the table keeps one row per task.
     assert facts["bars"] == facts["declared"] == 3 and facts["rows"] == 301
     assert sorted(facts["barStatuses"]) == ["s-executed", "s-failed", "s-skipped"]
     assert facts["mermaid"] and facts["svgNodes"] == 0 and not facts["overflow"]
     assert '<b>bad</b> input & "quotes"' in facts["failure"]  # shown as text, not markup
+    assert facts["resume"].endswith(" --param n=150 --state sqlite:///runs.db --cache sqlite:///runs.db --run-id big")
+    assert 'n0 -->|"×150"| n1' in facts["text"]  # the stored edges, in the Mermaid source
     assert facts["title"] == "Cascade run big: failed"
+
+
+def test_the_report_of_a_run_alone_draws_its_graph_retries_and_resume_command(tmp_path, browser):
+    need("dot", "graphviz")
+    (tmp_path / "flow.py").write_text(FLOW)
+    assert cli(tmp_path, "run", "flow.py:pipeline", *STORE, "--run-id", "warm", "--no-progress").returncode == 0
+    (tmp_path / "flaky.flag").write_text("")
+    (tmp_path / "fail.flag").write_text("")
+    run = cli(tmp_path, "run", "flow.py:pipeline", *STORE, "--run-id", "r", "--no-progress")
+    assert run.returncode == 1 and (tmp_path / "tries").read_text() == "xxx"  # square(1) ran three times
+    resume = next(line for line in run.stderr.splitlines() if line.startswith("to resume: "))
+    done = cli(tmp_path, "runs", "show", "r", "--state", STATE, "--html", "report.html")  # no --target
+    assert done.returncode == 0, done.stderr
+    facts = look(browser, tmp_path / "report.html", "run-alone-retries")
+    # 5 fetch -> 5 square -> total: every edge drawn, in three columns, not one.
+    assert facts["svgNodes"] == 11 and facts["edges"] == 10 and facts["columns"] == 3
+    assert "not stored" not in facts["text"] and "not in the run" not in facts["text"]
+    assert facts["resume"] == "To resume: " + resume.removeprefix("to resume: ")
+    assert "run_id=" not in facts["failure"]
+    assert sorted(facts["barStatuses"]) == ["s-cached"] * 5 + ["s-executed"] * 4 + ["s-failed", "s-skipped"]
+    assert facts["thin"] == 0  # cache hits, the failure and the skip took no time, and can be seen
+    assert len(facts["retries"]) == 4 and min(facts["retries"]) >= 8  # two failed attempts of two tasks
+    assert "square · " in facts["text"] and facts["text"].count("↻3") == 2
+    assert facts["rows"] == 11 and not facts["overflow"]
 
 
 def test_the_checks_see_a_page_that_failed_to_load(tmp_path, browser):

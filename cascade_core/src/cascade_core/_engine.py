@@ -88,6 +88,9 @@ class Engine:
             raise DefinitionError(f"leases must be True or False, got {leases!r}")
         self.leases = leases
         self.lease_ttl = check_lease_ttl(lease_ttl)
+        # The `cascade run` command that resumes a run (secrets masked), kept in its run info for
+        # the HTML report; the CLI sets it, "" for a run started from Python.
+        self.resume_command = ""
 
     def run(
         self,
@@ -184,6 +187,7 @@ class _Run:
         self.ctx = ctx
         self.res = res
         self.collection = collection
+        self.resume_command = engine.resume_command
         self.records = RunRecords(ctx, engine.observers)
         self.lookup = CacheLookup(ctx, self.records)
         self.lookup.gather = gatherer(res.executor_spec.executor)
@@ -222,6 +226,7 @@ class _Run:
                 "status": "running",
                 "tasks": str(len(nodes)),
                 "target": ",".join(dict.fromkeys(nodes[i].task.name for i in ctx.graph.targets)),
+                "resume_command": self.resume_command,
                 **driver,
             }
         )

@@ -41,6 +41,8 @@ class RunRecords:
         self.records: dict[int, tuple[str, float, int | None, str | None, float, str | None]] | None = (
             {} if callable(getattr(ctx.state, "put_task_records", None)) else None
         )
+        # Node index -> its failed attempts that were retried: (perf_counter at the end, duration, error).
+        self.retried: dict[int, list[tuple[float, float | None, str]]] = {}
 
     @property
     def verbose(self) -> bool:
@@ -131,10 +133,14 @@ class RunRecords:
         else:
             self.records[index] = ("done", duration, reference[1], None, time.perf_counter(), reference[0])
 
-    def retrying(self, index: int, attempt: int, error: BaseException, delay: float) -> None:
+    def retrying(
+        self, index: int, attempt: int, error: BaseException, delay: float, duration: float | None = None
+    ) -> None:
         """Log and announce that attempt ``attempt`` (0-based) failed and the task runs again."""
         node = self.nodes[index]
         task = node.task
+        if self.records is not None:
+            self.retried.setdefault(index, []).append((time.perf_counter(), duration, describe(error)))
         log.warning(
             "task %s failed (attempt %d of %d): %s; retrying in %.2fs",
             task.name,
@@ -169,11 +175,17 @@ class RunRecords:
     # -- the stored form ---------------------------------------------------------
 
     def record_json(self) -> dict[str, str]:
-        """The task records as JSON strings (built by hand: json.dumps per task costs more than the task)."""
+        """The task records as JSON strings (built by hand: json.dumps per task costs more than the task).
+
+        Each names its ``upstream`` node ids (``after`` for .after() orderings), so that a run
+        alone draws its graph, and a retried task its ``attempts`` and ``failed_attempts``.
+        """
         import json
 
         wall, perf = self.clock
         driver = f', "driver": {json.dumps(driver_name())}'  # who ran it: drivers may share a run
+        nodes, retried = self.nodes, self.retried
+        leaf_end = f', "upstream": []{driver}}}'
         names: dict[int, str] = {}
         stamps: dict[int, str] = {}
         out: dict[str, str] = {}
@@ -182,7 +194,8 @@ class RunRecords:
             finished = stamps.get(millis)
             if finished is None:
                 finished = stamps[millis] = json.dumps(stamp(millis / 1000))
-            task = self.nodes[index].task
+            node = nodes[index]
+            task = node.task
             name = names.get(id(task))
             if name is None:
                 name = names[id(task)] = json.dumps(task.name)
@@ -191,11 +204,40 @@ class RunRecords:
                 extra += f', "{"reason" if status == "skipped" else "error"}": {json.dumps(text)}'
             if blob is not None:
                 extra += f', "blob": "{blob}"'
-            out[self.nodes[index].id] = (
+            if retried and index in retried:
+                extra += _attempts(retried[index], wall, perf)
+            ups = node.upstream
+            if not ups:
+                end = leaf_end
+            elif node.lazy.ordering:  # rare: the .after() orderings apart from the data inputs
+                data = set(node.data_deps)
+                end = f', "upstream": {_ids(nodes, [u for u in ups if u in data])}'
+                end += f', "after": {_ids(nodes, [u for u in ups if u not in data])}{driver}}}'
+            else:
+                end = f', "upstream": {_ids(nodes, ups)}{driver}}}'
+            out[node.id] = (
                 f'{{"task": {name}, "status": "{status}", "duration": {duration:.6f}{extra}, "finished": {finished}'
-                f"{driver}}}"
+                f"{end}"
             )
         return out
+
+
+def _ids(nodes: Any, indexes: Iterable[int]) -> str:
+    """A JSON array of node ids (hex digests: nothing to escape)."""
+    joined = '","'.join([nodes[index].id for index in indexes])
+    return f'["{joined}"]' if joined else "[]"
+
+
+def _attempts(failures: list[tuple[float, float | None, str]], wall: float, perf: float) -> str:
+    """The ``attempts`` and ``failed_attempts`` fields of a retried task's record."""
+    import json
+
+    tries = [
+        f'{{"finished": {json.dumps(stamp(wall + at - perf))}, '
+        f'"duration": {"null" if duration is None else f"{duration:.6f}"}, "error": {json.dumps(error)}}}'
+        for at, duration, error in failures
+    ]
+    return f', "attempts": {len(failures) + 1}, "failed_attempts": [{", ".join(tries)}]'
 
 
 def stamp(seconds: float) -> str:

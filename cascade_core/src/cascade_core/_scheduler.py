@@ -328,7 +328,7 @@ class Scheduler:
             return False
         delay = task.retry_wait(attempt)
         try:
-            self.records.retrying(index, attempt, outcome.value, delay)
+            self.records.retrying(index, attempt, outcome.value, delay, outcome.duration)
         except Exception as hook_error:  # an observer failed: report it as this task's failure
             outcome.value = hook_error
             return False

@@ -83,7 +83,7 @@ def add_picture_options(show: argparse.ArgumentParser) -> None:
         "--target",
         default=None,
         metavar="PATH_OR_MODULE:TARGET",
-        help="the run's target, to draw the graph's edges (they are not stored with the run)",
+        help="the run's target, to rebuild its graph (needed only for records that do not name their edges)",
     )
     _common_options(show)
 

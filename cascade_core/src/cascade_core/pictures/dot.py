@@ -23,15 +23,17 @@ def quote(value: str) -> str:
     return '"' + "\\n".join(escaped.splitlines() or [""]) + '"'
 
 
-def to_dot(picture: Picture) -> str:
+def to_dot(picture: Picture, *, explain: bool = True) -> str:
+    """DOT text; ``explain``: say in the drawing's title why edges are missing (the report says it itself)."""
     lines = [
         "digraph cascade {",
         f'  graph [rankdir=LR, fontname="{FONT}", fontsize=10, nodesep=0.25, ranksep=0.45, tooltip=" "];',
         f'  node [shape=box, style=filled, fontname="{FONT}", fontsize=10, height=0.3, margin="0.12,0.05"];',
         f'  edge [color="#555555", arrowsize=0.7, fontname="{FONT}", fontsize=9];',
     ]
-    if not picture.edges_known:
-        lines.append('  label="edges are not stored with a run: draw it with its target to see them"; labelloc=t;')
+    if explain and not picture.edges_known:
+        note = f"{picture.edges_note()}: draw it with its target to see them"
+        lines.append(f"  label={quote(note)}; labelloc=t;")
     lines.extend(_node(picture, node) for node in picture.nodes)
     for edge in picture.edges:
         attributes = []

@@ -8,6 +8,7 @@ fan-out of 100,000 calls draws as a handful of nodes. When that still leaves mor
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
 from collections.abc import Sequence
 from itertools import compress
@@ -16,7 +17,7 @@ from typing import Any
 
 from .._gc import collection_paused
 from .palette import STATUSES, STYLES, describe_counts, group_status
-from .run_view import RunView
+from .run_view import RunView, TaskRecord
 
 DEFAULT_COLLAPSE = 200
 SHORT_ID = 8  # characters of a node id shown in a label
@@ -59,7 +60,21 @@ class Picture:
         self.run = run
         self.calls = calls  # task calls in the graph
         self.collapsed = collapsed
-        self.edges_known = True  # False when drawn from a run's records alone
+        self.unknown_edges = 0  # drawn from a run alone: tasks whose records do not name their upstream
+
+    @property
+    def edges_known(self) -> bool:
+        return self.unknown_edges == 0
+
+    def edges_note(self) -> str:
+        """Why some edges are missing, or "" when every drawn task's edges are known."""
+        if self.edges_known:
+            return ""
+        some = "" if self.unknown_edges == self.calls else f"{self.unknown_edges} of {self.calls} "
+        return (
+            f"the edges of {some}tasks are not in the run's records (written by an older cascade-core, "
+            "or no record kept)"
+        )
 
     def statuses(self) -> list[str]:
         """The statuses present, for the legend."""
@@ -80,6 +95,7 @@ class Picture:
             timed = record.duration is not None and node.status != "cached"  # a cache hit took no time here
             size = size_text(record.size)
             facts = [f"{record.duration:.3f}s" if timed else "", f"{size} by reference" if record.blob else size]
+            facts.append(f"{record.attempts} attempts" if record.attempts > 1 else "")
             if any(facts):
                 lines.append(" · ".join(fact for fact in facts if fact))
         return lines
@@ -123,13 +139,57 @@ def from_graph(graph: Any, run: RunView | None = None, collapse: int | None = DE
 
 
 def from_run(run: RunView, collapse: int | None = DEFAULT_COLLAPSE) -> Picture:
-    """The picture of a run from its records alone: its nodes, without edges (they are not stored)."""
-    records = run.ordered()
+    """The picture of a run from its records alone: its nodes, and the edges its records name."""
+    records = _in_graph_order(run.ordered())
+    position = {record.node_id: index for index, record in enumerate(records)}
+    upstream: list[tuple[int, ...]] = []
+    ordering: dict[int, tuple[int, ...]] = {}
+    for index, record in enumerate(records):
+        # Edges to nodes the run does not know of (never reached) are left out.
+        ups = [position[up] for up in record.upstream or () if position.get(up, index) < index]
+        after = [position[up] for up in record.after if position.get(up, index) < index]
+        upstream.append((*ups, *after))
+        if after:
+            ordering[index] = tuple(after)
     names = [record.task for record in records]
     ids = [record.node_id for record in records]
-    picture = _assemble(names, ids, [()] * len(records), {}, (), {}, run, collapse)
-    picture.edges_known = False
+    has_downstream = {up for ups in upstream for up in ups}
+    target_tasks = set(str(run.info.get("target") or "").split(","))
+    targets = [
+        index
+        for index, record in enumerate(records)
+        if index not in has_downstream and record.task in target_tasks and record.upstream is not None
+    ]
+    picture = _assemble(names, ids, upstream, ordering, targets, {}, run, collapse)
+    picture.unknown_edges = sum(record.upstream is None for record in records)
     return picture
+
+
+def _in_graph_order(records: list[TaskRecord]) -> list[TaskRecord]:
+    """``records`` (in the order they finished) reordered so that every upstream comes first."""
+    position = {record.node_id: index for index, record in enumerate(records)}
+    waiting = [0] * len(records)
+    downstream: list[list[int]] = [[] for _ in records]
+    for index, record in enumerate(records):
+        for up in {*(record.upstream or ()), *record.after}:
+            source = position.get(up)
+            if source is not None and source != index:
+                waiting[index] += 1
+                downstream[source].append(index)
+    ready = [index for index, count in enumerate(waiting) if count == 0]
+    heapq.heapify(ready)
+    out: list[int] = []
+    while ready:
+        index = heapq.heappop(ready)
+        out.append(index)
+        for down in downstream[index]:
+            waiting[down] -= 1
+            if waiting[down] == 0:
+                heapq.heappush(ready, down)
+    if len(out) < len(records):  # a cycle (records of two different graphs): the rest as they finished
+        placed = set(out)
+        out.extend(index for index in range(len(records)) if index not in placed)
+    return [records[index] for index in out]
 
 
 def _assemble(

@@ -32,6 +32,7 @@ def to_data(picture: Picture) -> dict[str, Any]:
                 "size": record.size if record is not None else None,
                 "blob": record.blob if record is not None else None,
                 "text": record.text if record is not None else None,
+                "attempts": record.attempts if record is not None else None,
             }
         )
     keys = [node.key for node in picture.nodes]

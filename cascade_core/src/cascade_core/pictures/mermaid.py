@@ -15,10 +15,11 @@ def text(value: str) -> str:
     return " ".join(value.translate(_UNSAFE).split())
 
 
-def to_mermaid(picture: Picture) -> str:
+def to_mermaid(picture: Picture, *, explain: bool = True) -> str:
+    """Mermaid text; ``explain``: say in a comment why edges are missing (the report says it itself)."""
     lines = ["flowchart LR"]
-    if not picture.edges_known:
-        lines.append("  %% edges are not stored with a run: draw it with its target to see them")
+    if explain and not picture.edges_known:
+        lines.append(f"  %% {text(picture.edges_note())}: draw it with its target to see them")
     for node in picture.nodes:
         label = "<br/>".join(text(line) for line in picture.label_lines(node))
         opening, closing = ("(", ")") if node.cacheable else ("[", "]")

@@ -7,6 +7,7 @@ escaping could not reach the network.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from html import escape
 
@@ -21,6 +22,9 @@ MAX_DRAWN = 2000  # nodes that dot is asked to lay out
 _COUNT_ORDER = ("total", "executed", "cached", "resumed", "by_other_drivers", "failed", "skipped")
 _RUN_STATUS = {"succeeded": "executed", "failed": "failed", "running": "cached"}
 _CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+_RESUMABLE = ("failed", "crashed", "interrupted", "abandoned")
+# TaskFailed's own advice, in Python's words: the report gives the command instead.
+_PYTHON_HINT = re.compile(r" \(fix it and rerun with run_id=.* to resume\)$", re.DOTALL)
 
 CSS = """
 :root{--name:15em;font-family:"DejaVu Sans",Arial,sans-serif;font-size:14px;color:#111;background:#fff}
@@ -39,7 +43,9 @@ dl.facts dt{font-weight:bold}dl.facts dd{margin:0;overflow-wrap:anywhere}
 .row{display:flex;align-items:center;height:1.35em}
 .row .name{flex:0 0 var(--name);overflow:hidden;text-overflow:ellipsis;white-space:nowrap;padding-right:.5em}
 .track{position:relative;flex:1 1 auto;height:100%;margin-right:6px;background:#f4f4f4;border-left:1px solid #999}
-.bar{position:absolute;top:15%;height:70%;min-width:5px;box-sizing:border-box;border:1px solid #333}
+.bar,.retry{position:absolute;top:12%;height:76%;min-width:1.1em;box-sizing:border-box;border:1px solid #333;
+  display:flex;align-items:center;justify-content:center;overflow:hidden;font-size:.8em;line-height:1}
+.retry,.retry-key{background:repeating-linear-gradient(135deg,#F7C5A8 0 3px,#fff 3px 6px);border:1px dashed #D55E00}
 .axis .track{background:none;border-bottom:1px solid #999}
 .tick{position:absolute;top:0;transform:translateX(-50%);font-size:.85em;color:#444;white-space:nowrap}
 .tick:first-child{transform:none}.tick:last-child{transform:translateX(-100%)}
@@ -52,6 +58,7 @@ th,td{text-align:left;padding:.25em .5em;border-bottom:1px solid #e3e3e3;vertica
 td.why{white-space:pre-wrap;overflow-wrap:anywhere;min-width:20em}td.num,td.nowrap{text-align:right;white-space:nowrap}
 td.nowrap{text-align:left}
 .note{color:#444;font-size:.9em}
+.resume{margin:.5em 0 0;white-space:normal}.resume code{overflow-wrap:anywhere}
 """
 
 
@@ -107,11 +114,29 @@ def _header(run: RunView, status: str) -> str:
     if info.get("failed_task"):
         facts.append(("failed task", info.get("failed_task")))
     rows = "".join(f"<dt>{escape(name)}</dt><dd>{escape(str(value))}</dd>" for name, value in facts if value)
-    failure = f'<div class="failure">{escape(str(info["error"]))}</div>' if info.get("error") else ""
+    failure = ""
+    if info.get("error") or status in _RESUMABLE:
+        error = _PYTHON_HINT.sub("", str(info.get("error") or ""))  # the resume line below says it for both
+        failure = (
+            f'<div class="failure">{escape(error)}'
+            f'<p class="resume">To resume: <code>{escape(resume_hint(run))}</code></p></div>'
+        )
     return (
         f'<header><h1>Run <code>{escape(run.run_id)}</code> <span class="badge s-{badge}">{escape(status)}</span></h1>'
         f'<dl class="facts">{rows}</dl>{failure}</header>'
     )
+
+
+def resume_hint(run: RunView) -> str:
+    """How to resume the run: the ``cascade run`` command it was started with, else the Python call."""
+    command = str(run.info.get("resume_command") or "")
+    if command:
+        return command
+    return f"cascade_core.run(TARGET, run_id={run.run_id!r}, state_backend=...)  # the same target and stores"
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def _nonzero(value: object) -> bool:
@@ -125,7 +150,7 @@ def _graph(picture: Picture) -> str:
     note = ""
     if not picture.edges_known:
         note = (
-            '<p class="note">Edges are not stored with a run: give the run\'s target '
+            f'<p class="note">{escape(_sentence(picture.edges_note()))}: give the run\'s target '
             "(<code>--target PATH_OR_MODULE:TARGET</code> and its <code>--param</code> values) to draw them.</p>"
         )
     if picture.collapsed:
@@ -141,11 +166,12 @@ def _graph(picture: Picture) -> str:
         reason = f"{len(picture.nodes)} nodes are too many to lay out: collapse the graph (--collapse N)."
     else:
         try:
-            svg = render(to_dot(picture), "svg").decode()
+            svg = render(to_dot(picture, explain=False), "svg").decode()
             return f'{note}<div class="graph">{svg[svg.find("<svg") :]}</div>'
         except UsageError as exc:
             reason = escape(str(exc))
-    return f'{note}<p class="note hint">{reason}</p><pre class="mermaid-source">{escape(to_mermaid(picture))}</pre>'
+    source = escape(to_mermaid(picture, explain=False))
+    return f'{note}<p class="note hint">{reason}</p><pre class="mermaid-source">{source}</pre>'
 
 
 def _table(run: RunView) -> str:
@@ -169,6 +195,10 @@ def _table(run: RunView) -> str:
 def _row(record: TaskRecord) -> str:
     style = STYLES[record.status]
     status = f"{style.symbol} {record.status.replace('_', ' ')}".strip()
+    if record.attempts > 1:
+        status += f" ({record.attempts} attempts)"
+    why = [record.text or ""] if record.text or not record.failed_attempts else []
+    why += [f"attempt {n} failed: {attempt.error or '?'}" for n, attempt in enumerate(record.failed_attempts, 1)]
     finished = ""
     if record.finished is not None:  # UTC, as the header's times
         at = record.finished.astimezone(timezone.utc)
@@ -180,5 +210,5 @@ def _row(record: TaskRecord) -> str:
         f'<td class="nowrap"><span class="swatch s-{record.status}"></span>{escape(status)}</td>'
         f'<td class="nowrap">{escape(finished)}</td>'
         f'<td class="num">{duration}</td><td class="num">{size_text(record.size)}</td>'
-        f'<td class="why">{escape(record.text or "")}</td></tr>'
+        f'<td class="why">{escape(chr(10).join(why))}</td></tr>'
     )

@@ -5,6 +5,8 @@ docs/backends.md) becomes a picture status: ``done`` is ``resumed`` when it fini
 the run's last attempt started (its ``driver_started``) and ``executed`` otherwise, or
 ``other_driver`` when the record names a ``driver`` other than the run's. A node with a
 stored result but no record counts as executed; one with neither is ``not_reached``.
+Records name their ``upstream`` node ids (those written before they did have none: their
+edges are unknown), and a retried task's record its ``failed_attempts``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,18 @@ from .._gc import collection_paused
 from .._records import parse_time
 
 
+class Attempt(NamedTuple):
+    """A failed attempt of a task that was retried."""
+
+    finished: datetime | None
+    duration: float | None
+    error: str | None
+
+    @property
+    def started(self) -> datetime | None:
+        return None if self.finished is None else self.finished - timedelta(seconds=self.duration or 0.0)
+
+
 class TaskRecord(NamedTuple):
     node_id: str
     task: str
@@ -27,12 +41,19 @@ class TaskRecord(NamedTuple):
     text: str | None  # the error of a failed task, the reason of a skipped one
     finished: datetime | None
     blob: str | None = None  # the blob id of a result stored by reference (docs/blobs.md)
+    upstream: tuple[str, ...] | None = None  # the node ids of its inputs; None: not recorded (older records)
+    after: tuple[str, ...] = ()  # the node ids it runs .after() without taking their values
+    failed_attempts: tuple[Attempt, ...] = ()  # earlier attempts that failed and were retried
 
     @property
     def started(self) -> datetime | None:
         if self.finished is None:
             return None
         return self.finished - timedelta(seconds=self.duration or 0.0)
+
+    @property
+    def attempts(self) -> int:
+        return len(self.failed_attempts) + 1
 
 
 class RunView:
@@ -94,6 +115,9 @@ class RunView:
                     text,
                     finished,
                     _text(fields.get("blob")),
+                    _ids(fields.get("upstream")),
+                    _ids(fields.get("after")) or (),
+                    _attempts(fields.get("failed_attempts"), times),
                 )
         return cls(run_id, info, records)
 
@@ -139,6 +163,24 @@ def _status(
     if isinstance(other, str) and other and driver and other != driver:
         return "other_driver"  # stored during this attempt by another driver sharing the run
     return "executed"
+
+
+def _ids(value: Any) -> tuple[str, ...] | None:
+    if not isinstance(value, list):
+        return None
+    return tuple(item for item in value if isinstance(item, str))
+
+
+def _attempts(value: Any, times: dict[Any, datetime | None]) -> tuple[Attempt, ...]:
+    if not isinstance(value, list):
+        return ()
+    out = []
+    for item in value:
+        if isinstance(item, dict):
+            stamp = item.get("finished")
+            finished = times[stamp] if stamp in times else times.setdefault(stamp, parse_time(stamp))
+            out.append(Attempt(finished, _number(item.get("duration"), float), _text(item.get("error"))))
+    return tuple(out)
 
 
 def _text(value: Any) -> str | None:
