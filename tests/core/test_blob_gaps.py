@@ -21,7 +21,7 @@ from cascade_core.blobs.file import FileBlobStore
 
 
 def _files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file())
+    return sorted(p for p in (root / "sha256").rglob("*") if p.is_file())
 
 
 # -- a lost blob behind a result another driver stored (Claims.take_stored) ----------------------
@@ -146,7 +146,7 @@ def test_a_small_cache_hit_is_copied_into_a_json_state_whole(tmp_path: Path, jso
         assert cs.run(text(2), state_backend=state, cache_backend=cache, blob_store=blobs, run_id=run_id).endswith("2")
     (payload,) = _state_payloads(store, "hit")
     assert len(payload) > 300_000 and b"cascade-blob" not in payload
-    assert TEXT_CALLS == [2] and not (tmp_path / "blobs").exists()
+    assert TEXT_CALLS == [2] and not (tmp_path / "blobs" / "sha256").exists()
     store.close()
 
 
@@ -180,7 +180,7 @@ def test_gc_deletes_stale_temporary_files_and_keeps_fresh_ones(tmp_path: Path):
     fresh.parent.mkdir()
     fresh.write_bytes(b"\x02" * 50)
     assert list(store.list_blobs()) == [(blob_id, 1000, blob.stat().st_mtime)]  # temporaries are no blobs
-    args = ["--blobs", f"file://{root}", "--state", f"sqlite:///{tmp_path / 'c.db'}", "--cache", "memory://"]
+    args = ["--blobs", f"file://{root}", "--state", "none", "--cache", "none"]  # nothing references it
     stale_name = str(stale.relative_to(root))
     # --dry-run reports the stale one and deletes nothing.
     dry = _gc([*args, "--older-than", "1h", "--dry-run"], tmp_path)

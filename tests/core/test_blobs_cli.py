@@ -50,7 +50,7 @@ def cascade(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Compl
 
 
 def blob_files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file())
+    return sorted(p for p in (root / "sha256").rglob("*") if p.is_file())
 
 
 def test_run_with_blobs_flag_and_env_then_du(project):

@@ -26,6 +26,7 @@ EXPECTED = [
     "CacheBackendBase",
     "CacheCatalog",
     "CascadeError",
+    "ConfigurationError",
     "EntryCount",
     "Executor",
     "InvalidURIError",
@@ -84,7 +85,7 @@ def test_names_shared_with_the_package_are_the_same_objects():
 
 def test_errors_derive_from_cascade_error():
     errors = [getattr(plugin, name) for name in plugin.__all__ if name.endswith("Error")]
-    assert len(errors) == 5
+    assert len(errors) == 6
     assert all(issubclass(error, cs.CascadeError) for error in errors)
 
 

@@ -60,7 +60,7 @@ def expected(n: int, grows: int) -> bytes:
 
 
 def blob_files(root: Path) -> list[Path]:
-    return sorted(path for path in root.rglob("*") if path.is_file())
+    return sorted(path for path in (root / "sha256").rglob("*") if path.is_file())
 
 
 def stored_payloads(db: Path, run_id: str) -> list[bytes]:

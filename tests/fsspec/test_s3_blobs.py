@@ -35,13 +35,14 @@ def test_run_stores_large_results_in_s3_by_reference(s3_bucket, tmp_path, caplog
     endpoint = s3_bucket.partition("endpoint_url=")[2]
     client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
     keys = [item["Key"] for item in client.list_objects_v2(Bucket=bucket).get("Contents", [])]
-    assert keys == [f"blobs/sha256/{digest[:2]}/{digest[2:4]}/{digest}"]
-    assert client.get_object(Bucket=bucket, Key=keys[0])["Body"].read() == body
+    marker = "blobs/markers/state-" + hashlib.sha256(f"sqlite:///{tmp_path / 'c.db'}".encode()).hexdigest()[:32]
+    assert keys == [marker, f"blobs/sha256/{digest[:2]}/{digest[2:4]}/{digest}"]  # the run's state recorded
+    assert client.get_object(Bucket=bucket, Key=keys[1])["Body"].read() == body
     # Another run id, the same value: nothing written again.
     assert cs.run(size(make(300_000)), state_backend=db, blob_store=uri, run_id="r2") == 300_000
     assert [item["Key"] for item in client.list_objects_v2(Bucket=bucket)["Contents"]] == keys
     # Lost behind a stored result: the node runs again, with a warning.
-    client.delete_object(Bucket=bucket, Key=keys[0])
+    client.delete_object(Bucket=bucket, Key=keys[1])
     with caplog.at_level(logging.WARNING, logger="cascade"):
 
         @cs.task
@@ -101,6 +102,6 @@ def test_missing_driver_names_the_fsspec_extra(monkeypatch):
     import sys
 
     monkeypatch.setitem(sys.modules, "gcsfs", None)  # as if gcsfs were not installed
-    hint = r'gs:// blob stores need gcsfs, which is not installed: pip install "fsspec\[gcs\]"'
+    hint = r'gs:// blob stores need gcsfs, which is not installed: pip install "cascade-fsspec\[gcs\]"'
     with pytest.raises(cs.BackendError, match=hint):
         _blobs.resolve_blobs("gs://bucket/prefix")

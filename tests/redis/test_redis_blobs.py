@@ -65,7 +65,7 @@ def test_a_300_mb_result_with_redis_state_and_a_file_blob_store(redis_server, re
     before = _used_memory(redis_server)
     assert cs.run(size(huge()), state_backend=redis_uri, blob_store=blobs, run_id="big") == 300_000_000
     assert _used_memory(redis_server) - before < 64 * 1024
-    (blob,) = [p for p in (tmp_path / "blobs").rglob("*") if p.is_file()]
+    (blob,) = [p for p in (tmp_path / "blobs" / "sha256").rglob("*") if p.is_file()]
     assert blob.stat().st_size == len(pickle.dumps(b"\x07" * 300_000_000, protocol=pickle.HIGHEST_PROTOCOL))
 
     @cs.task

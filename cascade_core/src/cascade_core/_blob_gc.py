@@ -71,9 +71,9 @@ class GcReport:
     temporary_deleted_bytes: int = 0
 
 
-def collect(store: Any, live: set[str], older_than: float, *, dry_run: bool) -> GcReport:
-    """Delete (or with ``dry_run`` only list) the blobs not in ``live`` written over ``older_than`` seconds ago,
-    and the store's temporary files (left by killed writes) older than that.
+def plan(store: Any, live: set[str], older_than: float) -> GcReport:
+    """What gc deletes: the blobs not in ``live`` written over ``older_than`` seconds ago, and the
+    store's temporary files (left by killed writes) older than that. Deletes nothing.
 
     ``live`` must be gathered before this is called: a blob written after that is recent, so a
     run still writing keeps its blobs as long as it takes under the grace period.
@@ -88,8 +88,6 @@ def collect(store: Any, live: set[str], older_than: float, *, dry_run: bool) -> 
         elif info.mtime > cutoff:
             report.recent += 1
         else:
-            if not dry_run:
-                store.delete(info.blob_id)
             report.deleted.append(info.blob_id)
             report.deleted_bytes += info.size
     temporaries = getattr(store, "list_temporary", None)  # optional: file:// has them, object stores do not
@@ -98,10 +96,24 @@ def collect(store: Any, live: set[str], older_than: float, *, dry_run: bool) -> 
             report.temporary += 1
             if temp.mtime > cutoff:
                 continue  # a write under way
-            if not dry_run:
-                store.delete_temporary(temp.name)
             report.temporary_deleted.append(temp.name)
             report.temporary_deleted_bytes += temp.size
+    return report
+
+
+def remove(store: Any, report: GcReport) -> None:
+    """Delete what :func:`plan` chose."""
+    for blob_id in report.deleted:
+        store.delete(blob_id)
+    for name in report.temporary_deleted:
+        store.delete_temporary(name)
+
+
+def collect(store: Any, live: set[str], older_than: float, *, dry_run: bool) -> GcReport:
+    """:func:`plan`, then (unless ``dry_run``) :func:`remove`."""
+    report = plan(store, live, older_than)
+    if not dry_run:
+        remove(store, report)
     return report
 
 

@@ -2,6 +2,11 @@
 
 A blob id is ``sha256:<64 hex digits>``, the SHA-256 of the blob's bytes. The engine computes
 it and verifies every blob it reads, so a store only keeps bytes under their id.
+
+Optional: ``put_marker(name, data)``, ``list_markers() -> Iterator[(name, data)]`` and
+``delete_marker(name) -> bool`` keep a few small named objects beside the blobs, never listed
+as blobs, in which runs record which state and cache stores write references into the store
+(``_blob_writers``); without them ``cascade blobs gc`` needs ``--force``.
 """
 
 from __future__ import annotations

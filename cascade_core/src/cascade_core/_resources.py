@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._blob_writers import record, run_writers
 from ._blobs import resolve_blobs
 from ._resolve import resolve_cache, resolve_executor, resolve_state
 
@@ -25,6 +26,8 @@ class RunResources:
             self.executor_spec = resolve_executor(self.engine._executor_arg, self.workers)
             self._closers.append(self.executor_spec.close)
             self.blobs = resolve_blobs(self.engine._blobs_arg)  # stores stay open for the process
+            if self.blobs is not None:  # before anything is stored: gc asks for these stores
+                record(self.blobs.store, self.blobs.label, run_writers(self.engine._state_arg, self.engine._cache_arg))
         except BaseException:
             self.__exit__()
             raise

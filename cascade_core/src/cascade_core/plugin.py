@@ -19,7 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 from ._blob_protocol import BlobInfo, BlobStore, blob_path, is_blob_id
 from ._call import Outcome, TaskCall, run_call, run_call_async
-from ._errors import BackendError, BackendUnavailableError, CascadeError, InvalidURIError, SerializationError
+from ._errors import (
+    BackendError,
+    BackendUnavailableError,
+    CascadeError,
+    ConfigurationError,
+    InvalidURIError,
+    SerializationError,
+)
 from ._executor import Executor
 from ._leases import LeaseTableMixin, supports_leases
 from ._masking import mask_credentials, mask_uri_text
@@ -69,6 +76,7 @@ __all__ = [
     "CacheBackendBase",
     "CacheCatalog",
     "CascadeError",
+    "ConfigurationError",
     "EntryCount",
     "Executor",
     "InvalidURIError",

@@ -29,24 +29,32 @@ from cascade_core.plugin import (
     positive_float,
 )
 
-# scheme -> (fsspec protocol, driver module, fsspec extra)
-DRIVERS = {
-    "s3": ("s3", "s3fs", "s3"),
-    "gs": ("gs", "gcsfs", "gcs"),
-    "gcs": ("gcs", "gcsfs", "gcs"),
-    "az": ("az", "adlfs", "abfs"),
-    "abfs": ("abfs", "adlfs", "abfs"),
-}
+from .drivers import DRIVERS, filesystem_class, known_options
+
 _BOOLEAN_OPTIONS = ("anon", "use_ssl", "requester_pays")
+# Options that cascade-fsspec turns into driver options itself; on s3, "profile" goes to the session.
+_OWN_OPTIONS = {"s3": ("region", "timeout", "profile")}
+MARKERS = "markers"  # <root>/markers/<name>: which stores write references here (never listed as blobs)
 REFRESH_AFTER: Final = 60.0  # seconds: a reused blob modified more recently is not touched again
 COPY_LIMIT: Final = 5 * 2**30  # S3's largest CopyObject; bigger blobs are copied part by part
 
 log = logging.getLogger("cascade")
 
 
-def storage_options(uri: BackendURI) -> dict[str, Any]:
-    """fsspec storage options from the URI: userinfo and query (known ones converted, others as given)."""
+def storage_options(uri: BackendURI, known: frozenset[str] | None = None) -> dict[str, Any]:
+    """fsspec storage options from the URI: userinfo and query (some converted, the rest as given).
+
+    With ``known`` (the driver's option names), any other option is an InvalidURIError naming them."""
     options: dict[str, Any] = {}
+    if known is not None:
+        accepted = known | set(_OWN_OPTIONS.get(uri.scheme, ()))
+        for key, _ in uri.query:
+            if key not in accepted:
+                raise InvalidURIError(
+                    f"unknown option {key!r} in {uri}: {uri.scheme}:// blob stores take "
+                    f"{', '.join(sorted(accepted | {'threshold'}))}",
+                    key=key,
+                )
     for key, value in uri.query:
         if key in _BOOLEAN_OPTIONS:
             try:
@@ -99,7 +107,8 @@ class FsspecBlobStore:
         if not uri.host:
             raise InvalidURIError(f"{uri.scheme}:// URI {uri} names no bucket: use {uri.scheme}://bucket/prefix")
         protocol = DRIVERS[uri.scheme][0]
-        store = cls(protocol, uri.host + uri.path, storage_options(uri), str(uri))
+        known = known_options(filesystem_class(uri.scheme))  # the driver checked and imported
+        store = cls(protocol, uri.host + uri.path, storage_options(uri, known), str(uri))
         _ = store.fs  # the driver is there and the options are accepted: fail now, not at the first blob
         return store
 
@@ -109,14 +118,10 @@ class FsspecBlobStore:
             import fsspec
 
             scheme = self.label.partition("://")[0]
-            _, driver, extra = DRIVERS.get(scheme, (self.protocol, self.protocol, self.protocol))
+            if scheme in DRIVERS:
+                filesystem_class(scheme)  # in a worker too: the driver installed, and recent enough
             try:
                 self._fs = fsspec.filesystem(self.protocol, **self.options)
-            except ImportError as exc:
-                raise BackendError(
-                    f"{scheme}:// blob stores need {driver}, which is not installed: "
-                    f'pip install "fsspec[{extra}]" (or "cascade-fsspec[{extra}]")'
-                ) from exc
             except (TypeError, ValueError) as exc:
                 raise InvalidURIError(f"blob store {self.label} refused its options: {exc}") from None
         return self._fs
@@ -192,7 +197,9 @@ class FsspecBlobStore:
             raise self._failed(f"look up {blob_id}", exc) from exc
 
     def delete(self, blob_id: str) -> bool:
-        path = self._path(blob_id)
+        return self._remove(self._path(blob_id), blob_id)
+
+    def _remove(self, path: str, what: str) -> bool:
         try:
             if not self.fs.exists(path):
                 return False
@@ -200,7 +207,7 @@ class FsspecBlobStore:
         except FileNotFoundError:
             return False
         except Exception as exc:
-            raise self._failed(f"delete {blob_id}", exc) from exc
+            raise self._failed(f"delete {what}", exc) from exc
         return True
 
     def list_blobs(self) -> Iterator[BlobInfo]:
@@ -215,6 +222,30 @@ class FsspecBlobStore:
             blob_id = "sha256:" + path.rsplit("/", 1)[-1]
             if is_blob_id(blob_id):
                 yield BlobInfo(blob_id, int(info.get("size") or 0), _mtime(info))
+
+    def put_marker(self, name: str, data: bytes) -> None:
+        """Store (or replace) a small marker beside the blobs (docs/blobs.md#writers)."""
+        try:
+            self.fs.pipe_file(f"{self.root}/{MARKERS}/{name}", data)
+        except (BackendError, InvalidURIError):
+            raise
+        except Exception as exc:
+            raise self._failed(f"write marker {name}", exc) from exc
+
+    def list_markers(self) -> Iterator[tuple[str, bytes]]:
+        """Every marker: (name, data)."""
+        top = f"{self.root}/{MARKERS}"
+        try:
+            paths = sorted(self.fs.find(top))
+            found = [(path.rsplit("/", 1)[-1], bytes(self.fs.cat_file(path))) for path in paths]
+        except FileNotFoundError:
+            return
+        except Exception as exc:
+            raise self._failed("list markers", exc) from exc
+        yield from found
+
+    def delete_marker(self, name: str) -> bool:
+        return self._remove(f"{self.root}/{MARKERS}/{name}", f"marker {name}")
 
     def close(self) -> None:
         pass

@@ -11,6 +11,7 @@ from typing import NamedTuple
 from .._blob_protocol import BlobInfo, blob_path, is_blob_id
 
 TMP_SUFFIX = ".tmp"
+MARKERS = "markers"  # <root>/markers/<name>: which stores write references here (gc and du never list it)
 
 
 class TempInfo(NamedTuple):
@@ -38,21 +39,7 @@ class FileBlobStore:
             except OSError:
                 pass
             return False
-        folder = os.path.dirname(path)
-        os.makedirs(folder, exist_ok=True)
-        tmp = f"{path}.{os.getpid()}.{time.monotonic_ns()}{TMP_SUFFIX}"
-        try:
-            # No fsync: a blob torn by a power loss fails its hash when read, is deleted and
-            # written again by the rerun (docs/blobs.md), so durability costs no extra write time.
-            with open(tmp, "wb") as handle:
-                handle.write(data)
-            os.replace(tmp, path)  # atomic; a concurrent writer of the same id wrote the same bytes
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        _write_atomically(path, data)  # a concurrent writer of the same id writes the same bytes
         return True
 
     def get(self, blob_id: str) -> bytes | None:
@@ -110,8 +97,57 @@ class FileBlobStore:
             return False
         return True
 
+    def _marker_path(self, name: str) -> str:
+        if not name or name.startswith(".") or os.sep in name or name.endswith(TMP_SUFFIX):
+            raise ValueError(f"not a marker name: {name!r}")
+        return os.path.join(self.root, MARKERS, name)
+
+    def put_marker(self, name: str, data: bytes) -> None:
+        """Store (or replace) a small marker, atomically (docs/blobs.md#writers)."""
+        _write_atomically(self._marker_path(name), data)
+
+    def list_markers(self) -> Iterator[tuple[str, bytes]]:
+        """Every marker: (name, data)."""
+        try:
+            names = sorted(os.listdir(os.path.join(self.root, MARKERS)))
+        except FileNotFoundError:
+            return
+        for name in names:
+            if name.startswith(".") or name.endswith(TMP_SUFFIX):
+                continue
+            try:
+                with open(self._marker_path(name), "rb") as handle:
+                    yield name, handle.read()
+            except FileNotFoundError:
+                continue
+
+    def delete_marker(self, name: str) -> bool:
+        try:
+            os.unlink(self._marker_path(name))
+        except FileNotFoundError:
+            return False
+        return True
+
     def close(self) -> None:
         pass
 
     def __repr__(self) -> str:
         return f"FileBlobStore({self.root!r})"
+
+
+def _write_atomically(path: str, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path`` and rename it into place."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.{time.monotonic_ns()}{TMP_SUFFIX}"
+    try:
+        # No fsync: a blob torn by a power loss fails its hash when read, is deleted and
+        # written again by the rerun (docs/blobs.md), so durability costs no extra write time.
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)  # atomic
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

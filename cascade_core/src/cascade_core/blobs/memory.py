@@ -18,6 +18,7 @@ class MemoryBlobStore:
     def __init__(self, name: str = "") -> None:
         self.name = name
         self._blobs: dict[str, tuple[bytes, float]] = {}
+        self._markers: dict[str, bytes] = {}
         self._lock = threading.Lock()
 
     def put(self, blob_id: str, data: bytes) -> bool:
@@ -46,6 +47,15 @@ class MemoryBlobStore:
             items = list(self._blobs.items())
         for blob_id, (data, mtime) in items:
             yield BlobInfo(blob_id, len(data), mtime)
+
+    def put_marker(self, name: str, data: bytes) -> None:
+        self._markers[name] = bytes(data)
+
+    def list_markers(self) -> Iterator[tuple[str, bytes]]:
+        yield from sorted(self._markers.items())
+
+    def delete_marker(self, name: str) -> bool:
+        return self._markers.pop(name, None) is not None
 
     def close(self) -> None:
         pass

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from typing import Any
 
 from .._blobs import BLOBS_ENV
 from .._errors import UsageError
+from .._masking import MASK
 from ._exit import EXIT_OK
 from ._output import print_json
 from ._stores import CACHE_ENV, DEFAULT_STORE, STATE_ENV, default_cache, default_state
@@ -22,13 +24,21 @@ def add_parser(commands: Any) -> None:
     for parser in (du, gc):
         parser.add_argument("--blobs", default=None, metavar="URI", help=f"blob store URI (default: ${BLOBS_ENV})")
         parser.add_argument("--json", action="store_true", help="print a JSON object")
-    gc.add_argument(
-        "--state", default=None, metavar="URI", help=f"state backend URI (default: ${STATE_ENV} or {DEFAULT_STORE})"
-    )
-    gc.add_argument(
-        "--cache", default=None, metavar="URI", help=f"cache backend URI (default: ${CACHE_ENV} or {DEFAULT_STORE})"
-    )
+    for role, env in (("state", STATE_ENV), ("cache", CACHE_ENV)):
+        gc.add_argument(
+            f"--{role}",
+            action="append",
+            default=None,
+            metavar="URI",
+            help=f"a {role} backend URI that references blobs; repeat for each, 'none' for no {role} "
+            f"(default: ${env} or {DEFAULT_STORE}; it must exist)",
+        )
     gc.add_argument("--dry-run", action="store_true", help="list what would be deleted, delete nothing")
+    gc.add_argument(
+        "--force",
+        action="store_true",
+        help="go on although the blob store records writers not given as --state/--cache (says what it deletes first)",
+    )
     gc.add_argument(
         "--older-than",
         default="24h",
@@ -63,29 +73,100 @@ def du_command(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _given(args: argparse.Namespace) -> list[tuple[str, Any]]:
+    """(role, URI) of every store gc reads references from; each must exist (gc creates nothing)."""
+    from .._blob_writers import writer
+    from ._stores import missing_file, parse_uri
+
+    given = []
+    for role, texts, default in (("state", args.state, default_state()), ("cache", args.cache, default_cache())):
+        for text in texts or [default]:
+            if text.strip().lower() == "none":
+                continue
+            uri = parse_uri(text)
+            if uri.scheme == "memory":
+                raise UsageError(
+                    f"--{role} {uri}: a memory:// store lives in the process that ran, so gc cannot read it: "
+                    f"pass the {role} store the runs used, or --{role} none"
+                )
+            if missing_file(uri):
+                path = writer(role, uri).uri[len("sqlite:///") :]  # type: ignore[union-attr]
+                raise UsageError(
+                    f"--{role} {uri}: {path} does not exist, and gc opens only stores that exist: "
+                    f"check the path (or pass --{role} none)"
+                )
+            given.append((role, uri))
+    return given
+
+
+def _checked_writers(store: Any, label: str, given: list[tuple[str, Any]], force: bool) -> list[Any]:
+    """The recorded writers of the blob store that gc was not given; a UsageError unless ``force``."""
+    from .._blob_writers import recorded, writer
+
+    found = recorded(store)
+    if found is None:
+        if not force:
+            raise UsageError(
+                f"blob store {label} does not record which stores write references into it, so gc cannot check "
+                "--state/--cache: pass --force to delete what the given stores do not reference"
+            )
+        return []
+    names = {w.name for w in (writer(role, uri) for role, uri in given) if w is not None}
+    unknown = [w for name, w in sorted(found.items()) if name not in names]
+    if unknown and not force:
+        options = " ".join(f"--{w.role} {w.uri}" for w in unknown)
+        secret = " (with the masked secrets)" if MASK in options else ""
+        raise UsageError(
+            f"blob store {label} holds references written by {', '.join(map(str, unknown))}, which gc was not "
+            f"given: add {options}{secret}, or --force to delete what the given stores do not reference"
+        )
+    return unknown
+
+
 def gc_command(args: argparse.Namespace) -> int:
-    from .._blob_gc import cache_references, collect, parse_duration, state_references
+    from .._blob_gc import cache_references, parse_duration, plan, remove, state_references
+    from .._blob_writers import forget, supports_markers
     from .._registry import registry
-    from ._stores import close, open_catalog, parse_uri
+    from ._stores import close, open_catalog
 
     try:
         older_than = parse_duration(args.older_than)
     except ValueError as exc:
         raise UsageError(f"--older-than: {exc}") from None
     store, label = _store(args)
-    state_uri = parse_uri(args.state or default_state())
-    cache_uri = parse_uri(args.cache or default_cache())
-    catalog = open_catalog(state_uri)
-    try:
-        cache = registry.cache_backend(cache_uri)
-        try:
-            live = state_references(catalog) | cache_references(cache, str(cache_uri))  # before listing blobs
-        finally:
-            cache.close()
-    finally:
-        close(catalog)
-    report = collect(store, live, older_than, dry_run=args.dry_run)
+    given = _given(args)
+    unknown = _checked_writers(store, label, given, args.force)
+    live: set[str] = set()
+    for role, uri in given:  # every reference, before listing blobs
+        if role == "state":
+            catalog = open_catalog(uri)
+            try:
+                live |= state_references(catalog)
+            finally:
+                close(catalog)
+        else:
+            cache = registry.cache_backend(uri)
+            try:
+                live |= cache_references(cache, str(uri))
+            finally:
+                cache.close()
+    report = plan(store, live, older_than)
     verb = "would delete" if args.dry_run else "deleted"
+    forced = args.force and (unknown or not supports_markers(store))
+    if forced:
+        not_given = ", ".join(map(str, unknown)) or "any store it was not given (the store records none)"
+        print(
+            f"warning: --force: gc cannot see the references of {not_given}; it "
+            f"{'would delete' if args.dry_run else 'deletes'} {len(report.deleted)} blobs "
+            f"({report.deleted_bytes} bytes) that the given stores do not reference",
+            file=sys.stderr,
+        )
+        for blob_id in report.deleted:
+            print(f"{'would delete' if args.dry_run else 'will delete'} {blob_id}", file=sys.stderr)
+    if not args.dry_run:
+        remove(store, report)
+        if unknown:
+            forget(store, [w.name for w in unknown])  # told to: the next gc asks only for the given stores
     if args.json:
         print_json(
             {
@@ -100,6 +181,7 @@ def gc_command(args: argparse.Namespace) -> int:
                 "temporary": report.temporary,
                 "temporary_deleted": report.temporary_deleted,
                 "temporary_deleted_bytes": report.temporary_deleted_bytes,
+                "not_given": [str(w) for w in unknown],
             }
         )
     else:
