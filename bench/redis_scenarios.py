@@ -9,8 +9,8 @@ import time
 import uuid
 
 import cascade_core as cs
-from cascade_core._codec import Codec, state_key
-from cascade_core._graph import build_graph
+from cascade_core._build.graph import build_graph
+from cascade_core._store.codec import Codec, state_key
 
 from . import workloads as w
 from .common import (
@@ -31,7 +31,7 @@ def _payload_shape(run_id: str = "20261127-214233-3f9a1c2b") -> tuple[int, int]:
     """(node id length, payload length) of what Cascade stores for a chain's small-int result."""
     graph_value = cs.run(w.inc(41), state_backend=cs.MemoryStateStore(), cache_backend=cs.MemoryCacheBackend())
     assert graph_value == 42
-    from cascade_core._graph import build_graph
+    from cascade_core._build.graph import build_graph
 
     node_id = build_graph(w.inc(41)).nodes[0].id
     payload = Codec("pickle", []).dumps(state_key(run_id, node_id), 1234)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from cascade_core import _blobs
-from cascade_core._registry import registry
+from cascade_core._plugins.registry import registry
+from cascade_core._store import blob_refs
 from cascade_core.backends import memory
 from cascade_core.blobs import memory as blob_memory
 
@@ -39,7 +39,7 @@ def _isolated_process_state():
 def _clear_stores() -> None:
     memory._STATE_STORES.clear()
     memory._CACHES.clear()
-    _blobs._OPEN.clear()  # blob stores opened by URI, kept per process
+    blob_refs._OPEN.clear()  # blob stores opened by URI, kept per process
     blob_memory._STORES.clear()
 
 

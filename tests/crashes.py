@@ -96,7 +96,7 @@ def sigkilled_driver_resumes_at_once(directory: Path, state: str, *flags: str) -
     assert counts["end step-4"] == 1, counts
 
 
-OWNER = "from cascade_core._process import new_owner; print(new_owner())"
+OWNER = "from cascade_core._store.process import new_owner; print(new_owner())"
 
 
 def dead_owner() -> tuple[str, int]:
@@ -108,8 +108,8 @@ def dead_owner() -> tuple[str, int]:
 
 def lease_run(uri: str, run_id: str, owner: str, ttl: float, driver: str) -> None:
     """Leave ``run_id`` as a driver holding it with ``owner`` would: the run lease, and run info naming it."""
-    from cascade_core._leases import RUN_LEASE
-    from cascade_core._resolve import resolve_state
+    from cascade_core._plugins.resolve import resolve_state
+    from cascade_core._store.leases import RUN_LEASE
 
     spec = resolve_state(uri)
     backend = spec.open(run_id)
@@ -129,7 +129,7 @@ def _stamp(seconds: float) -> str:
 
 
 def token_naming(pid: int, start: int, machine: str | None = None) -> str:
-    from cascade_core._process import machine_id
+    from cascade_core._store.process import machine_id
 
     return f"host-x:{pid}:{start}:{machine or machine_id()}:0123456789ab:0"
 
@@ -143,7 +143,7 @@ def holders_are_told_apart(uri: str, caplog) -> None:
     import pytest
 
     import cascade_core as cs
-    from cascade_core._process import start_ticks
+    from cascade_core._store.process import start_ticks
 
     @cs.task
     def one() -> int:

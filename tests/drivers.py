@@ -174,7 +174,7 @@ def holder(pid: int) -> str:
 
 def run_info(uri: str, run_id: str) -> dict[str, str]:
     """The stored info of one run, read through the state backend of ``uri``."""
-    from cascade_core._resolve import resolve_state
+    from cascade_core._plugins.resolve import resolve_state
 
     spec = resolve_state(uri)
     try:

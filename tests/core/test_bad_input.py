@@ -138,7 +138,7 @@ def test_a_task_returning_a_lazy_result_fails_with_an_explanation():
 
 
 def test_calls_are_matched_against_the_signature():
-    from cascade_core._graph import build_graph
+    from cascade_core._build.graph import build_graph
 
     @cs.task(name="defaults")
     def with_default(a, b=2):
@@ -154,7 +154,7 @@ def test_calls_are_matched_against_the_signature():
 
 
 def test_a_changed_default_is_a_new_node():
-    from cascade_core._graph import build_graph
+    from cascade_core._build.graph import build_graph
 
     def make(default):
         @cs.task(name="changing")

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 import cascade_core as cs
-from cascade_core._blob_writers import Writer, recorded, writer
 from cascade_core._errors import UsageError
+from cascade_core._store.blob_writers import Writer, recorded, writer
 from cascade_core._uri import BackendURI
 from cascade_core.blobs.file import FileBlobStore
 from cascade_core.blobs.memory import MemoryBlobStore

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 import cascade_core as cs
-from cascade_core._blob_protocol import blob_path
-from cascade_core._codec import Codec, state_key
+from cascade_core._store.blob_protocol import blob_path
+from cascade_core._store.codec import Codec, state_key
 from cascade_core.backends.sqlite import SqliteStateStore
 from cascade_core.blobs.memory import MemoryBlobStore
 

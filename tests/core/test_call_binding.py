@@ -63,7 +63,7 @@ def test_every_call_binds_as_inspect_would(fn, args, kwargs):
 
 
 def test_a_keyword_call_is_the_same_node_as_a_positional_one():
-    from cascade_core._graph import build_graph
+    from cascade_core._build.graph import build_graph
 
     task = cs.task(name="binding.same")(plain)
     graph = build_graph([task(1, 2, 3), task(1, c=3, b=2), task(a=1, b=2)])

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from cascade_core import BackendURI
-from cascade_core._registry import registry
+from cascade_core._plugins.registry import registry
 from cascade_core.cli._output import describe_counts, plural
 from cascade_core.cli._progress import LINES, LIVE, Progress, _columns
 

@@ -7,7 +7,7 @@ import pickle
 import pytest
 
 from cascade_core import IntegrityError, SerializationError
-from cascade_core._codec import MAGIC, Codec, key_id
+from cascade_core._store.codec import MAGIC, Codec, key_id
 
 
 def _explode():

@@ -89,7 +89,7 @@ def test_node_ids_are_stable_across_processes(tmp_path):
     script = tmp_path / "ids.py"
     script.write_text(
         "import cascade_core as cs\n"
-        "from cascade_core._graph import build_graph\n"
+        "from cascade_core._build.graph import build_graph\n"
         "@cs.task(name='inc')\n"
         "def inc(x): return x + 1\n"
         "@cs.task(name='total')\n"

@@ -158,7 +158,7 @@ def test_the_size_limit_error_names_the_option_of_the_backend_that_refused(backe
 
 def test_memory_and_sqlite_declare_no_size_limit(tmp_path: Path):
     """They store any size, so there is no option to name (redis: tests/redis/test_redis_hang.py)."""
-    from cascade_core._registry import registry
+    from cascade_core._plugins.registry import registry
 
     for uri in ("memory://", f"sqlite:///{tmp_path / 'store.db'}"):
         parsed = cs.BackendURI.parse(uri)

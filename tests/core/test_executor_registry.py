@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 import cascade_core as cs
-from cascade_core._call import Outcome, run_call
-from cascade_core._registry import registry
-from cascade_core._resolve import ExecutorSpec, resolve_cache, resolve_executor, resolve_state
+from cascade_core._plugins.call import Outcome, run_call
+from cascade_core._plugins.registry import registry
+from cascade_core._plugins.resolve import ExecutorSpec, resolve_cache, resolve_executor, resolve_state
 from cascade_core.backends.memory import MemoryCacheBackend, MemoryStateStore
 from cascade_core.cli import _backends, main
 from cascade_core.executors.inline import InlineExecutor
@@ -622,7 +622,7 @@ def test_a_third_party_executor_is_listed_lazily_checked_and_conflicts_like_a_ba
 _USE = (
     "import warnings\n"
     "import cascade_core as cs\n"
-    "from cascade_core._resolve import resolve_executor\n"
+    "from cascade_core._plugins.resolve import resolve_executor\n"
     "for uri in ('brokenexec://', 'brokenexec://', 'halfexec://'):\n"
     "    try:\n"
     "        resolve_executor(uri)\n"
@@ -667,8 +667,8 @@ def test_a_task_call_made_by_check_is_picklable():
     """What ``check`` submits must reach an executor in another process."""
     import pickle
 
-    from cascade_core._call import TaskCall
-    from cascade_core._task import Task
+    from cascade_core._build.task import Task
+    from cascade_core._plugins.call import TaskCall
 
     call = TaskCall(0, "cascade-check", Task(_backends._probe, name="cascade.check"), ("x",), {})
     outcome = run_call(pickle.loads(pickle.dumps(call)))

@@ -8,7 +8,7 @@ import time
 from datetime import timedelta
 
 import cascade_core as cs
-from cascade_core._graph import build_graph
+from cascade_core._build.graph import build_graph
 from cascade_core.backends.sqlite import SqliteStateStore
 from cascade_core.pictures import RunView, draw, from_graph, from_run
 from cascade_core.pictures.report import report_html

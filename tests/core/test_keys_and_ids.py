@@ -9,10 +9,10 @@ import struct
 import pytest
 
 import cascade_core as cs
-from cascade_core._cache_policy import DEFAULT, INPUTS, RUN_ID, TASK_SOURCE, CachePolicy, KeyContext, key_maker
-from cascade_core._gc import collection_paused
-from cascade_core._graph import build_graph, encode_inputs
-from cascade_core._hashing import digest
+from cascade_core._build.cache_policy import DEFAULT, INPUTS, RUN_ID, TASK_SOURCE, CachePolicy, KeyContext, key_maker
+from cascade_core._build.gc_pause import collection_paused
+from cascade_core._build.graph import build_graph, encode_inputs
+from cascade_core._build.hashing import digest
 
 
 @cs.task(name="ids.inc")
@@ -152,7 +152,7 @@ def test_ids_and_cache_keys_keep_their_stored_format():
 
 @pytest.mark.parametrize("policy", [TASK_SOURCE, DEFAULT], ids=repr)
 def test_a_version_that_looks_like_the_inputs_placeholder_changes_nothing(policy):
-    from cascade_core._cache_policy import _PLACEHOLDER
+    from cascade_core._build.cache_policy import _PLACEHOLDER
 
     @cs.task(name="ids.odd", cache=policy, version=f"v{_PLACEHOLDER}1")
     def odd(x):

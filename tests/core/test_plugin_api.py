@@ -165,10 +165,10 @@ def _private(module: str) -> bool:
 def test_the_private_import_check_sees_every_form(tmp_path):
     sample = tmp_path / "sample.py"
     sample.write_text(
-        "import cascade_core._uri\nfrom cascade_core._leases import X\nfrom cascade_core import _errors, plugin\n"
+        "import cascade_core._uri\nfrom cascade_core._store.leases import X\nfrom cascade_core import _errors, plugin\n"
         "from cascade_core.plugin import BackendURI\nimport cascade_core.backends.memory\nfrom . import _local\n"
     )
-    assert private_imports(sample) == ["cascade_core._uri", "cascade_core._leases", "cascade_core._errors"]
+    assert private_imports(sample) == ["cascade_core._uri", "cascade_core._store.leases", "cascade_core._errors"]
 
 
 def test_no_plugin_here_imports_a_private_cascade_core_module():

@@ -179,7 +179,7 @@ def test_a_provider_returning_the_wrong_thing_is_reported(plugin_site, tmp_path)
 def test_two_distributions_claiming_a_scheme(plugin_site, tmp_path):
     code = (
         "import warnings, cascade_core as cs\n"
-        "from cascade_core._registry import registry\n"
+        "from cascade_core._plugins.registry import registry\n"
         "from cascade_core import BackendURI\n"
         "with warnings.catch_warnings(record=True) as caught:\n"
         "    warnings.simplefilter('always')\n"
@@ -281,6 +281,6 @@ def test_listing_imports_nothing_heavier_than_importlib_metadata_and_pluggy(plug
         "cascade_redis",
         "cascade_plugin_good",
         "cascade_plugin_broken",
-        "cascade_core._engine",
+        "cascade_core._run.engine",
     ):
         assert heavy not in modules, heavy

@@ -14,7 +14,7 @@ import pytest
 
 import cascade_core as cs
 from cascade_core import cli
-from cascade_core._leases import RunLease, new_owner
+from cascade_core._store.leases import RunLease, new_owner
 from cascade_core.backends.memory import MemoryStateBackend
 
 

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 import cascade_core as cs
-from cascade_core import _codec
-from cascade_core._codec import Codec, cache_storage_key, state_key
 from cascade_core._errors import ConfigurationError
 from cascade_core._masking import describe, mask_credentials
+from cascade_core._store import codec
+from cascade_core._store.codec import Codec, cache_storage_key, state_key
 from cascade_core.backends.sqlite import SqliteCacheBackend, SqliteStateStore
 from cascade_core.cli import main
 from cascade_core.cli._secrets import collect_secrets, scrub
@@ -247,7 +247,7 @@ def test_a_blank_secret_key_is_refused(monkeypatch, value):
 
 
 def test_a_short_secret_key_warns_once_and_signs(monkeypatch, caplog, tmp_path):
-    monkeypatch.setattr(_codec, "_warned_short", set())
+    monkeypatch.setattr(codec, "_warned_short", set())
     monkeypatch.setenv("CASCADE_SECRET_KEY", "k")
     caplog.set_level(logging.WARNING, logger="cascade.security")
     uri = f"sqlite:///{tmp_path}/s.db"
@@ -268,8 +268,8 @@ def test_a_short_secret_key_warns_once_and_signs(monkeypatch, caplog, tmp_path):
 
 def test_an_unset_secret_key_means_unsigned(monkeypatch, tmp_path):
     monkeypatch.delenv("CASCADE_SECRET_KEY", raising=False)
-    assert _codec.keys_from_env() == []
-    assert _codec.keys_from_env({"CASCADE_SECRET_KEY": "one two,three"}) == [b"one", b"two", b"three"]
+    assert codec.keys_from_env() == []
+    assert codec.keys_from_env({"CASCADE_SECRET_KEY": "one two,three"}) == [b"one", b"two", b"three"]
 
 
 def test_the_cli_refuses_a_blank_secret_key_in_one_line(flow):

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from cascade_core import BackendUnavailableError, CascadeError, InvalidURIError, SerializationError
-from cascade_core._registry import registry
+from cascade_core._plugins.registry import registry
 from cascade_core._uri import BackendURI
 from cascade_core.backends.sqlite import SCHEMA_VERSION, SqliteCacheBackend, SqliteStateBackend, SqliteStateStore
 

@@ -14,8 +14,8 @@ import cloudpickle
 import pytest
 
 import cascade_core as cs
-from cascade_core._blob_protocol import blob_path
-from cascade_core._call import Encoding
+from cascade_core._plugins.call import Encoding
+from cascade_core._store.blob_protocol import blob_path
 from cascade_core.backends.sqlite import SqliteStateStore
 from cascade_core.blobs.file import FileBlobStore
 from cascade_core.plugin import TaskCall

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cascade_core import _blobs
+from cascade_core._store import blob_refs
 
 FLOW = """
 import os
@@ -60,7 +60,7 @@ def cascade(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Compl
 
 
 def blob_ids(uri: str) -> set[str]:
-    spec = _blobs.resolve_blobs(uri)
+    spec = blob_refs.resolve_blobs(uri)
     assert spec is not None
     return {info.blob_id for info in spec.store.list_blobs()}
 
@@ -111,7 +111,7 @@ def test_every_store_that_wrote_must_be_given_or_forced(project, blobs_uri, tmp_
     assert done.returncode == 0, done.stderr
     both = blob_ids(blobs_uri)
     assert len(both) == 2
-    store = _blobs.resolve_blobs(blobs_uri).store  # type: ignore[union-attr]
+    store = blob_refs.resolve_blobs(blobs_uri).store  # type: ignore[union-attr]
     orphan = bytes([9]) * 100_000
     orphan_id = "sha256:" + hashlib.sha256(orphan).hexdigest()
     assert store.put(orphan_id, orphan)
@@ -145,7 +145,7 @@ def test_every_store_that_wrote_must_be_given_or_forced(project, blobs_uri, tmp_
 
 
 def blob_ids_referenced_by_real(uri: str, home: Path) -> set[str]:
-    from cascade_core._blob_gc import state_references
+    from cascade_core._store.blob_gc import state_references
     from cascade_core.backends.sqlite import SqliteStateStore
 
     catalog = SqliteStateStore(home / "real.db")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import time
 
-from cascade_core import _blob_gc, _blobs
+from cascade_core._store import blob_gc, blob_refs
 
 
 def _blob(fill: bytes, size: int) -> tuple[str, bytes]:
@@ -26,7 +26,7 @@ def _past_second(mtime: float) -> None:
 def test_reusing_a_blob_refreshes_its_time_at_most_once_a_minute(s3_bucket, monkeypatch):
     from cascade_fsspec import store as module
 
-    store = _blobs.resolve_blobs(s3_bucket).store
+    store = blob_refs.resolve_blobs(s3_bucket).store
     blob_id, data = _blob(b"a", 200_000)
     assert store.put(blob_id, data) is True
     written = _mtimes(store)[blob_id]
@@ -46,13 +46,13 @@ def test_gc_keeps_a_blob_reused_within_its_grace_period(s3_bucket, monkeypatch):
     from cascade_fsspec import store as module
 
     monkeypatch.setattr(module, "REFRESH_AFTER", 1.0)
-    store = _blobs.resolve_blobs(s3_bucket).store
+    store = blob_refs.resolve_blobs(s3_bucket).store
     reused, reused_data = _blob(b"r", 100_000)
     idle, idle_data = _blob(b"i", 100_000)
     assert store.put(reused, reused_data) and store.put(idle, idle_data)
     _past_second(max(_mtimes(store).values()) + 2)  # both older than a 2 s grace period
     assert store.put(reused, reused_data) is False  # a run produces it again, its reference not stored yet
-    report = _blob_gc.collect(store, set(), 2.0, dry_run=False)
+    report = blob_gc.collect(store, set(), 2.0, dry_run=False)
     assert report.deleted == [idle] and report.recent == 1
     assert store.get(reused) == reused_data and not store.exists(idle)
 
@@ -66,7 +66,7 @@ def test_a_blob_over_the_copy_limit_is_refreshed_by_a_multipart_copy(s3_bucket, 
     monkeypatch.setattr(module, "COPY_LIMIT", 1 << 20)
     monkeypatch.setattr(s3fs.core, "MANAGED_COPY_THRESHOLD", 1 << 20)
     monkeypatch.setattr(module, "REFRESH_AFTER", 0.5)
-    store = _blobs.resolve_blobs(s3_bucket).store
+    store = blob_refs.resolve_blobs(s3_bucket).store
     blob_id, data = _blob(b"m", 6 << 20)
     assert store.put(blob_id, data) is True
     written = _mtimes(store)[blob_id]

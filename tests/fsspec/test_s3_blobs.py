@@ -9,7 +9,7 @@ import pickle
 import pytest
 
 import cascade_core as cs
-from cascade_core import _blobs
+from cascade_core._store import blob_refs
 
 
 def test_run_stores_large_results_in_s3_by_reference(s3_bucket, tmp_path, caplog):
@@ -55,7 +55,7 @@ def test_run_stores_large_results_in_s3_by_reference(s3_bucket, tmp_path, caplog
 
 
 def test_blob_store_contract_on_s3(s3_bucket):
-    store = _blobs.resolve_blobs(s3_bucket).store  # type: ignore[union-attr]
+    store = blob_refs.resolve_blobs(s3_bucket).store  # type: ignore[union-attr]
     data = b"hello" * 100
     blob_id = "sha256:" + hashlib.sha256(data).hexdigest()
     assert store.put(blob_id, data) is True
@@ -72,7 +72,7 @@ def test_credentials_in_s3_uris_are_masked(s3_endpoint):
             blob_store=f"s3://AKIDEXAMPLE:hunter2secret@no-such-bucket/p?endpoint_url={s3_endpoint}&threshold=1K",
         )
     assert "hunter2secret" not in str(info.value)
-    spec = _blobs.resolve_blobs(f"s3://AKID:hunter2secret@bucket/p?endpoint_url={s3_endpoint}&token=tok123")
+    spec = blob_refs.resolve_blobs(f"s3://AKID:hunter2secret@bucket/p?endpoint_url={s3_endpoint}&token=tok123")
     assert spec is not None and "hunter2secret" not in spec.label and "tok123" not in spec.label
     assert "***" in spec.label and "hunter2secret" not in repr(spec.store)
 
@@ -104,4 +104,4 @@ def test_missing_driver_names_the_fsspec_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "gcsfs", None)  # as if gcsfs were not installed
     hint = r'gs:// blob stores need gcsfs, which is not installed: pip install "cascade-fsspec\[gcs\]"'
     with pytest.raises(cs.BackendError, match=hint):
-        _blobs.resolve_blobs("gs://bucket/prefix")
+        blob_refs.resolve_blobs("gs://bucket/prefix")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import cascade_core as cs
-from cascade_core import _blobs
+from cascade_core._store import blob_refs
 from cascade_fsspec.drivers import MINIMUM, release
 
 
@@ -28,7 +28,7 @@ def test_an_s3fs_older_than_supported_is_a_configuration_error(tmp_path, monkeyp
     pytest.importorskip("s3fs")
     monkeypatch.syspath_prepend(str(_fake_distribution(tmp_path, "s3fs", "0.4.2")))
     with pytest.raises(cs.ConfigurationError) as info:
-        _blobs.resolve_blobs("s3://bucket/prefix?endpoint_url=http://127.0.0.1:9")
+        blob_refs.resolve_blobs("s3://bucket/prefix?endpoint_url=http://127.0.0.1:9")
     assert str(info.value) == (
         f"s3:// blob stores need s3fs>={MINIMUM['s3fs']}, but s3fs 0.4.2 is installed: "
         f'pip install -U "cascade-fsspec[s3]" (or "s3fs>={MINIMUM["s3fs"]}")'
@@ -56,7 +56,7 @@ def test_the_cli_says_so_in_one_line_with_exit_2(tmp_path):
 def test_a_supported_s3fs_passes_the_check(tmp_path, monkeypatch):
     pytest.importorskip("s3fs")
     monkeypatch.syspath_prepend(str(_fake_distribution(tmp_path, "s3fs", MINIMUM["s3fs"])))
-    spec = _blobs.resolve_blobs("s3://bucket/prefix?endpoint_url=http://127.0.0.1:9")
+    spec = blob_refs.resolve_blobs("s3://bucket/prefix?endpoint_url=http://127.0.0.1:9")
     assert spec is not None and type(spec.store).__name__ == "FsspecBlobStore"
 
 
@@ -67,14 +67,14 @@ def test_versions_compare_by_release_numbers():
 
 def test_an_unknown_option_names_it_and_the_known_ones(s3_bucket):
     with pytest.raises(cs.InvalidURIError) as info:
-        _blobs.resolve_blobs(s3_bucket + "&bogus=1")
+        blob_refs.resolve_blobs(s3_bucket + "&bogus=1")
     message = str(info.value)
     assert info.value.key == "bogus"
     assert message.startswith("unknown option 'bogus' in s3://") and ": s3:// blob stores take " in message
     for known in ("anon", "endpoint_url", "profile", "region", "threshold", "timeout"):
         assert known in message.partition("blob stores take ")[2].split(", ")
     # The known ones still work, converted where cascade-fsspec converts them.
-    spec = _blobs.resolve_blobs(s3_bucket + "&region=us-east-1&timeout=5&anon=false")
+    spec = blob_refs.resolve_blobs(s3_bucket + "&region=us-east-1&timeout=5&anon=false")
     assert spec is not None and spec.store.put("sha256:" + "0" * 64, b"x") is True
 
 

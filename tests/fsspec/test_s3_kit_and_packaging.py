@@ -136,7 +136,7 @@ def test_it_imports_only_the_public_plugin_api():
 def test_listing_imports_no_driver():
     code = (
         "import sys\n"
-        "from cascade_core._registry import registry\n"
+        "from cascade_core._plugins.registry import registry\n"
         "registry.load('s3')\n"
         "print([m for m in ('fsspec', 's3fs', 'botocore') if m in sys.modules])"
     )

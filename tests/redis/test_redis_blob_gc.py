@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import cascade_core as cs
-from cascade_core import _blobs
+from cascade_core._store import blob_refs
 from cascade_redis import RedisCacheBackend
 
 pytestmark = pytest.mark.redis
@@ -94,7 +94,7 @@ def test_gc_with_a_redis_cache_keeps_what_its_entries_reference(redis_uri, tmp_p
     # The run's state is thrown away (memory://): only the redis cache entry references its blob.
     assert cs.run(blob(1), state_backend="memory://", cache_backend=redis_uri, blob_store=blobs) == bytes([1]) * 300_000
     (kept,) = _files(root)
-    store = _blobs.resolve_blobs(blobs).store
+    store = blob_refs.resolve_blobs(blobs).store
     orphan = bytes([9]) * 100_000
     orphan_id = "sha256:" + hashlib.sha256(orphan).hexdigest()
     assert store.put(orphan_id, orphan)

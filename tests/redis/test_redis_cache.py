@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from cascade_core._errors import BackendUnavailableError, CascadeError, SerializationError
-from cascade_core._protocols import CacheBackend, CacheCatalog
+from cascade_core._store.protocols import CacheBackend, CacheCatalog
 from cascade_redis import RedisCacheBackend
 
 if TYPE_CHECKING:

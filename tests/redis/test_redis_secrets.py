@@ -17,7 +17,7 @@ from urllib.parse import quote
 import pytest
 
 import cascade_core as cs
-from cascade_core._registry import registry
+from cascade_core._plugins.registry import registry
 from cascade_core._uri import BackendURI
 
 pytestmark = pytest.mark.redis

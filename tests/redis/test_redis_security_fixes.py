@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import cascade_core as cs
-from cascade_core._codec import Codec, cache_storage_key, state_key
+from cascade_core._store.codec import Codec, cache_storage_key, state_key
 from cascade_redis.cache import RedisCacheBackend
 from cascade_redis.options import RedisOptions
 

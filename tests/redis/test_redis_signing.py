@@ -9,7 +9,7 @@ import pickle
 import pytest
 
 import cascade_core as cs
-from cascade_core import _codec
+from cascade_core._store import codec
 
 pytestmark = pytest.mark.redis
 
@@ -83,7 +83,7 @@ def test_rotation_reads_old_payloads(redis_uri):
 
 
 def test_unsigned_pickles_from_redis_warn_once(redis_uri, caplog, monkeypatch):
-    monkeypatch.setattr(_codec, "_warned_unsigned", False)
+    monkeypatch.setattr(codec, "_warned_unsigned", False)
     caplog.set_level(logging.WARNING, logger="cascade.security")
     engine = cs.Engine(redis_uri, redis_uri, secret_keys=[])
     engine.run(value(3))

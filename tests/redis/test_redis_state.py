@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from cascade_core._errors import BackendUnavailableError, CascadeError, SerializationError
-from cascade_core._protocols import RunCatalog, StateBackend
+from cascade_core._store.protocols import RunCatalog, StateBackend
 from cascade_redis import RedisStateStore
 
 if TYPE_CHECKING:

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._cache_policy import DEFAULT, INPUTS, RUN_ID, TASK_SOURCE, CachePolicy
+from ._build.cache_policy import DEFAULT, INPUTS, RUN_ID, TASK_SOURCE, CachePolicy
+from ._build.task import LazyResult, Param, Task, task
 from ._errors import (
     BackendError,
     BackendNotFoundError,
@@ -36,7 +37,7 @@ from ._errors import (
     TaskFailed,
     UsageError,
 )
-from ._protocols import (
+from ._store.protocols import (
     CacheBackend,
     CacheBackendBase,
     CacheCatalog,
@@ -45,7 +46,6 @@ from ._protocols import (
     StateBackendBase,
     StateBackendFactory,
 )
-from ._task import LazyResult, Param, Task, task
 from ._uri import BackendURI
 from .backends.memory import MemoryCacheBackend, MemoryStateBackend, MemoryStateStore
 
@@ -104,14 +104,14 @@ __all__ = [
 
 # Names served on first access, so that importing the package stays cheap.
 _LAZY = {
-    "Engine": "._engine",
-    "RunReport": "._engine",
-    "run": "._engine",
-    "arun": "._engine",
-    "register_backend": "._registry",
-    "BackendConflictWarning": "._registry",
-    "unregister_backend": "._registry",
-    "hookimpl": "._events",
+    "Engine": "._run.engine",
+    "RunReport": "._run.engine",
+    "run": "._run.engine",
+    "arun": "._run.engine",
+    "register_backend": "._plugins.registry",
+    "BackendConflictWarning": "._plugins.registry",
+    "unregister_backend": "._plugins.registry",
+    "hookimpl": "._plugins.events",
     "ThreadsExecutor": ".executors.threads",
     "InlineExecutor": ".executors.inline",
     "graph": ".pictures",

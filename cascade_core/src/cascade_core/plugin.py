@@ -17,8 +17,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._blob_protocol import BlobInfo, BlobStore, blob_path, is_blob_id
-from ._call import Outcome, TaskCall, run_call, run_call_async
 from ._errors import (
     BackendError,
     BackendUnavailableError,
@@ -27,10 +25,12 @@ from ._errors import (
     InvalidURIError,
     SerializationError,
 )
-from ._executor import Executor
-from ._leases import LeaseTableMixin, supports_leases
 from ._masking import mask_credentials, mask_uri_text
-from ._protocols import (
+from ._plugins.call import Outcome, TaskCall, run_call, run_call_async
+from ._plugins.executor import Executor
+from ._store.blob_protocol import BlobInfo, BlobStore, blob_path, is_blob_id
+from ._store.leases import LeaseTableMixin, supports_leases
+from ._store.protocols import (
     CacheBackend,
     CacheBackendBase,
     CacheCatalog,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._events import hookimpl  # type: ignore[attr-defined]  # imports pluggy: fine, a provider loads on use
+from .._plugins.events import hookimpl  # type: ignore[attr-defined]  # imports pluggy: fine, a provider loads on use
 
 
 class MemoryProvider:

@@ -12,8 +12,8 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 
-from .._leases import LeaseTableMixin
-from .._protocols import CacheBackendBase, StateBackendBase
+from .._store.leases import LeaseTableMixin
+from .._store.protocols import CacheBackendBase, StateBackendBase
 from .._uri import checked_ttl
 
 

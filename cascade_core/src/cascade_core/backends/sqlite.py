@@ -35,7 +35,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from .._errors import BackendUnavailableError
-from .._protocols import CacheBackendBase, StateBackendBase
+from .._store.protocols import CacheBackendBase, StateBackendBase
 from .._uri import BackendURI, checked_ttl
 from .sqlite_db import (
     _BACKEND_KEYS,

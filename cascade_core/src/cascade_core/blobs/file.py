@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator
 from typing import NamedTuple
 
-from .._blob_protocol import BlobInfo, blob_path, is_blob_id
+from .._store.blob_protocol import BlobInfo, blob_path, is_blob_id
 
 TMP_SUFFIX = ".tmp"
 MARKERS = "markers"  # <root>/markers/<name>: which stores write references here (gc and du never list it)

@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Iterator
 
-from .._blob_protocol import BlobInfo, is_blob_id
+from .._store.blob_protocol import BlobInfo, is_blob_id
 
 _STORES: dict[str, MemoryBlobStore] = {}
 _LOCK = threading.Lock()

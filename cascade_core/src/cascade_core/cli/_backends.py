@@ -30,7 +30,7 @@ def add_parser(commands: Any) -> None:
 
 
 def _rows(validate: bool) -> list[dict[str, Any]]:
-    from .._registry import registry
+    from .._plugins.registry import registry
 
     rows = []
     for entry, shadowed in registry.entries():
@@ -84,7 +84,7 @@ def check_uri(args: argparse.Namespace) -> int:
     """Resolve a URI, then write, read and delete through each backend it provides."""
     import os
 
-    from .._registry import registry
+    from .._plugins.registry import registry
     from .._uri import BackendURI
 
     uri = BackendURI.parse(args.uri)
@@ -124,7 +124,7 @@ def check_uri(args: argparse.Namespace) -> int:
 def _round_trip(kind: str, uri: Any, probe: bytes) -> str | None:
     """Check one capability of ``uri``; return what was found, when there is more to say than ok."""
     from .._errors import BackendError
-    from .._registry import registry
+    from .._plugins.registry import registry
 
     if kind == "executor":
         return _run_probe(uri, probe.decode())
@@ -195,10 +195,10 @@ def _run_probe(uri: Any, text: str) -> str:
     import pickle
     import threading
 
-    from .._call import Outcome, TaskCall
+    from .._build.task import Task
     from .._errors import BackendUnavailableError, PluginError
-    from .._registry import registry
-    from .._task import Task
+    from .._plugins.call import Outcome, TaskCall
+    from .._plugins.registry import registry
 
     executor = registry.executor(uri)
     try:

@@ -7,9 +7,9 @@ import os
 import sys
 from typing import Any
 
-from .._blobs import BLOBS_ENV
 from .._errors import UsageError
 from .._masking import MASK
+from .._store.blob_refs import BLOBS_ENV
 from ._exit import EXIT_OK
 from ._output import print_json
 from ._stores import CACHE_ENV, DEFAULT_STORE, STATE_ENV, default_cache, default_state
@@ -50,7 +50,7 @@ def add_parser(commands: Any) -> None:
 
 
 def _store(args: argparse.Namespace) -> tuple[Any, str]:
-    from .._blobs import resolve_blobs
+    from .._store.blob_refs import resolve_blobs
 
     text = args.blobs or os.environ.get(BLOBS_ENV)
     if not text:
@@ -75,7 +75,7 @@ def du_command(args: argparse.Namespace) -> int:
 
 def _given(args: argparse.Namespace) -> list[tuple[str, Any]]:
     """(role, URI) of every store gc reads references from; each must exist (gc creates nothing)."""
-    from .._blob_writers import writer
+    from .._store.blob_writers import writer
     from ._stores import missing_file, parse_uri
 
     given = []
@@ -101,7 +101,7 @@ def _given(args: argparse.Namespace) -> list[tuple[str, Any]]:
 
 def _checked_writers(store: Any, label: str, given: list[tuple[str, Any]], force: bool) -> list[Any]:
     """The recorded writers of the blob store that gc was not given; a UsageError unless ``force``."""
-    from .._blob_writers import recorded, writer
+    from .._store.blob_writers import recorded, writer
 
     found = recorded(store)
     if found is None:
@@ -124,9 +124,9 @@ def _checked_writers(store: Any, label: str, given: list[tuple[str, Any]], force
 
 
 def gc_command(args: argparse.Namespace) -> int:
-    from .._blob_gc import cache_references, parse_duration, plan, remove, state_references
-    from .._blob_writers import forget, supports_markers
-    from .._registry import registry
+    from .._plugins.registry import registry
+    from .._store.blob_gc import cache_references, parse_duration, plan, remove, state_references
+    from .._store.blob_writers import forget, supports_markers
     from ._stores import close, open_catalog
 
     try:
@@ -202,8 +202,8 @@ def check_blob_store(uri: Any, probe: bytes) -> str | None:
     """Write, read back, verify and delete one blob (``cascade backends check``)."""
     import hashlib
 
-    from .._blobs import resolve_blobs
     from .._errors import BackendError
+    from .._store.blob_refs import resolve_blobs
 
     spec = resolve_blobs(uri)
     assert spec is not None

@@ -160,7 +160,7 @@ def _format_of(output: str | None) -> str:
 
 
 def _build(spec: str, items: list[str]) -> Any:
-    from .._graph import build_graph
+    from .._build.graph import build_graph
     from ._target import load_target, parse_params
 
     target, params = load_target(spec, parse_params(items))

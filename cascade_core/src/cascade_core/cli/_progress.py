@@ -15,7 +15,7 @@ import threading
 import time
 from typing import Any
 
-from .._events import hookimpl  # type: ignore[attr-defined]
+from .._plugins.events import hookimpl  # type: ignore[attr-defined]
 from ._output import plural
 
 LIVE, LINES, QUIET = "live", "lines", "quiet"

@@ -8,8 +8,8 @@ import shlex
 import sys
 from typing import Any
 
-from .._blobs import BLOBS_ENV
 from .._errors import DefinitionError, RunInUseError, UsageError
+from .._store.blob_refs import BLOBS_ENV
 from ._exit import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from ._progress import PROGRESS_INTERVAL
 from ._stores import CACHE_ENV, DEFAULT_STORE, EXECUTOR_ENV, STATE_ENV, default_cache, default_state
@@ -100,8 +100,8 @@ def add_parser(commands: Any) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from .._engine import Engine
-    from .._resolve import check_run_id, new_run_id
+    from .._plugins.resolve import check_run_id, new_run_id
+    from .._run.engine import Engine
     from .._uri import BackendURI
     from ._logs import CliHandler
     from ._progress import QUIET, Progress, choose_mode

@@ -275,7 +275,7 @@ def forget_run(args: argparse.Namespace) -> int:
 
 
 def clear_cache(args: argparse.Namespace) -> int:
-    from .._registry import registry
+    from .._plugins.registry import registry
 
     if args.task is not None and not args.task.strip():
         # An unset shell variable (--task "$TASK") must not widen the command to the whole cache.

@@ -8,8 +8,8 @@ from datetime import datetime
 from typing import Any
 
 from .._errors import BackendError, UsageError
-from .._process import gone
-from .._records import parse_time
+from .._store.process import gone
+from .._times import parse_time
 
 STATE_ENV = "CASCADE_STATE"
 CACHE_ENV = "CASCADE_CACHE"
@@ -44,7 +44,7 @@ def parse_uri(uri_text: str) -> Any:
 
 
 def open_catalog(uri: Any) -> Any:
-    from .._registry import registry
+    from .._plugins.registry import registry
 
     factory = registry.state_factory(uri)
     if not callable(getattr(factory, "list_runs", None)) or not callable(getattr(factory, "delete_run", None)):

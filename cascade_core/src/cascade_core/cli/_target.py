@@ -66,7 +66,7 @@ def load_target(spec: str, params: Mapping[str, str] | None = None) -> tuple[Any
 
     A function is called with the values of ``params`` that name its parameters.
     """
-    from .._task import LazyResult
+    from .._build.task import LazyResult
 
     given = dict(params or {})
     location, name = split_target(spec)
@@ -117,8 +117,8 @@ _BASIC = {"int": int, "float": float, "bool": bool, "str": str}
 
 def _convert(spec: str, name: str, annotation: Any, text: str) -> Any:
     """``text`` as the parameter's annotated type: int, float, bool, str (or one of them ``| None``)."""
-    from .._graph import convert_param
-    from .._task import Param
+    from .._build.graph import convert_param
+    from .._build.task import Param
 
     if annotation is inspect.Parameter.empty or annotation is Any or annotation is object:
         return text

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._call import TaskCall, run_call, run_call_async
-from .._executor import Done
+from .._plugins.call import TaskCall, run_call, run_call_async
+from .._plugins.executor import Done
 
 
 class _Finished:

@@ -11,8 +11,8 @@ import os
 import threading
 from typing import Any
 
-from .._call import Outcome, TaskCall, run_call, run_call_async
-from .._executor import Done
+from .._plugins.call import Outcome, TaskCall, run_call, run_call_async
+from .._plugins.executor import Done
 
 _STOP: Any = None
 

@@ -53,7 +53,7 @@ def graph(
     Above ``collapse`` task calls (None: never), the calls of one task at one depth are drawn
     as one node. SVG and PNG need Graphviz's ``dot`` program on PATH.
     """
-    from .._graph import build_graph
+    from .._build.graph import build_graph
 
     if format not in FORMATS:
         raise UsageError(f"unknown graph format {format!r}: use one of {', '.join(FORMATS)}")

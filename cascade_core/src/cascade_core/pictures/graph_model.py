@@ -15,7 +15,7 @@ from itertools import compress
 from operator import attrgetter
 from typing import Any
 
-from .._gc import collection_paused
+from .._build.gc_pause import collection_paused
 from .palette import STATUSES, STYLES, describe_counts, group_status
 from .run_view import RunView, TaskRecord
 
@@ -123,7 +123,7 @@ def size_text(size: int | None) -> str:
 
 
 def from_graph(graph: Any, run: RunView | None = None, collapse: int | None = DEFAULT_COLLAPSE) -> Picture:
-    """The picture of a built graph (``cascade_core._graph.Graph``), coloured by ``run`` when given."""
+    """The picture of a built graph (``cascade_core._build.graph.Graph``), coloured by ``run`` when given."""
     nodes = graph.nodes
     names = list(map(attrgetter("task.name"), nodes))  # map and attrgetter: C speed for 100,000s of nodes
     cacheable = {task.name: task.cache_policy is not None for task in set(map(attrgetter("task"), nodes))}

@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
 
-from .._gc import collection_paused
-from .._records import parse_time
+from .._build.gc_pause import collection_paused
+from .._times import parse_time
 
 
 class Attempt(NamedTuple):

@@ -6,7 +6,7 @@ from datetime import datetime
 from html import escape
 from typing import NamedTuple
 
-from .._records import parse_time
+from .._times import parse_time
 from .graph_model import SHORT_ID
 from .palette import STYLES, describe_counts, group_status
 from .run_view import RunView, TaskRecord

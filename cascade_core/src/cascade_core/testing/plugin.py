@@ -124,7 +124,7 @@ def _in_kit(item: pytest.Item) -> bool:
 
 def _unresolved(uri: str) -> str | None:
     """Why ``uri`` cannot be opened the way the engine opens it (one masked line), or None."""
-    from cascade_core._registry import registry
+    from cascade_core._plugins.registry import registry
     from cascade_core.plugin import CascadeError, mask_text, parse_uri
 
     try:
@@ -171,7 +171,7 @@ def cascade_uri(request: pytest.FixtureRequest) -> str:
 
 def _provides(uri: str, kind: str) -> None:
     """Skip when the URI's provider offers no ``kind`` ("state", "cache" or "executor")."""
-    from cascade_core._registry import registry
+    from cascade_core._plugins.registry import registry
     from cascade_core.plugin import parse_uri
 
     parsed = parse_uri(uri)
@@ -182,7 +182,7 @@ def _provides(uri: str, kind: str) -> None:
 
 def open_state_factory(uri: str) -> Any:
     """A state-backend factory for ``uri``, resolved the way the engine resolves it."""
-    from cascade_core._registry import registry
+    from cascade_core._plugins.registry import registry
     from cascade_core.plugin import parse_uri
 
     return registry.state_factory(parse_uri(uri))
@@ -213,7 +213,7 @@ def open_blob_store(uri: str) -> Any:
 
 def open_new_blob_store(uri: str) -> Any:
     """A store object of its own for ``uri`` (the hook called again), not the one the process shares."""
-    from cascade_core._registry import registry
+    from cascade_core._plugins.registry import registry
     from cascade_core.plugin import parse_uri
 
     parsed = parse_uri(uri)
@@ -229,7 +229,7 @@ def cascade_blob_store(cascade_uri: str) -> Any:
 
 def open_cache_backend(uri: str) -> Any:
     """A cache backend for ``uri``, resolved the way the engine resolves it."""
-    from cascade_core._registry import registry
+    from cascade_core._plugins.registry import registry
     from cascade_core.plugin import parse_uri
 
     return registry.cache_backend(parse_uri(uri))

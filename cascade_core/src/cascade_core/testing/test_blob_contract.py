@@ -186,7 +186,7 @@ def test_close_twice_is_harmless(cascade_uri, cascade_blob_store, written):
 
 
 def test_reads_are_verified_against_the_id(cascade_blob_store, written):
-    from cascade_core._blobs import BlobSpec, dereference
+    from cascade_core._store.blob_refs import BlobSpec, dereference
 
     blob_id, data = _blob()
     written.append(blob_id)

@@ -17,10 +17,10 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from ._errors import RunInUseError
-from ._process import new_owner
-from ._protocols import LEASE_METHODS, missing_methods
-from ._records import parse_time
+from .._errors import RunInUseError
+from .._times import parse_time
+from .process import new_owner
+from .protocols import LEASE_METHODS, missing_methods
 
 log = logging.getLogger("cascade")
 

@@ -21,7 +21,9 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from ._discovery import (
+from .._errors import BackendNotFoundError, PluginError
+from .._uri import BackendURI, normalize_scheme
+from .discovery import (
     CORE_DISTRIBUTION,
     GROUP,
     PREFER_ENV,
@@ -32,9 +34,8 @@ from ._discovery import (
     read_entry_points,
     resolve_claims,
 )
-from ._errors import BackendNotFoundError, PluginError
-from ._hookspecs import HOOK_BLOBS, HOOK_CACHE, HOOK_EXECUTOR, HOOK_STATE, PROVIDES
-from ._providers import (
+from .hookspecs import HOOK_BLOBS, HOOK_CACHE, HOOK_EXECUTOR, HOOK_STATE, PROVIDES
+from .providers import (
     NOUNS,
     Loaded,
     call_hook,
@@ -46,7 +47,6 @@ from ._providers import (
     plugin_word,
     validate,
 )
-from ._uri import BackendURI, normalize_scheme
 
 __all__ = [
     "CORE_DISTRIBUTION",

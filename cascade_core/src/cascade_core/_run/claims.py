@@ -6,14 +6,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
-from ._blobs import BlobError
-from ._cache_lookup import CacheLookup
-from ._codec import state_key
-from ._context import DONE, RunContext
-from ._leases import LeaseKeeper, lease_holders, new_owner, supports_leases
-from ._plan import load_result
-from ._process import gone
-from ._records import RunRecords, log
+from .._store.blob_refs import BlobError
+from .._store.codec import state_key
+from .._store.leases import LeaseKeeper, lease_holders, new_owner, supports_leases
+from .._store.process import gone
+from .cache_lookup import CacheLookup
+from .context import DONE, RunContext
+from .plan import load_result
+from .records import RunRecords, log
 
 
 class Claims:

@@ -28,8 +28,8 @@ import pickle
 from collections.abc import Mapping
 from typing import Any
 
-from ._errors import ConfigurationError, IntegrityError, SerializationError
-from ._masking import describe
+from .._errors import ConfigurationError, IntegrityError, SerializationError
+from .._masking import describe
 
 MAGIC = b"\xca\x5c"
 VERSION = 1
@@ -256,7 +256,7 @@ class Codec:
     def deserialize(self, storage_key: str, code: bytes, body: bytes) -> Any:
         """The value of a body that :meth:`open` verified."""
         if code == REF_CODE:  # the bytes are in a blob store: fetched and checked against their hash
-            from ._blobs import dereference
+            from .blob_refs import dereference
 
             code, body = dereference(self.blobs, storage_key, body)
         if code not in self._accepted:

@@ -42,6 +42,11 @@ _PROCESS: tuple[int, str] | None = None
 _OWNERS = itertools.count()
 
 
+def driver_name() -> str:
+    """This driver as run info and task records name it: ``host <hostname> pid <pid>``."""
+    return f"host {socket.gethostname()} pid {os.getpid()}"
+
+
 def parse_owner(token: str) -> Holder | None:
     """The process a token names; None for tokens of another form (``~shared``, older drivers)."""
     parts = token.split(":")

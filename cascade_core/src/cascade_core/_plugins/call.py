@@ -15,8 +15,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._errors import BackendUnavailableError, DefinitionError, IntegrityError, SerializationError
-from ._masking import mask_uri_text
+from .._errors import BackendUnavailableError, DefinitionError, IntegrityError, SerializationError
+from .._masking import mask_uri_text
 
 _SERIALIZERS = ("pickle", "json")
 
@@ -53,7 +53,7 @@ class Encoding:
             )
             raise error from exc
         if self.blobs is not None and len(body) > self.threshold:
-            from ._blobs import make_reference
+            from .._store.blob_refs import make_reference
 
             body = make_reference(self.blobs, body, b"p" if self.serializer == "pickle" else b"j")
         if self.max_bytes is not None and len(body) > self.max_bytes:
@@ -70,7 +70,7 @@ class Encoding:
         is json. ``where`` names the value in error messages."""
         serializer = self.serializer
         if body[:13] == b"cascade-blob ":
-            from ._blobs import BlobSpec, dereference, open_store
+            from .._store.blob_refs import BlobSpec, dereference, open_store
 
             blobs = self.blobs
             spec = None if blobs is None else BlobSpec(blobs, mask_uri_text(blobs), self.threshold, open_store(blobs))
@@ -164,7 +164,7 @@ async def run_call_async(call: TaskCall) -> Outcome:
 
 def finish_call(call: TaskCall, value: Any, started: float) -> Outcome:
     """The outcome of a call that returned ``value``: encoded, or the reason it cannot be stored."""
-    from ._task import LazyResult
+    from .._build.task import LazyResult
 
     error: Exception
     if type(value) is LazyResult:

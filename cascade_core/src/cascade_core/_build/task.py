@@ -8,9 +8,9 @@ import itertools
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar, overload
 
-from ._cache_policy import CachePolicy, resolve_policy
-from ._errors import DefinitionError
-from ._uri import MAX_SECONDS
+from .cache_policy import CachePolicy, resolve_policy
+from .._errors import DefinitionError
+from .._uri import MAX_SECONDS
 
 R = TypeVar("R")
 
@@ -197,7 +197,7 @@ class Task(Generic[R]):
         if self.version is not None:
             return self.version
         if self._code_version is None:
-            from ._hashing import digest
+            from .hashing import digest
 
             try:
                 source = inspect.getsource(self.fn).encode()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._blob_writers import record, run_writers
-from ._blobs import resolve_blobs
-from ._resolve import resolve_cache, resolve_executor, resolve_state
+from .._plugins.resolve import resolve_cache, resolve_executor, resolve_state
+from .._store.blob_refs import resolve_blobs
+from .._store.blob_writers import record, run_writers
 
 
 class RunResources:

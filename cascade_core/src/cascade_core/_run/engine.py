@@ -20,25 +20,25 @@ from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ParamSpec
 
-from ._availability import Availability
-from ._blobs import BlobError
-from ._cache_lookup import CacheLookup
-from ._codec import keys_from_env
-from ._context import RunContext
-from ._errors import DefinitionError, ParamError, TaskFailed
-from ._executor import gatherer, holder
-from ._gc import PausedCollection
-from ._graph import build_graph
-from ._inflight import Cancel
-from ._leases import new_owner
-from ._masking import describe
-from ._plan import prepare
-from ._records import RunRecords, log
-from ._resolve import check_lease_ttl, check_run_id, check_workers, new_run_id
-from ._resources import RunResources
-from ._run_hold import RunHold
-from ._scheduler import Scheduler
-from ._values import shape_result
+from .._build.gc_pause import PausedCollection
+from .._build.graph import build_graph
+from .._build.values import shape_result
+from .._errors import DefinitionError, ParamError, TaskFailed
+from .._masking import describe
+from .._plugins.executor import gatherer, holder
+from .._plugins.resolve import check_lease_ttl, check_run_id, check_workers, new_run_id
+from .._store.blob_refs import BlobError
+from .._store.codec import keys_from_env
+from .._store.leases import new_owner
+from .availability import Availability
+from .cache_lookup import CacheLookup
+from .context import RunContext
+from .inflight import Cancel
+from .plan import prepare
+from .records import RunRecords, log
+from .resources import RunResources
+from .run_hold import RunHold
+from .scheduler import Scheduler
 
 P = ParamSpec("P")
 

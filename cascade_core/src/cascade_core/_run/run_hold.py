@@ -13,8 +13,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ._errors import BackendError
-from ._leases import (
+from .._errors import BackendError
+from .._store.leases import (
     RUN_LEASE,
     RUN_SLOTS,
     SHARED_OWNER,
@@ -25,9 +25,10 @@ from ._leases import (
     release_leftovers,
     supports_leases,
 )
-from ._process import gone
-from ._protocols import LEASE_METHODS
-from ._records import driver_name, log, stamp
+from .._store.process import driver_name, gone
+from .._store.protocols import LEASE_METHODS
+from .._times import stamp
+from .records import log
 
 # (state label, run id) -> run-lease names a driver of this process could not release on its way out.
 _UNRELEASED: dict[tuple[str, str], list[tuple[str, list[str]]]] = {}

@@ -22,12 +22,12 @@ import struct
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ._cache_policy import merkle_material
-from ._errors import CycleError, ParamError, TargetError
-from ._gc import collection_paused
-from ._hashing import UnhashableInput, digest, encode
-from ._task import MISSING, LazyResult, Param, Task
-from ._values import encode_arg, encode_inputs
+from .cache_policy import merkle_material
+from .._errors import CycleError, ParamError, TargetError
+from .gc_pause import collection_paused
+from .hashing import UnhashableInput, digest, encode
+from .task import MISSING, LazyResult, Param, Task
+from .values import encode_arg, encode_inputs
 
 log = logging.getLogger("cascade")
 

@@ -15,9 +15,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ._call import Outcome
-from ._errors import PluginError
-from ._records import log
+from .._errors import PluginError
+from .._plugins.call import Outcome
+from .records import log
 
 DEFAULT_OUTCOME_TIMEOUT = 60.0  # seconds after a handle says done() (docs/executors.md#liveness)
 _WAKE: Any = object()  # put in the completion queue to wake the scheduler

@@ -12,11 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ._discovery import BackendEntry
-from ._errors import PluginError
-from ._hookspecs import HOOK_EXECUTOR, PROVIDES, backend_specs
-from ._protocols import CACHE_METHODS, STATE_METHODS, missing_methods
-from ._uri import BackendURI
+from .._errors import PluginError
+from .._store.protocols import CACHE_METHODS, STATE_METHODS, missing_methods
+from .._uri import BackendURI
+from .discovery import BackendEntry
+from .hookspecs import HOOK_EXECUTOR, PROVIDES, backend_specs
 
 NOUNS = {"state": "state backend", "cache": "cache backend", "executor": "executor", "blobs": "blob store"}
 
@@ -51,7 +51,7 @@ def plugin_word(entry: BackendEntry) -> str:
 
 
 def call_hook(loaded: Loaded, hook: str, uri: BackendURI) -> Any:
-    from ._errors import CascadeError
+    from .._errors import CascadeError
 
     what = "executor plugin" if hook == HOOK_EXECUTOR else "backend plugin"
     try:
@@ -116,7 +116,7 @@ def check_backend(backend: Any, kind: str, scheme: str, distribution: str | None
 
 def check_blob_store(store: Any, scheme: str, distribution: str | None) -> None:
     """Raise PluginError when ``store`` lacks methods of the blob-store contract."""
-    from ._blob_protocol import missing_blob_methods
+    from .._store.blob_protocol import missing_blob_methods
 
     missing = missing_blob_methods(store)
     _refuse_if(missing, store, "a blob store", " (see docs/blobs.md)", "backend", scheme, distribution)
@@ -124,7 +124,7 @@ def check_blob_store(store: Any, scheme: str, distribution: str | None) -> None:
 
 def check_executor(executor: Any, scheme: str, distribution: str | None) -> None:
     """Raise PluginError when ``executor`` lacks what the executor contract needs."""
-    from ._executor import missing_executor_methods
+    from .executor import missing_executor_methods
 
     missing = missing_executor_methods(executor)
     _refuse_if(missing, executor, "an executor", " (see docs/executors.md)", "executor", scheme, distribution)

@@ -19,8 +19,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from ._errors import BackendUnavailableError, CascadeError, IntegrityError
-from ._masking import describe, mask_uri_text
+from .._errors import BackendUnavailableError, CascadeError, IntegrityError
+from .._masking import describe, mask_uri_text
 
 log = logging.getLogger("cascade")
 
@@ -62,7 +62,7 @@ def resolve_blobs(value: Any) -> BlobSpec | None:
     """Resolve a ``blob_store=`` argument: None, a URI (string or BackendURI), or a store object."""
     if value is None:
         return None
-    from ._uri import BackendURI, size_bytes
+    from .._uri import BackendURI, size_bytes
 
     if isinstance(value, (str, BackendURI)):
         uri = value if isinstance(value, BackendURI) else BackendURI.parse(value)
@@ -71,8 +71,8 @@ def resolve_blobs(value: Any) -> BlobSpec | None:
         plain = uri.replace(query=tuple((k, v) for k, v in uri.query if k != "threshold"))  # the store's options
         key = plain.render(mask=False)
         return BlobSpec(key, str(plain), threshold, open_store(key))
-    from ._blob_protocol import missing_blob_methods
-    from ._errors import DefinitionError
+    from .._errors import DefinitionError
+    from .blob_protocol import missing_blob_methods
 
     missing = missing_blob_methods(value)
     if missing or isinstance(value, type):
@@ -100,8 +100,8 @@ def open_store(key: str) -> Any:
                     "the run's blob store is an object of the driver's process: pass blob_store= a URI "
                     "so that workers in other processes can open it"
                 )
-            from ._registry import registry
-            from ._uri import BackendURI
+            from .._plugins.registry import registry
+            from .._uri import BackendURI
 
             store = _OPEN[key] = registry.blob_store(BackendURI.parse(key))
         return store
@@ -147,7 +147,7 @@ def parse_reference(body: bytes) -> tuple[str, int, bytes] | None:
     parts = body[len(REF_PREFIX) :].split(b" ")
     if len(parts) != 3 or not parts[1].isdigit() or len(parts[2]) != 1:
         return None
-    from ._blob_protocol import is_blob_id
+    from .blob_protocol import is_blob_id
 
     blob_id = parts[0].decode("ascii", errors="replace")
     if not is_blob_id(blob_id):

@@ -14,9 +14,9 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._errors import InvalidURIError
-from ._hookspecs import KINDS
-from ._uri import normalize_scheme
+from .._errors import InvalidURIError
+from .._uri import normalize_scheme
+from .hookspecs import KINDS
 
 GROUP = "cascade.backends"
 CORE_DISTRIBUTION = "cascade-core"

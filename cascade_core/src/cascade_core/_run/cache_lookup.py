@@ -12,16 +12,16 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ._blobs import check_reference, for_workers
-from ._cache_policy import key_maker
-from ._codec import cache_storage_key
-from ._context import DONE, MISSING, PENDING, RunContext
-from ._errors import HashingError, IntegrityError, SerializationError
-from ._gc import collection_paused
-from ._graph import Graph
-from ._hashing import UnhashableInput, digest, encode
-from ._records import RunRecords
-from ._values import encode_arg, encode_inputs, encode_refs
+from .._build.cache_policy import key_maker
+from .._build.gc_pause import collection_paused
+from .._build.graph import Graph
+from .._build.hashing import UnhashableInput, digest, encode
+from .._build.values import encode_arg, encode_inputs, encode_refs
+from .._errors import HashingError, IntegrityError, SerializationError
+from .._store.blob_refs import check_reference, for_workers
+from .._store.codec import cache_storage_key
+from .context import DONE, MISSING, PENDING, RunContext
+from .records import RunRecords
 
 log = logging.getLogger("cascade")
 
@@ -243,8 +243,8 @@ class CacheLookup:
         accepted = codec.accepts(code, body)
         if accepted and (blobs is None or len(body) <= blobs.threshold):
             return code, body
-        from ._blobs import encode_for, spill
-        from ._errors import BackendUnavailableError
+        from .._errors import BackendUnavailableError
+        from .._store.blob_refs import encode_for, spill
 
         try:
             return spill(blobs, code, body) if accepted else encode_for(codec, blobs, value)

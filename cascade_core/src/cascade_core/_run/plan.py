@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from ._blobs import REF_CODE, BlobError, check_reference, for_workers
-from ._cache_lookup import CacheLookup, Hit
-from ._codec import state_key
-from ._context import DONE, MISSING, PENDING, SKIPPED, RunContext
-from ._errors import IntegrityError
-from ._records import RunRecords, log
+from .._errors import IntegrityError
+from .._store.blob_refs import REF_CODE, BlobError, check_reference, for_workers
+from .._store.codec import state_key
+from .cache_lookup import CacheLookup, Hit
+from .context import DONE, MISSING, PENDING, SKIPPED, RunContext
+from .records import RunRecords, log
 
 
 def positions(flags: bytearray, value: int = 1):  # -> Iterator[int]

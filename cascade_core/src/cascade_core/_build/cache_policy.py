@@ -14,8 +14,8 @@ import hashlib
 from collections.abc import Callable
 from typing import Any
 
-from ._errors import DefinitionError
-from ._hashing import digest
+from .._errors import DefinitionError
+from .hashing import digest
 
 
 class KeyContext:

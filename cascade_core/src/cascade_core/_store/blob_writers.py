@@ -18,7 +18,7 @@ import weakref
 from dataclasses import dataclass
 from typing import Any
 
-from ._masking import describe
+from .._masking import describe
 
 log = logging.getLogger("cascade")
 
@@ -57,7 +57,7 @@ def writer(role: str, uri: Any) -> Writer | None:
     if uri.scheme == "memory":
         return None
     if uri.scheme == "sqlite":
-        from .backends.sqlite import path_from_uri
+        from ..backends.sqlite import path_from_uri
 
         return Writer(role, "sqlite:///" + path_from_uri(uri))  # sqlite:////absolute/path.db
     return Writer(role, str(uri.replace(query=tuple(sorted(uri.query)))))
@@ -65,7 +65,7 @@ def writer(role: str, uri: Any) -> Writer | None:
 
 def run_writers(state_arg: Any, cache_arg: Any) -> list[Writer]:
     """The writers of a run's ``state_backend=`` and ``cache_backend=`` arguments (objects record nothing)."""
-    from ._uri import BackendURI
+    from .._uri import BackendURI
 
     found = []
     for role, value in zip(ROLES, (state_arg, cache_arg)):

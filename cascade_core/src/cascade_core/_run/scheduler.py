@@ -13,20 +13,20 @@ import time
 from collections import deque
 from typing import Any
 
-from ._availability import Availability
-from ._cache_lookup import CacheLookup
-from ._call import Outcome, TaskCall, finish_call, raise_limit, run_call
-from ._claims import Claims
-from ._codec import cache_storage_key
-from ._context import DONE, FAILED, PENDING, SKIPPED, RunContext, code_of, serialize_for_cache
-from ._errors import BackendUnavailableError, SerializationError
-from ._executor import gatherer, runs_in_driver
-from ._inflight import InFlight
-from ._leases import Backoff
-from ._plan import positions
-from ._records import RunRecords, log
-from ._task import LazyResult
-from ._values import call_arguments
+from .._build.task import LazyResult
+from .._build.values import call_arguments
+from .._errors import BackendUnavailableError, SerializationError
+from .._plugins.call import Outcome, TaskCall, finish_call, raise_limit, run_call
+from .._plugins.executor import gatherer, runs_in_driver
+from .._store.codec import cache_storage_key
+from .._store.leases import Backoff
+from .availability import Availability
+from .cache_lookup import CacheLookup
+from .claims import Claims
+from .context import DONE, FAILED, PENDING, SKIPPED, RunContext, code_of, serialize_for_cache
+from .inflight import InFlight
+from .plan import positions
+from .records import RunRecords, log
 
 
 class Scheduler:

@@ -1,8 +1,8 @@
 """The contract of an executor: where tasks run (docs/executors.md).
 
 The engine decides *what* runs and when (plan, scheduler, retries, leases, storing);
-an executor only runs :class:`~cascade_core._call.TaskCall` objects and reports each
-:class:`~cascade_core._call.Outcome` through the callback it was given. Its shape is the
+an executor only runs :class:`~cascade_core._plugins.call.TaskCall` objects and reports each
+:class:`~cascade_core._plugins.call.Outcome` through the callback it was given. Its shape is the
 one ``concurrent.futures`` and ``distributed`` users know: ``submit`` returns something
 with ``cancel()``.
 """

@@ -11,9 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ._errors import DefinitionError, InvalidURIError
-from ._protocols import CACHE_METHODS, STATE_METHODS, missing_methods
-from ._uri import BackendURI
+from .._errors import DefinitionError, InvalidURIError
+from .._store.protocols import CACHE_METHODS, STATE_METHODS, missing_methods
+from .._uri import BackendURI
 
 DEFAULT_URI = "memory://"
 DEFAULT_EXECUTOR = "threads://"
@@ -66,7 +66,7 @@ def resolve_state(value: Any) -> StateSpec:
     """Resolve a ``state_backend=`` argument."""
     uri = _as_uri(value)
     if uri is not None:
-        from ._registry import registry
+        from .registry import registry
 
         return StateSpec(registry.state_factory(uri), label=str(uri), owned=True)
     if not missing_methods(value, STATE_METHODS) and isinstance(getattr(value, "run_id", None), str):
@@ -84,7 +84,7 @@ def resolve_cache(value: Any) -> CacheSpec:
     """Resolve a ``cache_backend=`` argument."""
     uri = _as_uri(value)
     if uri is not None:
-        from ._registry import registry
+        from .registry import registry
 
         return CacheSpec(registry.cache_backend(uri), label=str(uri), owned=True)
     missing = missing_methods(value, CACHE_METHODS)
@@ -124,7 +124,7 @@ def resolve_executor(value: Any, max_workers: int | None = None) -> ExecutorSpec
     uri = value if isinstance(value, BackendURI) else BackendURI.parse(value) if isinstance(value, str) else None
     if uri is not None:
         return _executor_from_uri(uri, workers)
-    from ._executor import missing_executor_methods
+    from .executor import missing_executor_methods
 
     if isinstance(value, type):
         raise DefinitionError(
@@ -147,7 +147,7 @@ def resolve_executor(value: Any, max_workers: int | None = None) -> ExecutorSpec
 
 
 def _executor_from_uri(uri: BackendURI, workers: int | None) -> ExecutorSpec:
-    from ._registry import registry
+    from .registry import registry
 
     if workers is not None and "max_workers" not in uri.options:
         widened = uri.replace(query=(*uri.query, ("max_workers", str(workers))))
@@ -186,7 +186,7 @@ def check_workers(value: Any) -> int | None:
 
 def _misplaced(value: Any, argument: str) -> str:
     """A hint when ``value`` is an object of another kind than ``argument`` takes, else ''."""
-    from ._executor import missing_executor_methods
+    from .executor import missing_executor_methods
 
     if argument != "executor" and not isinstance(value, type) and not missing_executor_methods(value):
         return f": {type(value).__name__} is an executor, pass it as executor="

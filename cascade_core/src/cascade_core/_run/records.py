@@ -6,12 +6,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
-from datetime import datetime, timezone
 from typing import Any
 
-from ._blobs import REF_PREFIX, parse_reference
-from ._events import make_events
-from ._masking import describe
+from .._masking import describe
+from .._plugins.events import make_events
+from .._store.blob_refs import REF_PREFIX, parse_reference
+from .._store.process import driver_name
+from .._times import stamp
 
 log = logging.getLogger("cascade")
 
@@ -238,28 +239,3 @@ def _attempts(failures: list[tuple[float, float | None, str]], wall: float, perf
         for at, duration, error in failures
     ]
     return f', "attempts": {len(failures) + 1}, "failed_attempts": [{", ".join(tries)}]'
-
-
-def stamp(seconds: float) -> str:
-    """ISO-8601 UTC with milliseconds, as backends stamp ``created`` and ``updated``."""
-    return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="milliseconds")
-
-
-def driver_name() -> str:
-    """This driver as run info and task records name it: ``host <hostname> pid <pid>``."""
-    import os
-    import socket
-
-    return f"host {socket.gethostname()} pid {os.getpid()}"
-
-
-def parse_time(text: Any) -> datetime | None:
-    """An ISO-8601 time as :func:`stamp` and the backends write it (``2026-11-30T14:20:01.123+00:00``);
-    one without a zone is UTC; None for anything else."""
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._errors import BackendUnavailableError
+from .._errors import BackendUnavailableError
 
 
 class Availability:

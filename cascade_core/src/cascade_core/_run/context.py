@@ -6,10 +6,10 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from ._blobs import code_of, serialize_for_cache  # noqa: F401  (for the scheduler: one import line there)
-from ._call import Encoding
-from ._codec import Codec, state_key
-from ._graph import Graph
+from .._build.graph import Graph
+from .._plugins.call import Encoding
+from .._store.blob_refs import code_of, serialize_for_cache  # noqa: F401  (for the scheduler: one import line there)
+from .._store.codec import Codec, state_key
 
 MISSING: Any = object()  # a node's result before it is known
 

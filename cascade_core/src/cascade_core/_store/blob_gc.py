@@ -14,8 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._blobs import REF_CODE
-from ._errors import BackendError
+from .._errors import BackendError
+from .blob_refs import REF_CODE
 
 _REF_RE = re.compile(rb"cascade-blob (sha256:[0-9a-f]{64}) ")
 

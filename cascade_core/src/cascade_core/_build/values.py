@@ -11,8 +11,8 @@ import struct
 from collections.abc import Mapping
 from typing import Any
 
-from ._hashing import UnhashableInput, encode
-from ._task import LazyResult, Param
+from .hashing import UnhashableInput, encode
+from .task import LazyResult, Param
 
 
 def call_arguments(lazy: LazyResult, results: list[Any], graph: Any) -> tuple[tuple, dict]:
