@@ -132,30 +132,56 @@ class FragileBlobs(FileBlobStore):
         self.closed = True
 
 
-class _Executors:
-    def __init__(self, make):
-        self.make = make
+class _TextStateBackend(cs.MemoryStateBackend):
+    def put_results(self, results):
+        super().put_results({node_id: value.decode("utf-8", "replace").encode() for node_id, value in results.items()})
 
-    @cs.hookimpl
-    def cascade_executor(self, uri):
+
+class TextState(cs.MemoryStateStore):
+    """Keeps payloads as text: bytes that are not UTF-8 come back changed."""
+
+    def __call__(self, run_id):
+        return _TextStateBackend(run_id, store=self)
+
+
+class KeepingCache(cs.MemoryCacheBackend):
+    """Its delete_many counts the live entries but deletes none."""
+
+    def delete_many(self, keys):
+        return len(self.get_many(keys))
+
+
+class GreedyLeases(cs.MemoryCacheBackend):
+    """Its acquire_leases takes every name, whoever holds it (a SET without NX)."""
+
+    def acquire_leases(self, names, owner, ttl):
+        for name, holder in self.lease_holders(names).items():
+            self.release_leases([name], holder)
+        return super().acquire_leases(names, owner, ttl)
+
+
+def _provider(hook, make):
+    """A provider of one hook (``cascade_executor``, ...) that returns ``make(uri)``."""
+
+    def implementation(self, uri):
         uri.parse_options({})
-        return self.make()
+        return make(uri)
 
-
-class _Blobs:
-    def __init__(self, make):
-        self.make = make
-
-    @cs.hookimpl
-    def cascade_blob_store(self, uri):
-        uri.parse_options({})
-        return self.make((uri.host or "") + uri.path)
+    return type("Provider", (), {hook: cs.hookimpl(implementation)})()
 
 
 EXECUTORS = {"silent": SilentExecutor, "deaf": DeafExecutor, "careless-pool": CarelessPool, "twice": TwiceExecutor}
 BLOB_STORES = {"stale-blobs": StaleBlobs, "torn-blobs": TornBlobs, "fragile-blobs": FragileBlobs}
+# One store object per scheme, as memory:// has: a second factory or cache of the URI sees the same data.
+STATES = {"text-state": TextState()}
+CACHES = {"keeping-cache": KeepingCache(), "greedy-leases": GreedyLeases()}
 
 for _scheme, _make in EXECUTORS.items():
-    cs.register_backend(_scheme, _Executors(_make), replace=True)
+    cs.register_backend(_scheme, _provider("cascade_executor", lambda uri, make=_make: make()), replace=True)
 for _scheme, _store in BLOB_STORES.items():
-    cs.register_backend(_scheme, _Blobs(_store), replace=True)
+    _blobs = _provider("cascade_blob_store", lambda uri, store=_store: store((uri.host or "") + uri.path))
+    cs.register_backend(_scheme, _blobs, replace=True)
+for _scheme, _state in STATES.items():
+    cs.register_backend(_scheme, _provider("cascade_state_backend", lambda uri, state=_state: state), replace=True)
+for _scheme, _cache in CACHES.items():
+    cs.register_backend(_scheme, _provider("cascade_cache_backend", lambda uri, cache=_cache: cache), replace=True)

@@ -86,3 +86,60 @@ def test_a_broken_blob_store_fails_the_rule_it_breaks(scheme, test, message, tmp
     output = run_kit(f"{scheme}://{tmp_path / 'blobs'}", tmp_path)
     assert failed(output) == [test], output[-3000:]
     assert message in output and "(see docs/blobs.md#" in output
+
+
+@pytest.mark.parametrize(
+    ("uri", "tests", "messages"),
+    [
+        (
+            "text-state://",
+            ["test_large_payload", "test_round_trip_varied_payloads"],
+            [
+                "get_results returned payloads other than put_results stored (with other values for 'binary', "
+                "'not-utf8'): every value a backend receives or returns is opaque bytes, returned exactly as stored "
+                "(see docs/backends.md#backends-the-contracts)",
+                "get_results of a 5 MiB payload returned 10485760 bytes other than the 5242880 bytes put_results "
+                "stored",
+            ],
+        ),
+        (
+            "keeping-cache://",
+            [
+                "test_delete_many_counts_what_existed",
+                "test_expired_entries_are_gone_after_delete_and_clear",
+                "test_many_keys_in_one_batch",
+            ],
+            [
+                "after delete_many of a and b, get_many returned with extra 'a', 'b': delete_many(keys) -> int: "
+                "delete; return how many existed (a missing key counts 0, a repeated key once) "
+                "(see docs/backends.md#cachebackend-shared-by-all-runs)",
+                "after delete_many, get_many returned with extra 'd/live': an entry past its TTL is never returned, "
+                "and after delete_many or clear of its key it is gone for good",
+            ],
+        ),
+        (
+            "greedy-leases://",
+            [
+                "test_acquire_is_exclusive_and_reentrant[cache]",
+                "test_leases_expire_and_renewal_keeps_them[cache]",
+                "test_odd_names[cache]",
+                "test_one_winner_among_concurrent_claimants[cache]",
+            ],
+            [
+                "acquire_leases([a, c], 'owner-2') with a held by owner-1 returned with extra 'a': a lease is an "
+                "exclusive claim on a name, held by an owner token for ttl seconds unless renewed "
+                "(see docs/backends.md#leases-no-duplicate-work)",
+                "8 concurrent claimants of one free name, 8 won: a lease is an exclusive claim",
+            ],
+        ),
+    ],
+)
+def test_a_broken_backend_fails_the_rules_it_breaks(uri, tests, messages, tmp_path):
+    output = run_kit(uri, tmp_path)
+    assert failed(output) == tests, output[-3000:]
+    for message in messages:
+        assert message in output, output[-3000:]
+    # Every failure carries a message naming the rule and its section, not a bare `assert a == b`.
+    explained = [line for line in output.splitlines() if line.startswith("E       AssertionError: ")]
+    assert len(explained) == len(tests), output[-3000:]
+    assert all(line.endswith(")") and "(see docs/backends.md#" in line for line in explained), explained

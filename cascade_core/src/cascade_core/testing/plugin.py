@@ -99,6 +99,26 @@ def broken(what: str, rule: str, section: str) -> str:
     return f"{what}: {rule} (see {section})"
 
 
+def mismatch(got: Any, expected: Any) -> str:
+    """How ``got`` differs from ``expected`` (a dict or a set), in a few words for a kit message."""
+    if not isinstance(got, (dict, set, frozenset)):
+        return f"a {type(got).__name__}, not a {type(expected).__name__}"
+    other = []
+    if isinstance(got, dict) and isinstance(expected, dict):
+        other = [key for key in expected if key in got and got[key] != expected[key]]
+    differences = (
+        ("without", [key for key in expected if key not in got]),
+        ("with extra", [key for key in got if key not in expected]),
+        ("with other values for", other),
+    )
+    return ", ".join(f"{label} {_few(keys)}" for label, keys in differences if keys) or "no difference in keys"
+
+
+def _few(keys: list[Any]) -> str:
+    shown = ", ".join(repr(key[:30] + "..." if isinstance(key, str) and len(key) > 33 else key) for key in keys[:3])
+    return shown + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_finish(session: pytest.Session) -> None:
     """When the kit's own tests are selected, refuse to run them without a URI that resolves.
@@ -190,7 +210,7 @@ def open_state_factory(uri: str) -> Any:
 
 def open_executor(uri: str) -> Any:
     """The executor for ``uri``, resolved the way the engine resolves it (the caller closes it)."""
-    from cascade_core._resolve import resolve_executor
+    from cascade_core._plugins.resolve import resolve_executor
 
     return resolve_executor(uri).executor
 
@@ -204,7 +224,7 @@ def cascade_executor_uri(cascade_uri: str) -> str:
 
 def open_blob_store(uri: str) -> Any:
     """The blob store for ``uri`` (``?threshold=`` allowed), opened the way the engine opens it."""
-    from cascade_core._blobs import resolve_blobs
+    from cascade_core._store.blob_refs import resolve_blobs
 
     spec = resolve_blobs(uri)
     assert spec is not None
@@ -268,16 +288,32 @@ def run_concurrently(work: Any, arguments: list[Any]) -> list[BaseException]:
 def check_declared_attributes(owner: Any) -> None:
     """The attributes the engine reads (``trusted_store``, ``serializer``, ``max_payload_bytes``,
     ``max_payload_option``), when present, have usable values."""
+    where = "docs/backends.md#optional-capabilities"
     if hasattr(owner, "trusted_store"):
-        assert type(owner.trusted_store) is bool, f"trusted_store must be True or False, got {owner.trusted_store!r}"
+        assert type(owner.trusted_store) is bool, broken(
+            f"trusted_store is {owner.trusted_store!r}", "trusted_store is a bool; absent means False", where
+        )
     if hasattr(owner, "serializer"):
-        assert owner.serializer in ("pickle", "json"), f"serializer must be pickle or json, got {owner.serializer!r}"
+        assert owner.serializer in ("pickle", "json"), broken(
+            f"serializer is {owner.serializer!r}", 'serializer is "pickle" or "json", default pickle', where
+        )
     limit = getattr(owner, "max_payload_bytes", None)
     if limit is not None:
-        assert type(limit) is int and limit > 0, f"max_payload_bytes must be a positive int or None, got {limit!r}"
+        assert type(limit) is int and limit > 0, broken(
+            f"max_payload_bytes is {limit!r}", "max_payload_bytes is an int above 0 (or absent)", where
+        )
     option = getattr(owner, "max_payload_option", None)
     if option is not None:
-        assert isinstance(option, str) and option, f"max_payload_option must name an option, got {option!r}"
+        assert isinstance(option, str) and option, broken(
+            f"max_payload_option is {option!r}",
+            "max_payload_option is the name of the URI option that raises that limit",
+            where,
+        )
+
+
+def caller_keys(info: dict[str, str]) -> dict[str, str]:
+    """Run info without the timestamps a backend may record itself."""
+    return {key: value for key, value in info.items() if key not in ("created", "updated")}
 
 
 def new_run_id() -> str:
