@@ -51,12 +51,12 @@ class Pane:
         assert done.returncode == 0, done.stderr
         return done.stdout
 
-    def start(self, command: str, cwd: Path) -> None:
+    def start(self, command: str, cwd: Path, *, width: int = 120, term: str = "xterm") -> None:
         env = " ".join(
             f"{name}={shlex.quote(value)}" for name, value in os.environ.items() if name in ("PATH", "PYTHONPATH")
         )
-        shell = f"cd {shlex.quote(str(cwd))} && env {env} TERM=xterm {command}; echo EXIT=$?; sleep 30"
-        self.tmux("-f", "/dev/null", "new-session", "-d", "-s", self.name, "-x", "120", "-y", "30", shell)
+        shell = f"cd {shlex.quote(str(cwd))} && env {env} TERM={term} {command}; echo EXIT=$?; sleep 30"
+        self.tmux("-f", "/dev/null", "new-session", "-d", "-s", self.name, "-x", str(width), "-y", "30", shell)
 
     def capture(self, *, escapes: bool = False) -> str:
         return self.tmux("capture-pane", "-p", *(["-e"] if escapes else []), "-t", self.name)
@@ -180,3 +180,36 @@ def test_verbose_on_a_terminal_prints_each_event_above_the_live_line(tmp_path, p
     assert lines[20].startswith("run live-v succeeded in ") and lines[21:] == ["result: 28", "EXIT=0"]
     raw = pane.capture(escapes=True)
     assert "\x1b[2K" not in raw and "\r" not in raw
+
+
+def test_on_a_narrow_terminal_the_live_line_is_cut_to_its_width_and_never_wraps(tmp_path, pane):
+    (tmp_path / "slow.py").write_text(SLOW_FLOW)
+    command = shlex.join(
+        [sys.executable, "-m", "cascade_core", "run", "slow.py:pipeline", "--workers", "2", "--run-id", "narrow"]
+        + ["--state", "sqlite:///live.db", "--cache", "sqlite:///live.db"]
+    )
+    pane.start(command, tmp_path, width=30)
+    screen = pane.wait_for(" running")
+    live = [line.rstrip() for line in screen.splitlines() if "/9 done" in line]
+    assert len(live) == 1 and len(live[0]) <= 29, screen
+    screen = pane.wait_for("EXIT=")
+    lines = [line.rstrip() for line in screen.splitlines() if line.strip()]
+    # The full line is 60-odd characters: cut, it is one screen line, not a wrapped pair.
+    assert lines[1] == "9/9 done  0 running  0 cached", screen
+    assert lines[2].startswith("run narrow succeeded in "), screen
+    raw = pane.capture(escapes=True)
+    assert "\x1b[2K" not in raw and "\r" not in raw
+
+
+def test_a_dumb_terminal_gets_plain_count_lines_instead_of_a_redrawn_line(tmp_path, pane):
+    (tmp_path / "slow.py").write_text(SLOW_FLOW)
+    command = shlex.join(
+        [sys.executable, "-m", "cascade_core", "run", "slow.py:pipeline", "--workers", "2", "--run-id", "dumb"]
+        + ["--state", "sqlite:///live.db", "--cache", "sqlite:///live.db", "--progress-interval", "0.4"]
+    )
+    pane.start(command, tmp_path, term="dumb")
+    screen = pane.wait_for("EXIT=")
+    counts = [line for line in screen.splitlines() if "/9 done" in line]
+    # Lines mode: a counts line every 0.4 s while it runs (about 1.2 s), each kept, then the last.
+    assert len(counts) >= 2 and counts[-1].startswith("9/9 done  0 running"), screen
+    assert "EXIT=0" in screen

@@ -1,10 +1,20 @@
 """Progress of ``cascade run``: a redrawn line on a terminal, a few plain lines otherwise.
 
 Modes: ``live`` (stderr is a terminal: one line redrawn), ``lines`` (stderr is a file or a
-pipe: the counts every ``interval`` seconds and each failure, so that a log's length does not
-grow with the number of tasks) and ``quiet`` (``--json`` or ``--no-progress``: nothing but
-warnings). ``verbose`` (``-v``) adds one line per task event in the first two. In every mode
-the observer collects the failed tasks, which the final summary reports.
+pipe, or ``TERM=dumb``: the counts every ``interval`` seconds and each failure, so that a
+log's length does not grow with the number of tasks) and ``quiet`` (``--json`` or
+``--no-progress``: nothing but warnings). ``verbose`` (``-v``) adds one line per task event
+in the first two. In every mode the observer collects the failed tasks, which the final
+summary reports.
+
+Why hand-written and not rich or tqdm: the line is one string of counts, redrawn ten times a
+second, and this module is all it takes. rich would add a dependency and about 100 ms of
+imports to every ``cascade run``; tqdm draws a bar per iterable, not counts of a graph. What
+they would bring is handled here: the line is cut to the terminal's width, read at every
+redraw (a wrapped line could not be redrawn); it is redrawn with a carriage return and
+spaces only, no escape sequence, so a Windows console without VT processing shows it as
+well; it has no colour, so ``NO_COLOR`` needs nothing; and a terminal that cannot move the
+cursor (``TERM=dumb``) gets the plain lines.
 """
 
 from __future__ import annotations
@@ -22,7 +32,6 @@ LIVE, LINES, QUIET = "live", "lines", "quiet"
 PROGRESS_INTERVAL = 5.0  # seconds between two counts lines off a terminal (--progress-interval)
 _REDRAW = 0.1  # seconds between two redraws of the live line
 
-_CLEAR_LINE = "\r\x1b[2K"
 _BY_ANOTHER_DRIVER = "done by another driver"  # the engine's skip reason for a node another driver of the run stored
 
 
@@ -131,7 +140,7 @@ class Progress:
         """Print a message; on a terminal above the live line, which is redrawn after it."""
         with self._lock:
             if self._drawn:
-                self.stream.write(_CLEAR_LINE)
+                self.stream.write("\r" + " " * self._width() + "\r")
             self.stream.write(text + "\n")
             if self._drawn:
                 self._draw_locked()
@@ -148,10 +157,14 @@ class Progress:
                 self.stream.flush()
 
     def _draw_locked(self) -> None:
-        # Never wider than the terminal: a wrapped line could not be cleared with \r.
-        width = max(20, _columns(self.stream) - 1)
-        self.stream.write(_CLEAR_LINE + self.render()[:width])
+        # Padded to the width, so that it covers a longer line drawn before; never wider than
+        # the terminal (the last column too may wrap), since \r returns to a line's start only.
+        width = self._width()
+        self.stream.write("\r" + self.render()[:width].ljust(width))
         self._drawn = True
+
+    def _width(self) -> int:
+        return max(1, _columns(self.stream) - 1)
 
     def close(self) -> None:
         """Stop redrawing (or printing the counts); leave the final counts on their own line."""
@@ -179,9 +192,12 @@ def _columns(stream: Any) -> int:
     return columns if columns > 0 else 80
 
 
-def choose_mode(stream: Any, quiet: bool) -> str:
+def choose_mode(stream: Any, quiet: bool, environ: Any = None) -> str:
+    """``quiet`` when asked; ``live`` on a terminal that can redraw a line; else ``lines``."""
     if quiet:
         return QUIET
+    if (os.environ if environ is None else environ).get("TERM") == "dumb":
+        return LINES
     try:
         return LIVE if stream.isatty() else LINES
     except (AttributeError, ValueError):  # a closed or unusual stream
