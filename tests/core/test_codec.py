@@ -88,7 +88,7 @@ def test_rebind_moves_a_verified_body_to_another_key():
 def test_batch_seal_and_open_agree_with_single_payloads(keys, serializer):
     codec = Codec(serializer, keys)
     values = {"a": 1, "b": [1, 2], "big": "x" * 70_000, "none": None}
-    items = {name: (codec._code, codec.serialize(value)) for name, value in values.items()}
+    items = {name: (codec.code, codec.serialize(value)) for name, value in values.items()}
     sealed = codec.seal_many("state/run/", items)
     assert sealed == {name: codec.seal("state/run/" + name, code, body) for name, (code, body) in items.items()}
     opened, errors = codec.open_many("state/run/", sealed)

@@ -15,9 +15,11 @@ The tree::
     │   ├── InvalidURIError           a backend URI or one of its options is malformed
     │   ├── BackendNotFoundError      no installed plugin provides the URI's scheme
     │   ├── PluginError               a plugin failed to load or returned the wrong thing
+    │   │   └── NotProvidedError      the URI's plugin provides no such thing (an executor URI as a state)
     │   ├── BackendUnavailableError   the store cannot be reached (names the masked URI)
     │   ├── SerializationError        a value cannot be stored (unpicklable, too large)
     │   └── IntegrityError            a stored payload is corrupt, unsigned or tampered
+    │       └── BlobError             the blob behind a reference is missing or corrupt
     └── UsageError                    the CLI was called wrongly
 
 Messages are one line that says what happened and what to do; context is kept
@@ -130,6 +132,10 @@ class PluginError(BackendError):
         self.distribution = distribution
 
 
+class NotProvidedError(PluginError):
+    """The URI's plugin provides no backend or executor of the kind asked for (``--executor sqlite:///x.db``)."""
+
+
 class BackendUnavailableError(BackendError):
     """The store behind a backend cannot be reached. The message names the masked URI."""
 
@@ -144,6 +150,21 @@ class IntegrityError(BackendError):
     def __init__(self, message: str, *, key: str) -> None:
         super().__init__(message)
         self.key = key
+
+
+class BlobError(IntegrityError):
+    """A blob behind a reference is missing, corrupt, or there is no blob store to read it from."""
+
+    def __init__(self, message: str, *, key: str, blob_id: str) -> None:
+        super().__init__(message, key=key)
+        self.blob_id = blob_id
+
+    def __reduce__(self):  # keep picklable across processes
+        return (_blob_error, (str(self), self.key, self.blob_id))
+
+
+def _blob_error(message: str, key: str, blob_id: str) -> BlobError:
+    return BlobError(message, key=key, blob_id=blob_id)
 
 
 class UsageError(CascadeError):

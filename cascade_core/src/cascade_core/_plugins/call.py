@@ -17,8 +17,9 @@ from typing import Any
 
 from .._errors import BackendUnavailableError, DefinitionError, IntegrityError, SerializationError
 from .._masking import mask_uri_text
+from .._store.serializers import SERIALIZER_CODES, dumps, is_reference
 
-_SERIALIZERS = ("pickle", "json")
+_SERIALIZERS = tuple(SERIALIZER_CODES)
 
 
 @dataclass(frozen=True)
@@ -39,12 +40,7 @@ class Encoding:
     def encode(self, task_name: str, value: Any) -> bytes:
         """The serialized bytes of ``value``; raise SerializationError naming the task otherwise."""
         try:
-            if self.serializer == "pickle":
-                body = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-            else:
-                import json
-
-                body = json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
+            body = dumps(self.serializer, value)
         except Exception as exc:  # pickle and json raise many exception types
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             error = SerializationError(
@@ -55,7 +51,7 @@ class Encoding:
         if self.blobs is not None and len(body) > self.threshold:
             from .._store.blob_refs import make_reference
 
-            body = make_reference(self.blobs, body, b"p" if self.serializer == "pickle" else b"j")
+            body = make_reference(self.blobs, body, SERIALIZER_CODES[self.serializer])
         if self.max_bytes is not None and len(body) > self.max_bytes:
             raise SerializationError(
                 f"result of task {task_name!r} is {len(body)} bytes, over the state backend's limit of "
@@ -69,7 +65,7 @@ class Encoding:
         process) and checked against its id first; a pickled blob is refused when the serializer
         is json. ``where`` names the value in error messages."""
         serializer = self.serializer
-        if body[:13] == b"cascade-blob ":
+        if is_reference(body):
             from .._store.blob_refs import BlobSpec, dereference, open_store
 
             blobs = self.blobs

@@ -24,6 +24,10 @@ class Availability:
     def available(self, backend: Any) -> bool:
         return all(down is not backend for down, _ in self._down)
 
+    def failure_of(self, backend: Any) -> BackendUnavailableError | None:
+        """The error that found ``backend`` unavailable in this run, or None while it answers."""
+        return next((exc for down, exc in self._down if down is backend), None)
+
     def note(self, exc: BaseException, backend: Any = None) -> None:
         """Mark the backend that raised ``exc`` unavailable: ``backend`` when given, else the state
         or the cache, whichever's method the traceback passes through (both when neither's is)."""
@@ -63,9 +67,9 @@ class _Guarded:
         backend, availability = self._backend, self._availability
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            for down, exc in availability._down:
-                if down is backend:
-                    raise BackendUnavailableError(str(exc))
+            failure = availability.failure_of(backend)
+            if failure is not None:
+                raise BackendUnavailableError(str(failure))
             try:
                 return attr(*args, **kwargs)
             except BackendUnavailableError as exc:

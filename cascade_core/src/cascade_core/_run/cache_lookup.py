@@ -31,12 +31,11 @@ Hit = tuple[bytes, bytes, Any]  # a verified cache entry: serializer code, body,
 class CacheLookup:
     """The cache side of one run: keys, lookups, and the hits it takes."""
 
-    gather: Any = None  # the executor's gather(values), when its results are handles to values on its workers
-    hold: Any = None  # the executor's hold_reference(reference, encoding): its workers read stored blobs
-
-    def __init__(self, ctx: RunContext, records: RunRecords) -> None:
+    def __init__(self, ctx: RunContext, records: RunRecords, *, gather: Any = None, hold: Any = None) -> None:
         self.ctx = ctx
         self.records = records
+        self.gather = gather  # the executor's gather(values), when its results are handles to values on its workers
+        self.hold = hold  # the executor's hold_reference(reference, encoding): its workers read stored blobs
         self._key_makers: dict[Any, Callable[[bytes], str]] = {}  # task -> its cache-key function for this run
         self._refused: set[str] = set()  # storage keys of the cache entries refused (and logged) in this run
 

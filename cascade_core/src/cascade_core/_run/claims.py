@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from .._store.blob_refs import BlobError
 from .._store.codec import state_key
@@ -32,6 +33,7 @@ class Claims:
         leases: bool,
         lease_ttl: float,
         owner: str | None = None,
+        guard: Callable[[Any], Any] | None = None,
     ) -> None:
         self.ctx = ctx
         self.records = records
@@ -39,11 +41,12 @@ class Claims:
         self.release = release
         owner = owner or new_owner()
         nodes = ctx.nodes
+        guard = guard or _as_is  # the backends as the lease keepers call them (Availability.guard)
         self.node_leases = (
-            LeaseKeeper(ctx.state, owner, lease_ttl, "node") if leases and supports_leases(ctx.state) else None
+            LeaseKeeper(guard(ctx.state), owner, lease_ttl, "node") if leases and supports_leases(ctx.state) else None
         )
         self.cache_locks = (
-            LeaseKeeper(ctx.cache, owner, lease_ttl, "cache")
+            LeaseKeeper(guard(ctx.cache), owner, lease_ttl, "cache")
             if supports_leases(ctx.cache) and any(n.task.cache_lock and n.task.cache_policy for n in nodes)
             else None
         )
@@ -179,6 +182,15 @@ class Claims:
             self.node_leases.close()
         if self.cache_locks is not None:
             self.cache_locks.close()
+        self.release = _release_nothing  # it was the scheduler's bound method: no reference cycle is left
+
+
+def _as_is(backend: Any) -> Any:
+    return backend
+
+
+def _release_nothing(indexes: list[int]) -> None:
+    """What the claims of a finished run release into: nothing."""
 
 
 LIVENESS_INTERVAL = 1.0  # seconds between looks for crashed holders of the leases a driver waits on

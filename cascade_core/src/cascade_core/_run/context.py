@@ -54,8 +54,8 @@ class RunContext:
         self.run_id = run_id
         self.state = state
         self.cache = cache
-        self.codec = _codec_for(state, secret_keys)
-        self.cache_codec = _codec_for(cache, secret_keys)
+        self.codec = _codec_for(state, secret_keys, blobs)
+        self.cache_codec = _codec_for(cache, secret_keys, blobs)
         self.encoding = Encoding(
             self.codec.serializer,
             getattr(state, "max_payload_bytes", None),
@@ -64,7 +64,6 @@ class RunContext:
         )
         self.cache_max_payload = getattr(cache, "max_payload_bytes", None)
         self.blobs = blobs  # the run's BlobSpec (_blobs), or None: results are stored whole
-        self.codec.blobs = self.cache_codec.blobs = blobs
         self.state_prefix = state_key(run_id, "")  # + node id: the storage key of a result
         n = len(graph.nodes)
         self.results: list[Any] = [MISSING] * n
@@ -77,7 +76,6 @@ class RunContext:
         return self.cancel is not None and self.cancel.is_set()
 
 
-def _codec_for(backend: Any, secret_keys: list[bytes]) -> Codec:
-    return Codec(
-        getattr(backend, "serializer", "pickle"), secret_keys, trusted_store=getattr(backend, "trusted_store", False)
-    )
+def _codec_for(backend: Any, secret_keys: list[bytes], blobs: Any) -> Codec:
+    serializer, trusted = getattr(backend, "serializer", "pickle"), getattr(backend, "trusted_store", False)
+    return Codec(serializer, secret_keys, trusted_store=trusted, blobs=blobs)

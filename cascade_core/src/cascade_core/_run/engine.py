@@ -189,13 +189,15 @@ class _Run:
         self.collection = collection
         self.resume_command = engine.resume_command
         self.records = RunRecords(ctx, engine.observers)
-        self.lookup = CacheLookup(ctx, self.records)
-        self.lookup.gather = gatherer(res.executor_spec.executor)
-        self.lookup.hold = holder(res.executor_spec.executor)
+        executor = res.executor_spec.executor
+        self.lookup = CacheLookup(ctx, self.records, gather=gatherer(executor), hold=holder(executor))
         state_label, cache_label = res.state_spec.label, res.cache_spec.label
-        self.availability = Availability(ctx.state, ctx.cache, same_store=state_label == cache_label)
+        self.availability = availability = Availability(ctx.state, ctx.cache, same_store=state_label == cache_label)
         owner = new_owner()
-        self.hold = RunHold(ctx.state, state_label, ctx.run_id, owner, engine.lease_ttl, engine.leases)
+        # The lease keepers call their backends from the heartbeat and on the way out: once a
+        # backend is down they must fail at once too, so they get the backends guarded.
+        guarded_state = availability.guard(ctx.state)
+        self.hold = RunHold(guarded_state, state_label, ctx.run_id, owner, engine.lease_ttl, engine.leases)
         self.scheduler = Scheduler(
             ctx,
             self.records,
@@ -206,14 +208,8 @@ class _Run:
             lease_ttl=engine.lease_ttl,
             owner=owner,
             executor_label=res.executor_spec.label,
+            guard=availability.guard,
         )
-        # The lease keepers call their backends from the heartbeat and on the way out: once a
-        # backend is down they must fail at once too.
-        claims = self.scheduler.claims
-        keepers = [claims.node_leases, claims.cache_locks, self.hold.lease.keeper if self.hold.lease else None]
-        for keeper in keepers:
-            if keeper is not None:
-                keeper.backend = self.availability.guard(keeper.backend)
 
     def execute(self) -> RunReport:
         ctx = self.ctx

@@ -11,8 +11,9 @@ from __future__ import annotations
 from typing import Any, cast
 
 from .._errors import IntegrityError
-from .._store.blob_refs import REF_CODE, BlobError, check_reference, for_workers
+from .._store.blob_refs import BlobError, check_reference, for_workers
 from .._store.codec import state_key
+from .._store.serializers import REF_CODE
 from .cache_lookup import CacheLookup, Hit
 from .context import DONE, MISSING, PENDING, SKIPPED, RunContext
 from .records import RunRecords, log

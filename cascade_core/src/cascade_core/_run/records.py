@@ -10,8 +10,9 @@ from typing import Any
 
 from .._masking import describe
 from .._plugins.events import make_events
-from .._store.blob_refs import REF_PREFIX, parse_reference
+from .._store.blob_refs import parse_reference
 from .._store.process import driver_name
+from .._store.serializers import is_reference
 from .._times import stamp
 
 log = logging.getLogger("cascade")
@@ -128,7 +129,7 @@ class RunRecords:
         (then the record names the blob and gives the result's own size)."""
         if self.records is None:
             return
-        reference = parse_reference(body) if body.startswith(REF_PREFIX) else None
+        reference = parse_reference(body) if is_reference(body) else None
         if reference is None:
             self.records[index] = ("done", duration, len(body), None, time.perf_counter(), None)
         else:

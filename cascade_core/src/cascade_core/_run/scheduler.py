@@ -11,6 +11,7 @@ from __future__ import annotations
 import heapq
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from .._build.task import LazyResult
@@ -44,6 +45,7 @@ class Scheduler:
         lease_ttl: float = 30.0,
         owner: str | None = None,
         executor_label: str = "",
+        guard: Callable[[Any], Any] | None = None,
     ) -> None:
         self.ctx = ctx
         self.records = records
@@ -52,7 +54,7 @@ class Scheduler:
         self.gather = gatherer(executor)  # the real values behind the executor's handles (Dask)
         self.availability = availability
         self.claims = Claims(
-            ctx, records, lookup, self._release_indexes, leases=leases, lease_ttl=lease_ttl, owner=owner
+            ctx, records, lookup, self._release_indexes, leases=leases, lease_ttl=lease_ttl, owner=owner, guard=guard
         )
         self.ready: deque[int] = deque()
         self.runnable: deque[int] = deque()  # claimed, waiting for a free worker
@@ -85,7 +87,6 @@ class Scheduler:
             raise
         finally:
             self._stop()
-            self.claims.release = _nothing  # the claims held a bound method of ours: no cycle left
 
     def _loop_until_done(self) -> None:
         nodes = self.ctx.nodes
@@ -197,15 +198,8 @@ class Scheduler:
         records.counts["executed"] += 1
         if records.records is not None:
             records.stored(index, duration, body)
-        codec = ctx.codec
-        code = codec._code if ctx.blobs is None else code_of(body, codec._code)
-        ctx.state.put_results({node.id: codec.seal(ctx.state_prefix + node.id, code, body)})
-        must_run, remaining, ready = self.must_run, self.remaining, self.ready
-        for down in ctx.graph.downstream[index]:
-            if must_run[down]:
-                remaining[down] -= 1
-                if remaining[down] == 0 and status[down] == PENDING:
-                    ready.append(down)
+        ctx.state.put_results({node.id: ctx.codec.seal(ctx.state_prefix + node.id, self._code_of(body), body)})
+        self._release_indexes([index])
 
     # -- hand-off ------------------------------------------------------------------
 
@@ -287,7 +281,7 @@ class Scheduler:
             status[index] = DONE
             records.counts["executed"] += 1
             records.stored(index, outcome.duration, body)
-            code = codec._code if ctx.blobs is None else code_of(body, codec._code)
+            code = self._code_of(body)
             to_store[node.id] = codec.seal(ctx.state_prefix + node.id, code, body)
             key = keys[index]
             if key is not None:
@@ -319,6 +313,11 @@ class Scheduler:
                 for index, duration in released:
                     records.finished(index, duration)
             self._release_indexes([index for index, _ in released])
+
+    def _code_of(self, body: bytes) -> bytes:
+        """The serializer code to seal a node's encoded result under (a blob reference is sealed as one)."""
+        code = self.ctx.codec.code
+        return code if self.ctx.blobs is None else code_of(body, code)
 
     def _retry_later(self, index: int, outcome: Outcome) -> bool:
         """Schedule another attempt when the task allows one; False when it is out of retries."""
@@ -381,6 +380,3 @@ class Scheduler:
             records.skip(down, reason)
             stack.extend(downstream[down])
 
-
-def _nothing(indexes: list[int]) -> None:
-    """What the claims of a finished run release into: nothing."""

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._errors import BackendError
-from .blob_refs import REF_CODE
+from .serializers import REF_CODE, REF_PREFIX
 
-_REF_RE = re.compile(rb"cascade-blob (sha256:[0-9a-f]{64}) ")
+_REF_RE = re.compile(re.escape(REF_PREFIX) + rb"(sha256:[0-9a-f]{64}) ")
 
 
 def references(payloads: Iterable[bytes]) -> set[str]:

@@ -19,33 +19,17 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from .._errors import BackendUnavailableError, CascadeError, IntegrityError
+from .._errors import BackendUnavailableError, BlobError, CascadeError, IntegrityError
 from .._masking import describe, mask_uri_text
+from .serializers import REF_CODE, REF_PREFIX, is_reference
 
 log = logging.getLogger("cascade")
 
-REF_CODE = b"r"  # the serializer byte of a sealed reference
-REF_PREFIX = b"cascade-blob "  # never the start of a pickle (b"\x80") or a json body
 DEFAULT_THRESHOLD = 1 << 20
 BLOBS_ENV = "CASCADE_BLOBS"
 
 _OPEN: dict[str, Any] = {}  # key (a URI with its secrets, or an object's key) -> open store
 _LOCK = threading.Lock()
-
-
-class BlobError(IntegrityError):
-    """A blob behind a reference is missing, corrupt, or there is no blob store to read it from."""
-
-    def __init__(self, message: str, *, key: str, blob_id: str) -> None:
-        super().__init__(message, key=key)
-        self.blob_id = blob_id
-
-    def __reduce__(self):  # keep picklable across processes
-        return (_blob_error, (str(self), self.key, self.blob_id))
-
-
-def _blob_error(message: str, key: str, blob_id: str) -> BlobError:
-    return BlobError(message, key=key, blob_id=blob_id)
 
 
 @dataclass
@@ -130,7 +114,7 @@ def check_reference(blobs: BlobSpec, codec: Any, key: str, body: bytes) -> None:
         raise IntegrityError(f"stored value at {key!r} is a malformed blob reference", key=key)
     blob_id, _, code = parsed
     if not codec.accepts(code):
-        raise codec._refused(key, code)
+        raise codec.refusal(key, code)
     if not blobs.store.exists(blob_id):
         raise BlobError(f"blob {blob_id} of {key!r} is missing from {blobs.label}", key=key, blob_id=blob_id)
 
@@ -193,7 +177,7 @@ def dereference(spec: BlobSpec | None, storage_key: str, body: bytes) -> tuple[b
 
 def code_of(body: bytes, code: bytes) -> bytes:
     """The serializer code to seal ``body`` under: ``b"r"`` for a reference, else ``code``."""
-    return REF_CODE if body[:13] == REF_PREFIX else code
+    return REF_CODE if is_reference(body) else code
 
 
 def serialize_for_cache(ctx: Any, value: Any) -> tuple[bytes, bytes]:
@@ -203,7 +187,7 @@ def serialize_for_cache(ctx: Any, value: Any) -> tuple[bytes, bytes]:
 
 def encode_for(codec: Any, blobs: BlobSpec | None, value: Any) -> tuple[bytes, bytes]:
     """(code, body) of ``value`` serialized by ``codec``, by reference when over the blob threshold."""
-    return spill(blobs, codec._code, codec.serialize(value))
+    return spill(blobs, codec.code, codec.serialize(value))
 
 
 def spill(blobs: BlobSpec | None, code: bytes, body: bytes) -> tuple[bytes, bytes]:

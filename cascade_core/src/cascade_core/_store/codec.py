@@ -30,12 +30,11 @@ from typing import Any
 
 from .._errors import ConfigurationError, IntegrityError, SerializationError
 from .._masking import describe
+from .serializers import REF_CODE, SERIALIZER_CODES, dumps
 
 MAGIC = b"\xca\x5c"
 VERSION = 1
-_SERIALIZER_CODES = {"pickle": b"p", "json": b"j"}
-_SERIALIZER_NAMES = {code: name for name, code in _SERIALIZER_CODES.items()}
-REF_CODE = b"r"  # a reference to a blob (_blobs): its body names the blob and the blob's serializer
+_SERIALIZER_NAMES = {code: name for name, code in SERIALIZER_CODES.items()}
 _SERIALIZER_NAMES[REF_CODE] = "reference"
 _CHECKSUM_HEADERS = {code: MAGIC + bytes((VERSION,)) + code + b"c" for code in _SERIALIZER_NAMES}
 _NUL_HEADERS = {header: b"\0" + header for header in _CHECKSUM_HEADERS.values()}  # what follows the key
@@ -88,22 +87,29 @@ class Codec:
     """Turns values into signed or checksummed payloads and back.
 
     ``keys``: signing secrets, newest first; the first signs, all verify. Without keys,
-    payloads carry a checksum and signed payloads cannot be read.
+    payloads carry a checksum and signed payloads cannot be read. ``trusted_store``: only this
+    process or this machine can write to the store (the backend's ``trusted_store``; absent
+    means False, docs/backends.md), so reading unsigned pickles from it is not warned about.
     """
 
     def __init__(
-        self, serializer: str = "pickle", keys: list[bytes] | None = None, *, trusted_store: bool = True
+        self,
+        serializer: str = "pickle",
+        keys: list[bytes] | None = None,
+        *,
+        trusted_store: bool = False,
+        blobs: Any = None,
     ) -> None:
-        if serializer not in _SERIALIZER_CODES:
+        if serializer not in SERIALIZER_CODES:
             raise SerializationError(f"unknown serializer {serializer!r}: use pickle or json")
         self.serializer = serializer
-        self._code = _SERIALIZER_CODES[serializer]
+        self.code = SERIALIZER_CODES[serializer]  # the header byte of what it writes
         self._accepted = _ACCEPTED[serializer]
         self._nul_headers = {h: n for h, n in _NUL_HEADERS.items() if h[3:4] in self._accepted}
         self._keys = {key_id(secret): secret for secret in (keys or [])}
         self._signing = next(iter(self._keys.items()), None)
         self.trusted_store = trusted_store
-        self.blobs: Any = None  # the run's BlobSpec, for payloads that are references (_blobs)
+        self.blobs = blobs  # the run's BlobSpec, for payloads that are references (blob_refs)
 
     @property
     def signs(self) -> bool:
@@ -121,9 +127,7 @@ class Codec:
     def serialize(self, value: Any) -> bytes:
         """The body bytes of ``value``; raises SerializationError with the serializer's reason."""
         try:
-            if self._code == b"p":
-                return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-            return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
+            return dumps(self.serializer, value)
         except Exception as exc:  # pickle and json raise many exception types
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise SerializationError(
@@ -131,7 +135,7 @@ class Codec:
             ) from exc
 
     def dumps(self, storage_key: str, value: Any) -> bytes:
-        return self.seal(storage_key, self._code, self.serialize(value))
+        return self.seal(storage_key, self.code, self.serialize(value))
 
     def seal(self, storage_key: str, code: bytes, body: bytes) -> bytes:
         if self._signing is None:
@@ -175,7 +179,7 @@ class Codec:
         code, mode = payload[3:4], payload[4:5]
         header = payload[:5]
         if code not in self._accepted:
-            raise self._refused(storage_key, code)
+            raise self.refusal(storage_key, code)
         if mode == b"c":
             if self._signing is not None:
                 raise IntegrityError(
@@ -260,7 +264,7 @@ class Codec:
 
             code, body = dereference(self.blobs, storage_key, body)
         if code not in self._accepted:
-            raise self._refused(storage_key, code)
+            raise self.refusal(storage_key, code)
         if code == b"p":
             _warn_unsigned_pickle(self)
             try:
@@ -274,7 +278,8 @@ class Codec:
         except ValueError as exc:
             raise IntegrityError(f"stored value at {storage_key!r} is not valid JSON: {exc}", key=storage_key) from exc
 
-    def _refused(self, storage_key: str, code: bytes) -> IntegrityError:
+    def refusal(self, storage_key: str, code: bytes) -> IntegrityError:
+        """The error for a stored body of serializer ``code`` that this codec does not read."""
         name = _SERIALIZER_NAMES.get(code)
         if name is None:
             return IntegrityError(f"stored value at {storage_key!r} names an unknown serializer", key=storage_key)
