@@ -30,8 +30,21 @@ class Executor(Protocol):
 
     ``max_workers``: how many calls it runs at once. The scheduler never has more calls
     submitted than that, so with ``leases=True`` a driver claims no more nodes than its
-    executor can start. Optional members: ``in_driver``, ``use_event_loop(loop)`` and, for an
-    executor whose outcome values are handles to values kept on its workers, ``gather(values)``.
+    executor can start. The handle ``submit`` returns needs ``cancel()``: the engine calls
+    it on every call in flight when a run stops early; ``done()`` on it is optional.
+
+    Optional members, each read by the engine only when present (docs/executors.md):
+
+    - ``in_driver = True``: calls may run in the driver's own thread (a lone ready sync task
+      does, the chain fast path);
+    - ``use_event_loop(loop)``: called before an ``arun()`` with the caller's event loop, for
+      an executor the run opened from a URI, so async tasks run on it;
+    - ``gather(values)``: the real values behind outcome values that are handles to values
+      kept on the workers (Dask), for targets and cache hits the driver needs;
+    - ``hold_reference(reference, encoding)``: a handle for a stored blob reference, for an
+      executor whose workers read blobs themselves (the driver then never loads the blob);
+    - ``outcome_timeout``: seconds to wait for an outcome once the handle's optional
+      ``done()`` says the call finished, then the call fails (None: no limit; default 60).
     """
 
     max_workers: int
@@ -57,21 +70,3 @@ def missing_executor_methods(obj: object) -> list[str]:
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         missing.append("max_workers")
     return missing
-
-
-def gatherer(executor: Any) -> Callable[[list[Any]], list[Any]] | None:
-    """The executor's ``gather(values)`` when its results are handles (values kept on its workers), else None."""
-    gather = getattr(executor, "gather", None)
-    return gather if callable(gather) else None
-
-
-def holder(executor: Any) -> Callable[[bytes, Any], Any] | None:
-    """The executor's ``hold_reference(reference, encoding)`` when its workers read blobs themselves
-    (Dask): a resumed run hands it a stored blob reference instead of loading the blob in the driver."""
-    hold = getattr(executor, "hold_reference", None)
-    return hold if callable(hold) else None
-
-
-def runs_in_driver(executor: Any) -> bool:
-    """Whether calls may run in the driver's own thread (the chain fast path): ``in_driver = True``."""
-    return getattr(executor, "in_driver", False) is True

@@ -98,7 +98,7 @@ class CacheLookup:
         if not wanted:
             return {}, wanted
         cache = self.ctx.cache
-        count = getattr(cache, "count_entries", None)
+        count = self.ctx.cache_caps.count_entries
         found: dict[str, bytes | None]
         if values_needed is None or count is None:
             found = dict(cache.get_many(list(wanted)))

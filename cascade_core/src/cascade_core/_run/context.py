@@ -8,6 +8,7 @@ from typing import Any
 
 from .._build.graph import Graph
 from .._plugins.call import Encoding
+from .._plugins.capabilities import StoreCapabilities
 from .._store.blob_refs import code_of, serialize_for_cache  # noqa: F401  (for the scheduler: one import line there)
 from .._store.codec import Codec, state_key
 
@@ -26,6 +27,8 @@ class RunContext:
         "run_id",
         "state",
         "cache",
+        "state_caps",
+        "cache_caps",
         "codec",
         "cache_codec",
         "encoding",
@@ -54,15 +57,17 @@ class RunContext:
         self.run_id = run_id
         self.state = state
         self.cache = cache
-        self.codec = _codec_for(state, secret_keys, blobs)
-        self.cache_codec = _codec_for(cache, secret_keys, blobs)
+        self.state_caps = state_caps = StoreCapabilities.of(state)
+        self.cache_caps = cache_caps = StoreCapabilities.of(cache)
+        self.codec = _codec(state_caps, secret_keys, blobs)
+        self.cache_codec = _codec(cache_caps, secret_keys, blobs)
         self.encoding = Encoding(
             self.codec.serializer,
-            getattr(state, "max_payload_bytes", None),
-            getattr(state, "max_payload_option", None),
+            state_caps.max_payload_bytes,
+            state_caps.max_payload_option,
             *((blobs.key, blobs.threshold) if blobs is not None else ()),
         )
-        self.cache_max_payload = getattr(cache, "max_payload_bytes", None)
+        self.cache_max_payload = cache_caps.max_payload_bytes
         self.blobs = blobs  # the run's BlobSpec (_blobs), or None: results are stored whole
         self.state_prefix = state_key(run_id, "")  # + node id: the storage key of a result
         n = len(graph.nodes)
@@ -76,6 +81,5 @@ class RunContext:
         return self.cancel is not None and self.cancel.is_set()
 
 
-def _codec_for(backend: Any, secret_keys: list[bytes], blobs: Any) -> Codec:
-    serializer, trusted = getattr(backend, "serializer", "pickle"), getattr(backend, "trusted_store", False)
-    return Codec(serializer, secret_keys, trusted_store=trusted, blobs=blobs)
+def _codec(caps: StoreCapabilities, secret_keys: list[bytes], blobs: Any) -> Codec:
+    return Codec(caps.serializer, secret_keys, trusted_store=caps.trusted_store, blobs=blobs)

@@ -25,7 +25,6 @@ from .._build.graph import build_graph
 from .._build.values import shape_result
 from .._errors import DefinitionError, ParamError, TaskFailed
 from .._masking import describe
-from .._plugins.executor import gatherer, holder
 from .._plugins.resolve import check_lease_ttl, check_run_id, check_workers, new_run_id
 from .._store.blob_refs import BlobError
 from .._store.codec import keys_from_env
@@ -189,8 +188,8 @@ class _Run:
         self.collection = collection
         self.resume_command = engine.resume_command
         self.records = RunRecords(ctx, engine.observers)
-        executor = res.executor_spec.executor
-        self.lookup = CacheLookup(ctx, self.records, gather=gatherer(executor), hold=holder(executor))
+        caps = res.executor_caps
+        self.lookup = CacheLookup(ctx, self.records, gather=caps.gather, hold=caps.hold_reference)
         state_label, cache_label = res.state_spec.label, res.cache_spec.label
         self.availability = availability = Availability(ctx.state, ctx.cache, same_store=state_label == cache_label)
         owner = new_owner()
@@ -203,6 +202,7 @@ class _Run:
             self.records,
             self.lookup,
             res.executor_spec.executor,
+            caps,
             self.availability,
             leases=engine.leases,
             lease_ttl=engine.lease_ttl,

@@ -19,7 +19,6 @@ from .._errors import PluginError
 from .._plugins.call import Outcome
 from .records import log
 
-DEFAULT_OUTCOME_TIMEOUT = 60.0  # seconds after a handle says done() (docs/executors.md#liveness)
 _WAKE: Any = object()  # put in the completion queue to wake the scheduler
 
 
@@ -38,13 +37,13 @@ class Cancel(threading.Event):
 class InFlight:
     """The calls submitted and not reported yet, by node index, and the queue their outcomes arrive in."""
 
-    def __init__(self, executor: Any, label: str, cancel: threading.Event | None) -> None:
+    def __init__(self, executor: Any, label: str, cancel: threading.Event | None, grace: float | None) -> None:
         self.executor = executor
         self.label = label  # how warnings and errors name the executor
         self.handles: dict[int, Any] = {}  # node index -> the executor's handle of its call
         self.attempt: dict[int, int] = {}  # node index -> the attempt in flight
         self.completed: Any = None  # queue.SimpleQueue of outcomes, made on the first hand-off
-        self.grace = _outcome_timeout(executor)
+        self.grace = grace  # the executor's outcome_timeout (ExecutorCapabilities)
         self.finished: dict[int, float] = {}  # node index -> when its handle was first seen done()
         self.next_check = 0.0
         self.cancel = cancel
@@ -167,16 +166,6 @@ class InFlight:
                     handle.cancel()
                 except Exception:  # best effort: the run is ending anyway
                     pass
-
-
-def _outcome_timeout(executor: Any) -> float | None:
-    """The executor's ``outcome_timeout`` (seconds; None turns the check off), else the default."""
-    value = getattr(executor, "outcome_timeout", DEFAULT_OUTCOME_TIMEOUT)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        return DEFAULT_OUTCOME_TIMEOUT
-    return float(value)
 
 
 def _scheme(label: str) -> str:

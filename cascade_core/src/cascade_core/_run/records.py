@@ -41,7 +41,7 @@ class RunRecords:
         self.clock = (time.time(), time.perf_counter())
         # The sixth field: the blob id of a result stored by reference, else None.
         self.records: dict[int, tuple[str, float, int | None, str | None, float, str | None]] | None = (
-            {} if callable(getattr(ctx.state, "put_task_records", None)) else None
+            {} if ctx.state_caps.task_records is not None else None
         )
         # Node index -> its failed attempts that were retried: (perf_counter at the end, duration, error).
         self.retried: dict[int, list[tuple[float, float | None, str]]] = {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .._plugins.capabilities import ExecutorCapabilities
 from .._plugins.resolve import resolve_cache, resolve_executor, resolve_state
 from .._store.blob_refs import resolve_blobs
 from .._store.blob_writers import record, run_writers
@@ -31,9 +32,9 @@ class RunResources:
         except BaseException:
             self.__exit__()
             raise
-        use_loop = getattr(self.executor_spec.executor, "use_event_loop", None)
-        if self.loop is not None and self.executor_spec.owned and callable(use_loop):
-            use_loop(self.loop)
+        self.executor_caps = caps = ExecutorCapabilities.of(self.executor_spec.executor)
+        if self.loop is not None and self.executor_spec.owned and caps.use_event_loop is not None:
+            caps.use_event_loop(self.loop)
         return self
 
     def open_state(self, run_id: str) -> Any:

@@ -18,7 +18,7 @@ from .._build.task import LazyResult
 from .._build.values import call_arguments
 from .._errors import BackendUnavailableError, SerializationError
 from .._plugins.call import Outcome, TaskCall, finish_call, raise_limit, run_call
-from .._plugins.executor import gatherer, runs_in_driver
+from .._plugins.capabilities import ExecutorCapabilities
 from .._store.codec import cache_storage_key
 from .._store.leases import Backoff
 from .availability import Availability
@@ -39,6 +39,7 @@ class Scheduler:
         records: RunRecords,
         lookup: CacheLookup,
         executor: Any,
+        caps: ExecutorCapabilities,
         availability: Availability,
         *,
         leases: bool = False,
@@ -51,7 +52,8 @@ class Scheduler:
         self.records = records
         self.lookup = lookup
         self.executor = executor
-        self.gather = gatherer(executor)  # the real values behind the executor's handles (Dask)
+        self.in_driver = caps.in_driver
+        self.gather = caps.gather  # the real values behind the executor's handles (Dask)
         self.availability = availability
         self.claims = Claims(
             ctx, records, lookup, self._release_indexes, leases=leases, lease_ttl=lease_ttl, owner=owner, guard=guard
@@ -63,7 +65,7 @@ class Scheduler:
         self.claimable: deque[int] | None = deque() if self.claims.node_leases is not None else None
         self.remaining: list[int] = []
         self.must_run = bytearray()
-        self.inflight = InFlight(executor, executor_label, ctx.cancel)
+        self.inflight = InFlight(executor, executor_label, ctx.cancel, caps.outcome_timeout)
         self.handles = self.inflight.handles  # node index -> the executor's handle of its running call
         self.attempts: dict[int, int] = {}  # node index -> attempt number, for nodes being retried
         self.retries: list[tuple[float, int]] = []  # heap of (when, node index) waiting for a retry
@@ -93,7 +95,7 @@ class Scheduler:
         ready, runnable, claims, claimable = self.ready, self.runnable, self.claims, self.claimable
         executor = self.executor
         capacity = executor.max_workers
-        local = runs_in_driver(executor)
+        local = self.in_driver
         inline_only = local and capacity == 1
         backoff = Backoff()
         # Nothing to look up or claim: a lone ready sync node can go straight to execution.
@@ -293,7 +295,7 @@ class Scheduler:
                     if ctx.cache_max_payload is not None and len(cache_body) > ctx.cache_max_payload:
                         raise SerializationError(
                             f"{len(cache_body)} bytes is over the cache's limit of {ctx.cache_max_payload} bytes "
-                            f"({raise_limit(getattr(ctx.cache, 'max_payload_option', None))} to cache it)"
+                            f"({raise_limit(ctx.cache_caps.max_payload_option)} to cache it)"
                         )
                     payload = cache_codec.seal(cache_storage_key(key), code, cache_body)
                     to_cache.setdefault(node.task.cache_ttl, {})[key] = payload
