@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
 import pytest
 
-from cascade_core._plugins.registry import registry
-from cascade_core._store import blob_refs
-from cascade_core.backends import memory
-from cascade_core.blobs import memory as blob_memory
+from cascade_core.testing.state import isolated_process_state
 
 TEST_TIME_LIMIT = 600  # seconds: a hung test dumps every thread's stack and ends the session
 
@@ -26,21 +27,9 @@ def _bounded_test_time():
 @pytest.fixture(autouse=True)
 def _isolated_process_state():
     """Each test starts with empty memory:// stores, no open blob stores and no runtime backend
-    registrations."""
-    _clear_stores()
-    runtime = dict(registry._runtime)
-    yield
-    _clear_stores()
-    registry._runtime.clear()
-    registry._runtime.update(runtime)
-    registry._loaded.clear()
-
-
-def _clear_stores() -> None:
-    memory._STATE_STORES.clear()
-    memory._CACHES.clear()
-    blob_refs._OPEN.clear()  # blob stores opened by URI, kept per process
-    blob_memory._STORES.clear()
+    registrations of an earlier test."""
+    with isolated_process_state():
+        yield
 
 
 class Counter:
@@ -92,6 +81,106 @@ def _test_module(file_name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.02) -> Any:
+    """Poll ``check()`` until it returns something true (and return that); fail naming ``what``
+    after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = check()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}", pytrace=False)
+        time.sleep(interval)
+
+
+@pytest.fixture(name="wait_until", scope="session")
+def _wait_until() -> Callable[..., Any]:
+    """wait_until(check, timeout, what): poll against a deadline instead of a fixed sleep."""
+    return wait_until
+
+
+@pytest.fixture(scope="session")
+def redis_servers():
+    """tests/redis_servers.py: RedisServer (a real redis-server on a free port), free_port, PASSWORD."""
+    return _test_module("redis_servers.py")
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory, redis_servers: Any) -> Iterator[Any]:
+    """The session's redis-server (skipped without the binary; a failure with CASCADE_REQUIRE_REDIS=1)."""
+    server = redis_servers.RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_uri(redis_server: Any) -> Iterator[str]:
+    """``redis://127.0.0.1:<port>/0`` of the session's server, emptied before each test."""
+    redis_server.flushall()
+    yield redis_server.uri
+
+
+class StoreUnderTest:
+    """One state-and-cache store a scenario runs on: its URI, and its stored bytes read and
+    overwritten through the backend protocols (as anyone who can write to the store could)."""
+
+    def __init__(self, kind: str, uri: str) -> None:
+        self.kind = kind
+        self.uri = uri
+
+    def state(self, run_id: str, serializer: str = "pickle") -> Any:
+        """The run's state backend, opened by URI (``serializer="json"`` as ``?serializer=json``)."""
+        from cascade_core import BackendURI
+        from cascade_core._plugins.registry import registry
+
+        backend = registry.state_factory(BackendURI.parse(self.uri))(run_id)
+        backend.serializer = serializer
+        return backend
+
+    def json_state(self) -> Callable[[str], Any]:
+        """A ``state_backend=`` factory whose backends read and write json only."""
+        return lambda run_id: self.state(run_id, "json")
+
+    def cache(self, serializer: str = "pickle") -> Any:
+        from cascade_core import BackendURI
+        from cascade_core._plugins.registry import registry
+
+        backend = registry.cache_backend(BackendURI.parse(self.uri))
+        backend.serializer = serializer
+        return backend
+
+    def __repr__(self) -> str:
+        return f"StoreUnderTest({self.kind})"
+
+
+STORE_KINDS = ["memory", "sqlite", pytest.param("redis", marks=pytest.mark.redis)]
+SHARED_STORE_KINDS = STORE_KINDS[1:]  # the ones other processes see
+
+
+def _store_under_test(request: pytest.FixtureRequest, tmp_path) -> StoreUnderTest:
+    kind = request.param
+    if kind == "memory":
+        return StoreUnderTest(kind, "memory://")
+    if kind == "sqlite":
+        return StoreUnderTest(kind, f"sqlite:///{tmp_path / 'store.db'}")
+    return StoreUnderTest(kind, request.getfixturevalue("redis_uri"))
+
+
+@pytest.fixture(params=STORE_KINDS)
+def any_state(request: pytest.FixtureRequest, tmp_path) -> StoreUnderTest:
+    """The same scenario on memory://, sqlite:// and a real redis-server (whose param skips
+    without the binary, and fails under CASCADE_REQUIRE_REDIS=1)."""
+    return _store_under_test(request, tmp_path)
+
+
+@pytest.fixture(params=SHARED_STORE_KINDS)
+def any_shared_state(request: pytest.FixtureRequest, tmp_path) -> StoreUnderTest:
+    """As ``any_state``, for scenarios of several processes: sqlite:// and redis:// only."""
+    return _store_under_test(request, tmp_path)
 
 
 @pytest.fixture(scope="session")

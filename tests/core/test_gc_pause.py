@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gc
 
+import pytest
+
 import cascade_core as cs
 
 
@@ -63,13 +65,9 @@ def test_a_failed_run_leaves_the_collector_on():
     def broken() -> None:
         raise ValueError("planned")
 
-    try:
-        cs.run(cs.Param("missing"))  # not a lazy result: refused while paused
-    except cs.CascadeError:
-        pass
+    with pytest.raises(cs.CascadeError):
+        cs.run(cs.Param("missing"))  # a param without a value: refused while paused
     assert gc.isenabled()
-    try:
+    with pytest.raises(cs.TaskFailed, match="planned"):
         cs.run(broken())
-    except cs.TaskFailed:
-        pass
     assert gc.isenabled()

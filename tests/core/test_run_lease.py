@@ -16,6 +16,7 @@ import cascade_core as cs
 from cascade_core import cli
 from cascade_core._store.leases import RunLease, new_owner
 from cascade_core.backends.memory import MemoryStateBackend
+from cascade_core.testing.clock import frozen_clock
 
 
 @pytest.fixture
@@ -124,26 +125,32 @@ def test_the_run_lease_is_a_reader_writer_lock():
 
 def test_a_dead_holder_loses_the_run_when_its_lease_expires():
     backend = MemoryStateBackend("dead")
-    dead = _lease(backend, True, ttl=0.5)
-    assert dead.acquire() is None
-    dead.keeper.close(keep=["~run"])  # it stops renewing without releasing: as if killed
-    dead.slot.close(keep=dead.slot.held)
-    assert _lease(backend, False).acquire() == "shared"
-    time.sleep(0.6)
-    taker = _lease(backend, False)
-    assert taker.acquire() is None
-    taker.close()
+    with frozen_clock() as clock:
+        dead = _lease(backend, True, ttl=30)
+        assert dead.acquire() is None
+        dead.keeper.close(keep=["~run"])  # it stops renewing without releasing: as if killed
+        dead.slot.close(keep=dead.slot.held)
+        clock.advance(29.9)
+        assert _lease(backend, False).acquire() == "shared"
+        clock.advance(0.1)
+        taker = _lease(backend, False)
+        assert taker.acquire() is None
+        taker.close()
 
 
-def test_the_heartbeat_renews_the_run_lease_and_says_until_when():
+def test_the_heartbeat_renews_the_run_lease_and_says_until_when(wait_until):
     backend = MemoryStateBackend("beat")
-    renewed = []
-    lease = RunLease(backend, new_owner(), 0.6, False, renewed.append)
-    assert lease.acquire() is None
-    time.sleep(1.0)  # a renewal every 0.2 s keeps it past its first expiry
-    assert _lease(backend, False).acquire() == "exclusive"
-    assert len(renewed) >= 2 and renewed[-1] > time.time()
-    lease.close()
+    renewed: list[float] = []
+    with frozen_clock() as clock:
+        lease = RunLease(backend, new_owner(), 30, False, renewed.append)
+        assert lease.acquire() is None
+        for renewal in (1, 2):  # one every ttl / 3 = 10 s
+            clock.advance(10)
+            wait_until(lambda: len(renewed) >= renewal, 10, f"renewal {renewal}")  # noqa: B023
+            assert renewed[-1] == clock.wall() + 30
+        clock.advance(15)  # 35 s after it was claimed: past its first expiry, kept by the renewals
+        assert _lease(backend, False).acquire() == "exclusive"
+        lease.close()
 
 
 def test_a_run_records_its_driver_and_lease_in_the_run_info(uri, drivers):
@@ -218,7 +225,7 @@ def test_the_cli_refuses_leases_on_a_backend_without_the_capability(tmp_path, ca
         ]
     )
     err = capsys.readouterr().err
-    assert code == 2
+    assert code == 1  # the store lacks a capability: a BackendError (docs/cli.md's exit codes)
     assert err.splitlines() == [
         "error: leases=True needs a state backend with the Leases capability (acquire_leases, renew_leases, "
         "release_leases), which nolease://admin:***@host/x lacks: use one that has it (sqlite, redis) "

@@ -15,6 +15,7 @@ from cascade_core import BackendUnavailableError, CascadeError, InvalidURIError,
 from cascade_core._plugins.registry import registry
 from cascade_core._uri import BackendURI
 from cascade_core.backends.sqlite import SCHEMA_VERSION, SqliteCacheBackend, SqliteStateBackend, SqliteStateStore
+from cascade_core.testing.clock import frozen_clock
 
 
 def uri_of(path, query: str = "") -> BackendURI:
@@ -342,21 +343,23 @@ def test_store_close_closes_its_backends(db):
 def test_timestamps_are_recorded_by_the_backend(store):
     backend = store("r")
     backend.set_run_info({"status": "running", "created": "caller value"})
-    first = backend.get_run_info()
-    assert first["created"] != "caller value"
-    assert first["created"].endswith("+00:00")
-    time.sleep(0.01)
-    backend.mark_skipped({"n": "why"})
-    second = backend.get_run_info()
+    with frozen_clock() as clock:
+        first = backend.get_run_info()
+        assert first["created"] != "caller value"
+        assert first["created"].endswith("+00:00")
+        clock.advance(0.01)
+        backend.mark_skipped({"n": "why"})
+        second = backend.get_run_info()
     assert second["created"] == first["created"]
     assert second["updated"] > first["updated"]
 
 
 def test_list_runs_counts_and_order(store):
     older, newer = store("older"), store("newer")
-    older.put_results({"a": b"1", "b": b"2"})
-    time.sleep(0.01)
-    newer.set_run_info({"status": "done", "results": "caller value"})
+    with frozen_clock() as clock:
+        older.put_results({"a": b"1", "b": b"2"})
+        clock.advance(0.01)
+        newer.set_run_info({"status": "done", "results": "caller value"})
     runs = store.list_runs()
     assert [run["run_id"] for run in runs] == ["older", "newer"]
     assert runs[0]["results"] == "2"
@@ -384,19 +387,23 @@ def test_delete_run_without_runs_row(store, db):
 def test_default_ttl_from_uri(db):
     cache = SqliteCacheBackend.from_uri(uri_of(db, "?ttl=0.3"))
     try:
-        cache.set_many({"default": b"1"})
-        cache.set_many({"explicit": b"2"}, ttl=3600)
-        time.sleep(0.45)
-        assert cache.get_many(["default", "explicit"]) == {"explicit": b"2"}
+        with frozen_clock() as clock:
+            cache.set_many({"default": b"1"})
+            cache.set_many({"explicit": b"2"}, ttl=3600)
+            clock.advance(0.29)
+            assert cache.get_many(["default", "explicit"]) == {"default": b"1", "explicit": b"2"}
+            clock.advance(0.02)
+            assert cache.get_many(["default", "explicit"]) == {"explicit": b"2"}
     finally:
         cache.close()
 
 
 def test_expired_rows_are_not_counted_and_are_purged(cache, db):
-    cache.set_many({"old": b"1", "old2": b"2"}, ttl=0.1)
-    time.sleep(0.2)
-    assert cache.delete_many(["old"]) == 0
-    cache.set_many({"new": b"3"})
+    with frozen_clock() as clock:
+        cache.set_many({"old": b"1", "old2": b"2"}, ttl=0.1)
+        clock.advance(0.1)  # expired at its expiry moment, not after it
+        assert cache.delete_many(["old"]) == 0
+        cache.set_many({"new": b"3"})
     conn = raw(db)
     try:
         assert [row[0] for row in conn.execute("SELECT key FROM cache")] == ["new"]

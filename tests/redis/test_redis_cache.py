@@ -13,7 +13,7 @@ from cascade_core._store.protocols import CacheBackend, CacheCatalog
 from cascade_redis import RedisCacheBackend
 
 if TYPE_CHECKING:
-    from conftest import RedisServer
+    from redis_servers import RedisServer
 
 pytestmark = pytest.mark.redis
 

@@ -18,7 +18,7 @@ import pytest
 import cascade_core as cs
 
 if TYPE_CHECKING:
-    from conftest import RedisServer
+    from redis_servers import RedisServer
 
 pytestmark = pytest.mark.redis
 

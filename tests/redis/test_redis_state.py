@@ -14,7 +14,7 @@ from cascade_core._store.protocols import RunCatalog, StateBackend
 from cascade_redis import RedisStateStore
 
 if TYPE_CHECKING:
-    from conftest import RedisServer
+    from redis_servers import RedisServer
 
 pytestmark = pytest.mark.redis
 

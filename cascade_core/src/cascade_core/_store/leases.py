@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from .. import _clock
 from .._errors import RunInUseError
 from .._times import parse_time
 from .process import new_owner
@@ -114,7 +115,7 @@ class LeaseKeeper:
             try:
                 kept = set(self.backend.renew_leases(names, self.owner, self.ttl))
                 if kept and self.on_renewed is not None:
-                    self.on_renewed(time.time() + self.ttl)  # no sooner than the store's expiry
+                    self.on_renewed(_clock.wall() + self.ttl)  # no sooner than the store's expiry
             except Exception as exc:  # the next attempt may succeed
                 log.warning("could not renew %s leases: %s", self.label, exc)
                 return
@@ -166,14 +167,14 @@ class _Heartbeat:
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._due: dict[LeaseKeeper, float] = {}  # keeper -> time.monotonic() of its next renewal
+        self._due: dict[LeaseKeeper, float] = {}  # keeper -> _clock.monotonic() of its next renewal
         self._next = 0.0  # when the thread wakes up next
         self._running = False
         self._waiting = threading.Event()  # set once the thread waits
 
     def add(self, keeper: LeaseKeeper) -> None:
         with self._cond:
-            at = self._due[keeper] = time.monotonic() + keeper.ttl / 3
+            at = self._due[keeper] = _clock.monotonic() + keeper.ttl / 3
             started = not self._running
             if started:
                 self._running = True
@@ -194,7 +195,7 @@ class _Heartbeat:
         idle = 0
         while True:
             with self._cond:
-                now = time.monotonic()
+                now = _clock.monotonic()
                 due = [keeper for keeper, at in self._due.items() if at <= now]
                 for keeper in due:
                     self._due[keeper] = now + keeper.ttl / 3
@@ -350,7 +351,7 @@ def refusal(run_id: str, info: Mapping[str, str], shared: bool, holder_kind: str
     died = ""
     if expires:
         moment = parse_time(expires)
-        left = f"in {max(0.0, moment.timestamp() - time.time()):.0f} s, " if moment is not None else ""
+        left = f"in {max(0.0, moment.timestamp() - _clock.wall()):.0f} s, " if moment is not None else ""
         died = f" (if it died, the run is free once its lease expires, {left}at {expires})"
     if holder_kind == "full":
         message = (

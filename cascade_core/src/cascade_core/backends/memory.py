@@ -8,10 +8,10 @@ process resumes, as it would with a persistent backend.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 
+from .. import _clock
 from .._store.leases import LeaseTableMixin
 from .._store.protocols import CacheBackendBase, StateBackendBase
 from .._uri import checked_ttl
@@ -25,7 +25,7 @@ class LeaseTable:
         self._lock = threading.Lock()
 
     def acquire(self, names: Sequence[str], owner: str, ttl: float) -> set[str]:
-        now = time.monotonic()
+        now = _clock.monotonic()
         got = set()
         with self._lock:
             for name in names:
@@ -36,7 +36,7 @@ class LeaseTable:
         return got
 
     def renew(self, names: Sequence[str], owner: str, ttl: float) -> set[str]:
-        now = time.monotonic()
+        now = _clock.monotonic()
         kept = set()
         with self._lock:
             for name in names:
@@ -47,7 +47,7 @@ class LeaseTable:
         return kept
 
     def holders(self, names: Sequence[str]) -> dict[str, str]:
-        now = time.monotonic()
+        now = _clock.monotonic()
         with self._lock:
             held = ((name, self._leases.get(name)) for name in names)
             return {name: lease[0] for name, lease in held if lease is not None and lease[1] > now}
@@ -110,7 +110,7 @@ class MemoryStateStore:
     def for_write(self, run_id: str) -> _Run:
         """The run's record, created on the first write; stamps ``created`` and ``updated``. Hold ``lock``."""
         run = self._runs.get(run_id)
-        now = time.time()
+        now = _clock.wall()
         if run is None:
             run = self._runs[run_id] = _Run()
             run.created = now
@@ -213,7 +213,7 @@ class MemoryCacheBackend(LeaseTableMixin, CacheBackendBase):
         self._lock = threading.Lock()
 
     def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
-        now = time.monotonic()
+        now = _clock.monotonic()
         found: dict[str, bytes] = {}
         with self._lock:
             for key in keys:
@@ -227,21 +227,21 @@ class MemoryCacheBackend(LeaseTableMixin, CacheBackendBase):
         return found
 
     def count_entries(self, keys: Iterable[str]) -> int:
-        now = time.monotonic()
+        now = _clock.monotonic()
         with self._lock:
             entries = self._entries
             return sum(_live(entries.get(key), now) for key in dict.fromkeys(keys))
 
     def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
         ttl = self.default_ttl if ttl is None else checked_ttl(ttl)
-        expires = None if ttl is None else time.monotonic() + ttl
+        expires = None if ttl is None else _clock.monotonic() + ttl
         with self._lock:
             for key, value in items.items():
                 self._entries[key] = (value, expires)
 
     def delete_many(self, keys: Iterable[str]) -> int:
         """Delete entries; return how many live (unexpired) ones there were."""
-        now = time.monotonic()
+        now = _clock.monotonic()
         with self._lock:
             return sum(_live(self._entries.pop(key, None), now) for key in keys)
 
@@ -249,14 +249,14 @@ class MemoryCacheBackend(LeaseTableMixin, CacheBackendBase):
         return self._locks
 
     def clear(self, prefix: str = "") -> int:
-        now = time.monotonic()
+        now = _clock.monotonic()
         with self._lock:
             doomed = [key for key in self._entries if key.startswith(prefix)]
             return sum(_live(self._entries.pop(key), now) for key in doomed)
 
     def iter_entries(self) -> Iterator[tuple[str, bytes]]:
         """Every live entry as (key, payload): what ``cascade blobs gc`` reads."""
-        now = time.monotonic()
+        now = _clock.monotonic()
         with self._lock:
             entries = list(self._entries.items())
         for key, (value, expires) in entries:

@@ -29,11 +29,11 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import time
 import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
+from .. import _clock
 from .._errors import BackendUnavailableError
 from .._store.protocols import CacheBackendBase, StateBackendBase
 from .._uri import BackendURI, checked_ttl
@@ -312,7 +312,7 @@ class SqliteCacheBackend(_LeaseMixin, CacheBackendBase):
 
     def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
         wanted = list(dict.fromkeys(keys))
-        now = time.time()
+        now = _clock.wall()
         found: dict[str, bytes] = {}
         with self._conn.read() as conn:
             for chunk in _chunks(wanted):
@@ -327,7 +327,7 @@ class SqliteCacheBackend(_LeaseMixin, CacheBackendBase):
 
     def count_entries(self, keys: Iterable[str]) -> int:
         wanted = list(dict.fromkeys(keys))
-        now = time.time()
+        now = _clock.wall()
         with self._conn.read() as conn:
             return sum(
                 conn.execute(
@@ -340,7 +340,7 @@ class SqliteCacheBackend(_LeaseMixin, CacheBackendBase):
 
     def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
         ttl = self.default_ttl if ttl is None else checked_ttl(ttl)
-        now = time.time()
+        now = _clock.wall()
         expires = None if ttl is None else now + ttl
         rows = [(key, _blob(key, value), expires) for key, value in items.items()]
         if not rows:
@@ -354,7 +354,7 @@ class SqliteCacheBackend(_LeaseMixin, CacheBackendBase):
         doomed = list(dict.fromkeys(keys))
         if not doomed:
             return 0
-        now = time.time()
+        now = _clock.wall()
         count = 0
         with self._conn.write() as conn:
             for chunk in _chunks(doomed):
@@ -373,7 +373,7 @@ class SqliteCacheBackend(_LeaseMixin, CacheBackendBase):
         with self._conn.write() as conn:
             live = conn.execute(
                 f"SELECT count(*) FROM cache WHERE {matching} AND (expires_at IS NULL OR expires_at > ?2)",
-                (prefix, time.time()),
+                (prefix, _clock.wall()),
             ).fetchone()[0]
             conn.execute(f"DELETE FROM cache WHERE {matching}", (prefix,))
         return int(live)
@@ -382,7 +382,7 @@ class SqliteCacheBackend(_LeaseMixin, CacheBackendBase):
         """Every live entry as (key, payload): what ``cascade blobs gc`` reads."""
         with self._conn.read() as conn:
             live = "expires_at IS NULL OR expires_at > ?"
-            rows = conn.execute(f"SELECT key, value FROM cache WHERE {live}", (time.time(),))
+            rows = conn.execute(f"SELECT key, value FROM cache WHERE {live}", (_clock.wall(),))
             for key, value in rows:
                 yield key, bytes(value)
 

@@ -15,6 +15,7 @@ from contextlib import contextmanager, suppress
 from datetime import datetime, timezone
 from typing import Any
 
+from .. import _clock
 from .._errors import BackendUnavailableError, InvalidURIError, SerializationError
 from .._uri import BackendURI, choice, positive_float, timeout_seconds
 
@@ -79,7 +80,7 @@ _BACKEND_KEYS = ("created", "updated")
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.fromtimestamp(_clock.wall(), timezone.utc).isoformat(timespec="milliseconds")
 
 
 def _chunks(items: list[Any]) -> Iterator[list[Any]]:
@@ -309,7 +310,7 @@ class _LeaseMixin:
         wanted = list(dict.fromkeys(names))
         if not wanted:
             return set()
-        now = time.time()
+        now = _clock.wall()
         got: set[str] = set()
         with self._conn.write() as conn:
             for chunk in _chunks(wanted):
@@ -337,7 +338,7 @@ class _LeaseMixin:
 
     def renew_leases(self, names: Sequence[str], owner: str, ttl: float) -> set[str]:
         wanted = list(dict.fromkeys(names))
-        now = time.time()
+        now = _clock.wall()
         kept: set[str] = set()
         with self._conn.write() as conn:
             for chunk in _chunks(wanted):
@@ -360,7 +361,7 @@ class _LeaseMixin:
 
     def lease_holders(self, names: Sequence[str]) -> dict[str, str]:
         wanted = list(dict.fromkeys(names))
-        now = time.time()
+        now = _clock.wall()
         held: dict[str, str] = {}
         with self._conn.read() as conn:
             for chunk in _chunks(wanted):
