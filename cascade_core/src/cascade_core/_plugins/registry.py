@@ -1,4 +1,4 @@
-"""Providers keyed by URI scheme: backends and executors from the ``cascade.backends`` entry points.
+"""Providers keyed by URI scheme: backends, executors and blob stores from the ``cascade.backends`` entry points.
 
 Rules (docs/plugins.md has the full contract):
 
@@ -10,8 +10,8 @@ Rules (docs/plugins.md has the full contract):
   sorts first. A ``BackendConflictWarning`` names every claimant.
 - A provider that fails to import breaks only its scheme: the error names scheme and
   distribution and chains the cause.
-- What a provider offers (state backend, cache backend, executor) is the hooks it implements;
-  asking a scheme for something it does not offer names what is missing.
+- What a provider offers (state backend, cache backend, executor, blob store) is the hooks
+  it implements; asking a scheme for something it does not offer names what is missing.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from .._errors import BackendNotFoundError, PluginError
+from .._errors import BackendNotFoundError, NotProvidedError, PluginError
 from .._uri import BackendURI, normalize_scheme
 from .discovery import (
     CORE_DISTRIBUTION,
@@ -267,7 +267,7 @@ class Registry:
         if kind not in loaded.provides:
             noun = NOUNS[kind]
             installed = ", ".join(s for s in self.schemes(kind) if s != uri.scheme) or "none"
-            raise PluginError(
+            raise NotProvidedError(
                 f"{uri.scheme}:// ({loaded.entry.distribution}) provides no {noun}, only "
                 f"{offers(loaded.provides)}: choose another URI for the {noun} (installed: {installed})",
                 scheme=uri.scheme,

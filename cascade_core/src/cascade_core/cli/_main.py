@@ -1,7 +1,7 @@
 """Argument parsing, exit codes and error printing shared by every subcommand.
 
-Exit codes: 0 fine; 1 a run or a check failed, the store could not be reached, or an
-unexpected error; 2 bad usage or input; 130 interrupted. Errors are one line on stderr
+Exit codes (``_exit``): 0 fine; 1 a run or a check failed, a store, a plugin or a stored
+payload failed, or an unexpected error; 2 bad usage or input; 130 interrupted. Errors are one line on stderr
 starting with ``error:``; ``--debug`` (before or after the command) adds the traceback.
 With ``--json`` an error is also printed on stdout as a JSON object (``error``,
 ``error_type``, ``exit_code``), so that whoever parses stdout always gets JSON.
@@ -17,8 +17,8 @@ import traceback
 from collections.abc import Sequence
 from typing import Any
 
-from .._errors import BackendUnavailableError, CascadeError, UsageError
-from ._exit import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from .._errors import CascadeError, UsageError
+from ._exit import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, exit_code
 
 
 class _Parser(argparse.ArgumentParser):
@@ -59,11 +59,6 @@ def build_parser() -> argparse.ArgumentParser:
     _backends.add_parser(commands)
     _blobs.add_parser(commands)
     return parser
-
-
-def exit_code(exc: CascadeError) -> int:
-    """2 for bad input; 1 when the store could not be reached (trying again may help)."""
-    return EXIT_FAILED if isinstance(exc, BackendUnavailableError) else EXIT_USAGE
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -8,7 +8,7 @@ import shlex
 import sys
 from typing import Any
 
-from .._errors import DefinitionError, RunInUseError, UsageError
+from .._errors import DefinitionError, UsageError
 from .._store.blob_refs import BLOBS_ENV
 from ._exit import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from ._progress import PROGRESS_INTERVAL
@@ -132,7 +132,7 @@ def run_command(args: argparse.Namespace) -> int:
     )
     resume = _resume_command(args, run_id, state_uri)
     engine.resume_command = resume.command or ""  # kept in the run info: the HTML report prints it
-    try:
+    try:  # errors go to _main, which prints them (as JSON too under --json) with their exit code
         report = engine.execute(target, params, run_id=run_id)
     except DefinitionError as exc:
         flagged = _as_flag(exc, args.workers)
@@ -144,10 +144,6 @@ def run_command(args: argparse.Namespace) -> int:
         print(f"interrupted: run {run_id} stopped; finished tasks are stored", file=sys.stderr)
         _print_resume(resume)
         return EXIT_INTERRUPTED
-    except RunInUseError as exc:  # not bad input: trying again later may work
-        progress.close()
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
     finally:
         progress.close()
         if handler is not None:
