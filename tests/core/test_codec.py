@@ -119,3 +119,18 @@ def test_batch_open_refuses_each_bad_payload_with_the_single_payload_message():
     # A signing codec refuses checksummed payloads in a batch too.
     opened, errors = Codec(keys=[b"secret"]).open_many("cache/", {"k1": good})
     assert opened == {} and "unsigned but signing is on" in str(errors[0])
+
+
+def test_a_store_is_not_trusted_unless_the_codec_is_told(monkeypatch, caplog):
+    # docs/backends.md: an absent trusted_store means False, so unsigned pickles warn once.
+    from cascade_core._store import codec as codec_module
+
+    payload = Codec().dumps("k", [1, 2])
+    monkeypatch.setattr(codec_module, "_warned_unsigned", False)
+    with caplog.at_level("WARNING", logger="cascade"):
+        assert Codec(trusted_store=True).loads("k", payload) == [1, 2]
+        assert not [r for r in caplog.records if "without signatures" in r.getMessage()]
+        assert Codec().loads("k", payload) == [1, 2]
+        assert Codec().loads("k", payload) == [1, 2]
+    warned = [r for r in caplog.records if "without signatures" in r.getMessage()]
+    assert len(warned) == 1 and "CASCADE_SECRET_KEY" in warned[0].getMessage()

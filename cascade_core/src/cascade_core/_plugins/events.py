@@ -10,9 +10,11 @@ are among the hookspecs below::
 
     cs.run(target, observers=[Printer()])
 
-Hooks are called from the engine's driver thread, except ``cascade_task_retrying`` which
-is called from the thread that runs the task. With no observer registered pluggy is not
-even imported, so events cost nothing.
+Every hook, ``cascade_task_retrying`` included, is called from the thread that drives the
+run (the caller's for ``run``; for ``arun`` the thread it hands the run to), never from a
+worker: the scheduler handles each outcome there and announces a retry before its delay. So
+an observer needs no lock against the engine, but a slow hook slows the run. With no
+observer registered pluggy is not even imported, so events cost nothing.
 """
 
 from __future__ import annotations
