@@ -84,6 +84,21 @@ def test_a_typo_in_the_state_path_is_refused_and_creates_nothing(project, blobs_
     assert not (home / "reall.db").exists() and blob_ids(blobs_uri) == kept
 
 
+def test_a_sqlite_file_of_another_program_is_refused_and_left_unchanged(project, blobs_uri):
+    import sqlite3
+
+    home, env, real = project
+    kept = blob_ids(blobs_uri)
+    foreign = home / "notes.db"
+    with sqlite3.connect(foreign) as conn:
+        conn.execute("CREATE TABLE notes (body TEXT)")
+    before = foreign.read_bytes()
+    uri = f"sqlite:///{foreign}"
+    message = refused(cascade(["blobs", "gc", "--state", uri, "--cache", real, "--older-than", "0"], env, home))
+    assert f"{foreign} is not a Cascade database (its tables: notes)" in message and "gc reads" in message
+    assert foreign.read_bytes() == before and blob_ids(blobs_uri) == kept  # no table of ours was created
+
+
 def test_the_default_store_of_another_directory_is_refused(project, blobs_uri, tmp_path: Path):
     home, env, real = project
     kept = blob_ids(blobs_uri)

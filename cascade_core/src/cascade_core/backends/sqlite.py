@@ -64,10 +64,11 @@ __all__ = [
 ]
 
 
-def inspect_file(uri: BackendURI) -> str:
+def inspect_file(uri: BackendURI, who: str = "a check", acts: str = "writes only to") -> str:
     """The file of ``uri`` and its schema version, read-only (``mode=ro``): nothing is created or changed.
 
-    For ``cascade backends check``, before it writes a probe: a missing file, an empty one or
+    For ``cascade backends check`` before it writes a probe, and ``cascade blobs gc`` before it
+    reads references (``who`` names which in the message): a missing file, an empty one or
     another program's database is a BackendUnavailableError that says so.
     """
     db, _ = _parse(uri)
@@ -75,7 +76,7 @@ def inspect_file(uri: BackendURI) -> str:
         directory = os.path.dirname(db.path)
         creates = "creates it" if os.path.isdir(directory) else f"creates it once directory {directory} exists"
         raise BackendUnavailableError(
-            f"sqlite database {db.path} does not exist (a check creates nothing): "
+            f"sqlite database {db.path} does not exist ({who} creates nothing): "
             f"the first run with this URI {creates}, or point the URI at an existing file"
         )
     with db.translate():
@@ -88,7 +89,7 @@ def inspect_file(uri: BackendURI) -> str:
     if version == 0:
         what = f"is not a Cascade database (its tables: {', '.join(tables)})" if tables else "is empty"
         raise BackendUnavailableError(
-            f"sqlite database {db.path} {what}: a check writes only to a Cascade database; "
+            f"sqlite database {db.path} {what}: {who} {acts} a Cascade database; "
             "point the URI at one, or at a new file that the first run creates"
         )
     return f"{db.path}, schema version {version}"

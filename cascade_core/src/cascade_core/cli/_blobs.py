@@ -95,6 +95,14 @@ def _given(args: argparse.Namespace) -> list[tuple[str, Any]]:
                     f"--{role} {uri}: {path} does not exist, and gc opens only stores that exist: "
                     f"check the path (or pass --{role} none)"
                 )
+            if uri.scheme == "sqlite":  # read-only first: gc must not create its tables in another program's file
+                from .._errors import BackendUnavailableError
+                from ..backends.sqlite import inspect_file
+
+                try:
+                    inspect_file(uri, "gc", "reads references only from")
+                except BackendUnavailableError as exc:
+                    raise UsageError(f"--{role} {uri}: {exc}") from None
             given.append((role, uri))
     return given
 
