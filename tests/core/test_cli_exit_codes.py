@@ -131,10 +131,12 @@ def test_each_error_maps_to_its_code(name, code):
     assert exit_code(cls.__new__(cls)) == code
 
 
-def cli(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+def cli(
+    cwd: Path, *args: str, entry: tuple[str, ...] = ("-m", "cascade_core"), **env: str
+) -> subprocess.CompletedProcess:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("CASCADE_")} | env
     return subprocess.run(
-        [sys.executable, "-m", "cascade_core", *args], cwd=cwd, env=environ, capture_output=True, text=True, timeout=60
+        [sys.executable, *entry, *args], cwd=cwd, env=environ, capture_output=True, text=True, timeout=60
     )
 
 
@@ -190,15 +192,7 @@ def test_a_corrupt_stored_result_is_a_failure_not_bad_usage(flow):
 
 def test_a_plugin_that_returns_the_wrong_thing_is_a_failure(flow):
     (flow / "broken_cli.py").write_text(BROKEN_PLUGIN_CLI)
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("CASCADE_")}
-    done = subprocess.run(
-        [sys.executable, "broken_cli.py", "run", "flow.py:pipeline", "--state", "broken://x", "--json"],
-        cwd=flow,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = cli(flow, "run", "flow.py:pipeline", "--state", "broken://x", "--json", entry=("broken_cli.py",))
     assert_json_error(done, "PluginError", 1)
     assert "returned int from cascade_state_backend" in json.loads(done.stdout)["error"]
 

@@ -182,12 +182,15 @@ def test_verbose_on_a_terminal_prints_each_event_above_the_live_line(tmp_path, p
     assert "\x1b[2K" not in raw and "\r" not in raw
 
 
+def slow_run(directory: Path, run_id: str, *options: str) -> str:
+    """The command line of a run of SLOW_FLOW (saved in ``directory``) on 2 workers."""
+    (directory / "slow.py").write_text(SLOW_FLOW)
+    words = [sys.executable, "-m", "cascade_core", "run", "slow.py:pipeline", "--workers", "2", "--run-id", run_id]
+    return shlex.join(words + ["--state", "sqlite:///live.db", "--cache", "sqlite:///live.db", *options])
+
+
 def test_on_a_narrow_terminal_the_live_line_is_cut_to_its_width_and_never_wraps(tmp_path, pane):
-    (tmp_path / "slow.py").write_text(SLOW_FLOW)
-    command = shlex.join(
-        [sys.executable, "-m", "cascade_core", "run", "slow.py:pipeline", "--workers", "2", "--run-id", "narrow"]
-        + ["--state", "sqlite:///live.db", "--cache", "sqlite:///live.db"]
-    )
+    command = slow_run(tmp_path, "narrow")
     pane.start(command, tmp_path, width=30)
     screen = pane.wait_for(" running")
     live = [line.rstrip() for line in screen.splitlines() if "/9 done" in line]
@@ -202,11 +205,7 @@ def test_on_a_narrow_terminal_the_live_line_is_cut_to_its_width_and_never_wraps(
 
 
 def test_a_dumb_terminal_gets_plain_count_lines_instead_of_a_redrawn_line(tmp_path, pane):
-    (tmp_path / "slow.py").write_text(SLOW_FLOW)
-    command = shlex.join(
-        [sys.executable, "-m", "cascade_core", "run", "slow.py:pipeline", "--workers", "2", "--run-id", "dumb"]
-        + ["--state", "sqlite:///live.db", "--cache", "sqlite:///live.db", "--progress-interval", "0.4"]
-    )
+    command = slow_run(tmp_path, "dumb", "--progress-interval", "0.4")
     pane.start(command, tmp_path, term="dumb")
     screen = pane.wait_for("EXIT=")
     counts = [line for line in screen.splitlines() if "/9 done" in line]
