@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -83,6 +84,10 @@ def _test_module(file_name: str):
     return module
 
 
+# Helper modules that test files import by name.
+sys.modules.setdefault("cascade_test_cli", _test_module("cli_helpers.py"))
+
+
 def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.02) -> Any:
     """Poll ``check()`` until it returns something true (and return that); fail naming ``what``
     after ``timeout`` seconds."""
@@ -153,8 +158,30 @@ class StoreUnderTest:
         backend.serializer = serializer
         return backend
 
+    def run_lease_free(self, run_id: str) -> bool:
+        """Whether no driver holds the run lease of ``run_id`` (it was released, or it expired)."""
+        backend = self.state(run_id)
+        try:
+            return not backend.lease_holders(["~run"])
+        finally:
+            backend.close()
+
+    def stored_ids(self, run_id: str) -> set[str]:
+        """The node ids whose results the run has stored."""
+        backend = self.state(run_id)
+        try:
+            return set(backend.result_ids())
+        finally:
+            backend.close()
+
     def __repr__(self) -> str:
         return f"StoreUnderTest({self.kind})"
+
+
+@pytest.fixture(scope="session")
+def store_at() -> Callable[[str], StoreUnderTest]:
+    """store_at(uri): the store a test started elsewhere (another process), to poll what it holds."""
+    return lambda uri: StoreUnderTest("uri", uri)
 
 
 STORE_KINDS = ["memory", "sqlite", pytest.param("redis", marks=pytest.mark.redis)]

@@ -35,7 +35,7 @@ FLOW = textwrap.dedent(
 
 @pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
-def test_sigkill_mid_upload_leaves_no_visible_partial_blob(tmp_path: Path):
+def test_sigkill_mid_upload_leaves_no_visible_partial_blob(tmp_path: Path, store_at, wait_until):
     script = tmp_path / "flow.py"
     script.write_text(FLOW)
     root = tmp_path / "blobs"
@@ -50,7 +50,7 @@ def test_sigkill_mid_upload_leaves_no_visible_partial_blob(tmp_path: Path):
     driver.stdout.close()  # type: ignore[union-attr]
     driver.stderr.close()  # type: ignore[union-attr]
     assert list(FileBlobStore(str(root)).list_blobs()) == []  # only the temporary file, which is no blob
-    time.sleep(1.2)  # the dead driver's run lease expires
+    wait_until(lambda: store_at(args[2]).run_lease_free("killed"), 10, "the dead driver's run lease to expire")
     done = subprocess.run(args, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "400000000"

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cascade_test_cli import cli
 
 FLOW = """
 import cascade_core as cs
@@ -31,13 +29,6 @@ def pipeline():
 def needs_an_argument(x):
     return work(fail, count)
 """
-
-
-def cli(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("CASCADE_STATE", "CASCADE_CACHE")}
-    return subprocess.run(
-        [sys.executable, "-m", "cascade_core", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60
-    )
 
 
 @pytest.fixture

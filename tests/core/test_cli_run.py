@@ -9,10 +9,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 import pytest
+from cascade_test_cli import calls, cli
 
 # Every task appends its name to $FLOW_LOG, so a test counts executions across processes.
 FLOW = """
@@ -67,27 +67,6 @@ def letters() -> set:
 
 as_set = letters()
 """
-
-
-def cli(cwd: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
-    """``python -m cascade_core ARGS`` in ``cwd``; stdout and stderr captured as text."""
-    full_env = {**os.environ, "FLOW_LOG": str(cwd / "calls.log"), **(env or {})}
-    for name in ("CASCADE_STATE", "CASCADE_CACHE"):
-        if env is None or name not in env:
-            full_env.pop(name, None)
-    return subprocess.run(
-        [sys.executable, "-m", "cascade_core", *args],
-        cwd=cwd,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-def calls(cwd: Path) -> Counter[str]:
-    log = cwd / "calls.log"
-    return Counter(log.read_text().split()) if log.exists() else Counter()
 
 
 def as_command(printed: str) -> list[str]:

@@ -11,6 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from cascade_test_cli import calls, cli, ok
 
 FLOW = """
 import os
@@ -56,25 +57,6 @@ def pipeline():
 
 STATE = "sqlite:///runs.db"
 STORE = ["--state", STATE, "--cache", STATE]
-
-
-def cli(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("CASCADE_STATE", "CASCADE_CACHE")}
-    env["FLOW_LOG"] = str(cwd / "calls.log")
-    return subprocess.run(
-        [sys.executable, "-m", "cascade_core", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60
-    )
-
-
-def ok(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    done = cli(cwd, *args)
-    assert done.returncode == 0, done.stderr
-    return done
-
-
-def calls(cwd: Path) -> Counter[str]:
-    log = cwd / "calls.log"
-    return Counter(log.read_text().split()) if log.exists() else Counter()
 
 
 @pytest.fixture

@@ -95,10 +95,10 @@ print(cs.run(total([marked(folder, i) for i in range(6)]), state_backend=state, 
 
 @pytest.mark.slow
 @pytest.mark.redis
-def test_a_driver_killed_mid_run_resumes_with_only_the_unfinished_tasks(thread_cluster, tmp_path):
-    from ..redis.conftest import RedisServer
-
-    server = RedisServer(tmp_path)
+def test_a_driver_killed_mid_run_resumes_with_only_the_unfinished_tasks(
+    thread_cluster, tmp_path, redis_servers, store_at, wait_until
+):
+    server = redis_servers.RedisServer(tmp_path)
     server.start()
     try:
         script = tmp_path / "driver.py"
@@ -110,11 +110,11 @@ def test_a_driver_killed_mid_run_resumes_with_only_the_unfinished_tasks(thread_c
             return len(list(tmp_path.glob(f"run-{i}-*")))
 
         _wait(lambda: all(runs(i) == 1 for i in range(6)))
-        time.sleep(1.0)  # the three finished results reach Redis
+        wait_until(lambda: len(store_at(server.uri).stored_ids("killed")) >= 3, 30, "three results stored in Redis")
         os.kill(driver.pid, signal.SIGKILL)
         driver.wait(10)
         (tmp_path / "go").touch()  # the orphaned calls on the cluster end
-        time.sleep(1.5)  # the dead driver's run lease (lease_ttl=1) expires
+        wait_until(lambda: store_at(server.uri).run_lease_free("killed"), 10, "the dead driver's run lease to expire")
         resumed = subprocess.run(args, capture_output=True, text=True, timeout=120)
         assert resumed.returncode == 0, resumed.stderr
         assert resumed.stdout.strip() == "15"

@@ -25,7 +25,7 @@ def _commandstats(redis_server) -> dict[str, int]:
         return {name: int(stats["calls"]) for name, stats in client.info("commandstats").items()}
 
 
-def test_iter_entries_lists_every_live_entry_of_its_prefix_in_batches(redis_server, redis_uri):
+def test_iter_entries_lists_every_live_entry_of_its_prefix_in_batches(redis_server, redis_uri, wait_until):
     cache = RedisCacheBackend.from_uri(redis_uri + "?prefix=gc*[x]")  # glob characters in the prefix
     other = RedisCacheBackend.from_uri(redis_uri + "?prefix=gc")
     try:
@@ -33,7 +33,7 @@ def test_iter_entries_lists_every_live_entry_of_its_prefix_in_batches(redis_serv
         cache.set_many(entries)
         cache.set_many({"gone": b"expired"}, ttl=0.05)
         other.set_many({"key-x": b"another prefix"})
-        time.sleep(0.1)
+        wait_until(lambda: not cache.get_many(["gone"]), 5, "the short-lived entry to expire")
         with redis_server.client() as client:
             client.config_resetstat()
         listed = list(cache.iter_entries())

@@ -7,14 +7,13 @@ password-protected server whose password must never appear in any output.
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from cascade_test_cli import calls, cli
 
 pytestmark = pytest.mark.redis
 
@@ -47,19 +46,6 @@ def check(values: list, fail: bool) -> int:
 def pipeline():
     return check([load(i) for i in range(3)], fail)
 """
-
-
-def cli(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    full = {k: v for k, v in os.environ.items() if k not in ("CASCADE_STATE", "CASCADE_CACHE")}
-    full.update(FLOW_LOG=str(cwd / "calls.log"), **(env or {}))
-    return subprocess.run(
-        [sys.executable, "-m", "cascade_core", *args], cwd=cwd, env=full, capture_output=True, text=True, timeout=60
-    )
-
-
-def calls(cwd: Path) -> Counter[str]:
-    log = cwd / "calls.log"
-    return Counter(log.read_text().split()) if log.exists() else Counter()
 
 
 def resume_args(stderr: str) -> list[str]:

@@ -116,14 +116,14 @@ DRIVER = """
 """
 
 
-def test_driver_killed_then_rerun_resumes(redis_uri: str, tmp_path: Path) -> None:
+def test_driver_killed_then_rerun_resumes(redis_uri: str, tmp_path: Path, store_at, wait_until) -> None:
     script = tmp_path / "driver.py"
     script.write_text(textwrap.dedent(DRIVER))
     log = tmp_path / "executions.log"
     command = [sys.executable, str(script), redis_uri, str(log)]
     first = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert first.returncode == -9, first.stderr
-    time.sleep(1.1)  # the killed driver's run lease expires
+    wait_until(lambda: store_at(redis_uri).run_lease_free("driver"), 10, "the killed driver's run lease to expire")
     second = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert second.returncode == 0, second.stderr
     assert second.stdout.strip() == "55"

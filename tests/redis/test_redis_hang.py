@@ -24,7 +24,9 @@ PASSWORD = "hang/s3cr#t?pw"
 
 @pytest.mark.slow
 @pytest.mark.parametrize("leases", [False, True])
-def test_a_server_that_stops_answering_fails_the_run_in_bound_and_the_run_resumes(own_redis_server, leases: bool):
+def test_a_server_that_stops_answering_fails_the_run_in_bound_and_the_run_resumes(
+    own_redis_server, leases: bool, store_at, wait_until
+):
     server = own_redis_server
     admin = server.client()
     admin.config_set("requirepass", PASSWORD)
@@ -70,7 +72,8 @@ def test_a_server_that_stops_answering_fails_the_run_in_bound_and_the_run_resume
     assert ":***@" in message and "s3cr" not in message
     assert calls == {"load": 3, "freeze": 1}
 
-    time.sleep(1.2)  # the run lease and the locks this driver held expire
+    # The run lease this driver could not release expires (the cache locks it held are waited on).
+    wait_until(lambda: store_at(uri).run_lease_free("hung"), 10, "the run lease to expire")
     assert engine.run(publish(freeze([load(i) for i in range(3)])), run_id="hung") == 3
     assert calls["load"] == 3  # stored (or cached) before redis stopped
     assert calls["freeze"] <= 2 and calls["publish"] == 1

@@ -1,17 +1,14 @@
-"""CLI polish of issue 11 against real redis-servers: integer counts, ``cache clear`` naming the
-(masked) store and refusing an empty ``--task``, JSON errors, and abandoned runs."""
+"""What the CLI prints about a real redis-server: integer counts and function params in --json,
+``cache clear`` naming the (masked) store and refusing an empty ``--task``, JSON errors when the
+server is unreachable. Abandoned runs on Redis: tests/core/test_cli_runs_abandoned.py."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
-import subprocess
-import sys
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from cascade_test_cli import cli
 
 pytestmark = pytest.mark.redis
 
@@ -39,24 +36,6 @@ def total(values: list) -> int:
 def pipeline(n: int = 3):
     return total([load(i) for i in range(n)])
 """
-
-
-def _core_helpers():
-    """write_runs and check_abandoned, shared with tests/core/test_cli_polish.py."""
-    path = Path(__file__).resolve().parents[1] / "core" / "test_cli_polish.py"
-    spec = importlib.util.spec_from_file_location("cascade_test_cli_polish", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def cli(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    full = {k: v for k, v in os.environ.items() if k not in ("CASCADE_STATE", "CASCADE_CACHE")}
-    full.update(FLOW_LOG=str(cwd / "calls.log"), **(env or {}))
-    return subprocess.run(
-        [sys.executable, "-m", "cascade_core", *args], cwd=cwd, env=full, capture_output=True, text=True, timeout=60
-    )
 
 
 def loads(cwd: Path) -> int:
@@ -114,28 +93,3 @@ def test_json_errors_on_an_unreachable_server(flow, closed_port):
     # A check that fails is a report (exit 1), still JSON.
     done = cli(flow, "backends", "check", f"redis://127.0.0.1:{closed_port}/0?socket_timeout=1", "--json")
     assert done.returncode == 1 and json.loads(done.stdout)["ok"] is False
-
-
-def test_a_running_run_whose_lease_expired_is_shown_abandoned_on_redis(flow, redis_uri):
-    helpers = _core_helpers()
-    now = datetime.now(timezone.utc)
-    helpers.write_runs(redis_uri, now)
-
-    def ok(*args: str) -> subprocess.CompletedProcess:
-        done = cli(flow, *args)
-        assert done.returncode == 0, done.stderr
-        return done
-
-    helpers.check_abandoned(ok, redis_uri, now)
-
-
-def test_a_sigkilled_driver_shows_abandoned_at_once_on_redis(tmp_path, redis_uri):
-    helpers = _core_helpers()
-    helpers.sigkill_a_driver(tmp_path, redis_uri)
-
-    def ok(*args: str) -> subprocess.CompletedProcess:
-        done = cli(tmp_path, *args)
-        assert done.returncode == 0, done.stderr
-        return done
-
-    helpers.check_killed_driver(ok, redis_uri)
