@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import pytest
 
+import cascade_core as cs
 from cascade_core._errors import BackendUnavailableError, CascadeError, SerializationError
 from cascade_core._store.protocols import CacheBackend, CacheCatalog
 from cascade_redis import RedisCacheBackend
@@ -132,3 +134,28 @@ def test_closed_port_is_unavailable_fast(closed_port: int) -> None:
     assert time.monotonic() - started < 1
     assert "hunter2" not in str(info.value) and ":***@" in str(info.value)
     cache.close()
+
+
+def test_a_refused_cache_write_never_quotes_payload_bytes(own_redis_server, caplog):
+    secret_bytes = b"PAYLOAD-BYTES-7d1c"
+    with own_redis_server.client() as client:
+        client.config_set("maxmemory", "1")  # every SET is refused with OOM
+        client.config_set("maxmemory-policy", "noeviction")
+    cache = RedisCacheBackend.from_uri(own_redis_server.uri + "?ttl=60")
+    try:
+        with pytest.raises(cs.BackendError) as error:
+            cache.set_many({"k": secret_bytes + b"\xca\x5c" * 50})
+        message = str(error.value)
+        assert "maxmemory" in message and "PAYLOAD" not in message and "\\x" not in message and "\n" not in message
+
+        @cs.task(cache=True, cache_lock=False, name="redsec.marked")
+        def marked() -> str:
+            return secret_bytes.decode() * 3
+
+        caplog.set_level(logging.DEBUG, logger="cascade")
+        with pytest.raises(cs.CascadeError) as run_error:
+            cs.run(marked(), cache_backend=cache)
+        shown = str(run_error.value) + "".join(r.getMessage() for r in caplog.records)
+        assert "PAYLOAD-BYTES" not in shown and "maxmemory" in shown
+    finally:
+        cache.close()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
+import cascade_core as cs
 from cascade_core._errors import InvalidURIError, SerializationError
 from cascade_core._uri import BackendURI
 from cascade_redis import RedisCacheBackend, RedisOptions, RedisStateStore
@@ -177,3 +180,64 @@ def test_connection_is_lazy() -> None:
     connection = RedisConnection(RedisOptions.from_uri("redis://127.0.0.1:1"))
     assert connection._client is None  # building backends opens nothing
     connection.close()
+
+
+CALLS: list[str] = []
+
+
+@cs.task(cache=True, name="redsec.square")
+def square(n: int) -> int:
+    CALLS.append("square")
+    return n * n
+
+
+@pytest.fixture(autouse=True)
+def _clear_calls():
+    CALLS.clear()
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize(
+    ("option", "raw", "words"),
+    [
+        ("ttl", "1e300", "at most 315360000 (10 years)"),
+        ("ttl", "nan", "at most 315360000 (10 years)"),
+        ("ttl", "inf", "at most 315360000 (10 years)"),
+        ("state_ttl", "315360001", "expected at most 315360000 seconds (10 years)"),
+        ("state_ttl", "9" * 30, "expected a whole number from 0 to"),
+        ("socket_timeout", "nan", "at most 86400 (a day)"),
+        ("socket_timeout", "1e9", "at most 86400 (a day)"),
+        ("socket_connect_timeout", "-inf", "at most 86400 (a day)"),
+        ("health_check_interval", "86401", "expected at most 86400 seconds (a day)"),
+        ("retries", "101", "expected at most 100"),
+        ("db", str(2**31), "expected at most 2147483647"),
+        ("max_value_size", "1T", "expected a size"),
+        ("max_value_size", "99999999999999999999G", "expected a size"),
+    ],
+)
+def test_out_of_range_options_are_refused_when_the_uri_is_parsed(redis_uri, option, raw, words):
+    uri = f"{redis_uri}?{option}={raw}"
+    with pytest.raises(cs.InvalidURIError) as error:
+        RedisOptions.from_uri(uri)
+    assert error.value.key == option and f"for option {option!r}" in str(error.value) and words in str(error.value)
+    assert "\n" not in str(error.value)
+    for kind in ("cache_backend", "state_backend"):
+        with pytest.raises(cs.InvalidURIError):
+            cs.run(square(5), **{kind: uri})
+    assert CALLS == []
+
+
+@pytest.mark.redis
+def test_the_largest_ttls_work_on_redis(redis_uri, redis_server):
+    cache = RedisCacheBackend.from_uri(f"{redis_uri}?ttl=315360000&state_ttl=315360000")
+    try:
+        cache.set_many({"k": b"v"})
+        assert cache.get_many(["k"]) == {"k": b"v"}
+        with redis_server.client() as client:
+            assert 315_359_000_000 < client.pttl("cascade:cache:k") <= 315_360_000_000
+        for bad in (math.nan, math.inf, 1e300):
+            with pytest.raises(cs.DefinitionError, match="a cache TTL must be a number of seconds"):
+                cache.set_many({"k2": b"v"}, ttl=bad)
+        assert cache.get_many(["k2"]) == {}
+    finally:
+        cache.close()

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+import cascade_core as cs
 from cascade_core._errors import BackendUnavailableError, CascadeError, SerializationError
 from cascade_core._store.protocols import RunCatalog, StateBackend
 from cascade_redis import RedisStateStore
@@ -348,3 +349,20 @@ def test_quick_successive_results_cost_one_command_each(store: RedisStateStore, 
     assert redis_server.calls_since(before) == {"hset": 20}
     assert len(backend.result_ids()) == 21
     assert all(ttl > 0 for ttl in ttls(redis_server, sorted(keys(redis_server))))
+
+
+def test_a_refused_state_write_never_quotes_payload_bytes(own_redis_server):
+    from cascade_redis import RedisStateStore
+
+    with own_redis_server.client() as client:
+        client.config_set("maxmemory", "1")  # every write is refused with OOM
+        client.config_set("maxmemory-policy", "noeviction")
+    store = RedisStateStore.from_uri(own_redis_server.uri)
+    try:
+        backend = store("run-oom")
+        with pytest.raises(cs.BackendError) as error:
+            backend.put_results({"node": b"PAYLOAD-BYTES-51ab" + b"\xca\x5c" * 50})
+        message = str(error.value)
+        assert "maxmemory" in message and "PAYLOAD" not in message and "\\x" not in message and "\n" not in message
+    finally:
+        store.close()

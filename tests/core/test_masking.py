@@ -1,59 +1,25 @@
-"""Issue 11, security defects 1-4, on sqlite and through the CLI: a json store never unpickles,
-passwords holding '/', '#' or '?' are never printed, CASCADE_SECRET_KEY is checked, and stored
-error text has its credentials masked."""
+"""Credentials never shown: a URI that fails to parse (a password holding '/', '#' or '?') is
+masked in every error and CLI line, and the text of a task's error is stored with its
+credentials masked (_masking, cli/_secrets). Json stores: test_json_stores.py; signing and
+CASCADE_SECRET_KEY: test_signing.py."""
 
 from __future__ import annotations
 
 import json
-import logging
-import os
-import pickle
-import sqlite3
 import subprocess
-import sys
 import traceback
 from pathlib import Path
 
 import pytest
+from cascade_test_cli import STORE_VARIABLES, cli
 
 import cascade_core as cs
-from cascade_core._errors import ConfigurationError
 from cascade_core._masking import describe, mask_credentials
-from cascade_core._store import codec
-from cascade_core._store.codec import Codec, cache_storage_key, state_key
-from cascade_core.backends.sqlite import SqliteCacheBackend, SqliteStateStore
+from cascade_core.backends.sqlite import SqliteStateStore
 from cascade_core.cli import main
 from cascade_core.cli._secrets import collect_secrets, scrub
 
-
-class _Planted:
-    """Unpickling this creates ``path``: the proof that a planted pickle ran."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = str(path)
-
-    def __reduce__(self):
-        return (open, (self.path, "w"))
-
-
-def _planted(storage_key: str, marker: Path) -> bytes:
-    """A pickle payload with a valid checksum, as anyone who can write to the store can make."""
-    return Codec("pickle").seal(storage_key, b"p", pickle.dumps(_Planted(marker)))
-
-
 CALLS: list[str] = []
-
-
-@cs.task(name="sec.make")
-def make(n: int) -> list:
-    CALLS.append("make")
-    return [n, n + 1]
-
-
-@cs.task(name="sec.total")
-def total(values: list) -> int:
-    CALLS.append("total")
-    return sum(values)
 
 
 @cs.task(cache=True, name="sec.square")
@@ -67,75 +33,7 @@ def _clear_calls():
     CALLS.clear()
 
 
-# -- 1. the reader accepts only the serializers the backend allows ----------------------------
-
-
-def test_a_json_codec_refuses_a_pickle_before_unpickling_it(tmp_path):
-    marker = tmp_path / "ran"
-    payload = _planted("state/r/n", marker)
-    json_codec = Codec("json")
-    for read in (
-        lambda: json_codec.loads("state/r/n", payload),
-        lambda: json_codec.open("state/r/n", payload),
-        lambda: json_codec.deserialize("state/r/n", b"p", pickle.dumps(_Planted(marker))),
-        lambda: json_codec.rebind("state/r/n", "state/r/m", payload),
-    ):
-        with pytest.raises(cs.IntegrityError) as error:
-            read()
-        assert str(error.value) == (
-            "stored value at 'state/r/n' was written with pickle, but this backend is set to json and reads only "
-            "json: refusing to read it (it may have been planted; delete it, or rerun to recompute it)"
-        )
-    opened, errors = json_codec.open_many("state/r/", {"n": payload, "ok": json_codec.dumps("state/r/ok", [1])})
-    assert list(opened) == ["ok"] and [e.key for e in errors] == ["state/r/n"]
-    assert not marker.exists()
-    # A pickle codec still reads json payloads; no codec reads an unknown serializer byte.
-    assert Codec("pickle").loads("k", Codec("json").dumps("k", {"a": 1})) == {"a": 1}
-    assert Codec("json").accepts(b"j") and not Codec("json").accepts(b"p") and Codec("pickle").accepts(b"p")
-    with pytest.raises(cs.IntegrityError, match="unknown serializer"):
-        Codec("pickle").deserialize("k", b"x", b"{}")
-
-
-def test_a_planted_pickle_in_a_json_sqlite_state_is_refused_on_resume(tmp_path, json_state):
-    marker = tmp_path / "ran"
-    store, factory = json_state
-    assert cs.run(total(make(3)), state_backend=factory, run_id="r") == 7
-    with store("r") as backend:
-        ids = sorted(backend.result_ids())
-        assert len(ids) == 2
-        backend.put_results({node_id: _planted(state_key("r", node_id), marker) for node_id in ids})
-    CALLS.clear()
-    with pytest.raises(cs.IntegrityError) as error:
-        cs.run(total(make(3)), state_backend=factory, run_id="r")
-    assert "was written with pickle, but this backend is set to json" in str(error.value)
-    assert "\n" not in str(error.value) and error.value.key.startswith("state/r/")
-    assert not marker.exists() and CALLS == []
-    store.close()
-
-
-def test_a_planted_pickle_in_a_json_sqlite_cache_is_a_miss(tmp_path, caplog):
-    marker = tmp_path / "ran"
-    cache = SqliteCacheBackend(tmp_path / "cache.db")
-    cache.serializer = "json"  # type: ignore[misc]
-    assert cs.run([square(2), square(3)], cache_backend=cache) == [4, 9]
-    with sqlite3.connect(tmp_path / "cache.db") as conn:
-        keys = [key for (key,) in conn.execute("SELECT key FROM cache")]
-    assert len(keys) == 2
-    cache.set_many({key: _planted(cache_storage_key(key), marker) for key in keys})
-    CALLS.clear()
-    caplog.set_level(logging.WARNING, logger="cascade")
-    assert cs.run([square(2), square(3)], cache_backend=cache) == [4, 9]
-    assert CALLS == ["square", "square"]  # recomputed
-    assert not marker.exists()
-    refused = [r.getMessage() for r in caplog.records if "was written with pickle" in r.getMessage()]
-    assert refused and all("set to json" in message for message in refused)
-    # The entries were overwritten with json payloads.
-    stored = cache.get_many(keys)
-    assert {payload[3:4] for payload in stored.values()} == {b"j"}
-    cache.close()
-
-
-# -- 2. passwords holding '/', '#' or '?' are never printed ---------------------------------------
+# -- passwords holding '/', '#' or '?' are never printed ---------------------------------------
 
 PASSWORDS = ["p/ss#w?rd", "a?b", "x#y/z", "Qz7/Kp#Wm?Xv"]
 TEMPLATES = ["redis://user:{pw}@db.internal:6379/0", "redis://:{pw}@db:6379/0?prefix=x", "memory://u:{pw}@name"]
@@ -197,15 +95,7 @@ def pipeline():
 
 
 def _cli(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if k not in ("CASCADE_STATE", "CASCADE_CACHE", "CASCADE_SECRET_KEY")}
-    return subprocess.run(
-        [sys.executable, "-m", "cascade_core", *args],
-        cwd=cwd,
-        env={**clean, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return cli(cwd, *args, env=env, unset=(*STORE_VARIABLES, "CASCADE_SECRET_KEY"))
 
 
 @pytest.fixture
@@ -231,57 +121,7 @@ def test_the_cli_never_prints_a_password_that_does_not_parse(flow, password):
             assert done.stderr.count("\n") == 1
 
 
-# -- 3. CASCADE_SECRET_KEY ------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("value", ["", "   ", "\t\n", ",", " , "])
-def test_a_blank_secret_key_is_refused(monkeypatch, value):
-    monkeypatch.setenv("CASCADE_SECRET_KEY", value)
-    with pytest.raises(ConfigurationError) as error:
-        cs.run(total(make(1)))
-    assert isinstance(error.value, cs.CascadeError) and CALLS == []
-    assert str(error.value) == (
-        "CASCADE_SECRET_KEY is set but holds no key (it is empty or blank): set it to a long random secret, "
-        "or unset it to store payloads unsigned"
-    )
-
-
-def test_a_short_secret_key_warns_once_and_signs(monkeypatch, caplog, tmp_path):
-    monkeypatch.setattr(codec, "_warned_short", set())
-    monkeypatch.setenv("CASCADE_SECRET_KEY", "k")
-    caplog.set_level(logging.WARNING, logger="cascade.security")
-    uri = f"sqlite:///{tmp_path}/s.db"
-    cs.run(total(make(1)), state_backend=uri, run_id="a")
-    cs.run(total(make(1)), state_backend=uri, run_id="b")
-    warnings = [r.getMessage() for r in caplog.records if r.name == "cascade.security"]
-    assert len(warnings) == 1
-    assert warnings[0].startswith("CASCADE_SECRET_KEY holds a key of 1 bytes (id ") and "at least 16" in warnings[0]
-    with SqliteStateStore(tmp_path / "s.db")("a") as backend:
-        payloads = backend.get_results(backend.result_ids())
-    assert payloads and all(payload[4:5] == b"h" for payload in payloads.values())  # signed
-
-    caplog.clear()
-    monkeypatch.setenv("CASCADE_SECRET_KEY", "a-long-enough-secret-key, k")  # rotation: the old short key is known
-    cs.run(total(make(1)), state_backend=uri, run_id="c")
-    assert not [r for r in caplog.records if r.name == "cascade.security"]
-
-
-def test_an_unset_secret_key_means_unsigned(monkeypatch, tmp_path):
-    monkeypatch.delenv("CASCADE_SECRET_KEY", raising=False)
-    assert codec.keys_from_env() == []
-    assert codec.keys_from_env({"CASCADE_SECRET_KEY": "one two,three"}) == [b"one", b"two", b"three"]
-
-
-def test_the_cli_refuses_a_blank_secret_key_in_one_line(flow):
-    done = _cli(flow, "run", "flow.py:pipeline", "--state", "sqlite:///s.db", env={"CASCADE_SECRET_KEY": "  "})
-    assert done.returncode == 2
-    assert done.stderr == (
-        "error: CASCADE_SECRET_KEY is set but holds no key (it is empty or blank): set it to a long random secret, "
-        "or unset it to store payloads unsigned\n"
-    )
-
-
-# -- 4. stored error text is masked; describe() never raises ---------------------------------------
+# -- stored error text is masked; describe() never raises ---------------------------------------
 
 UNREACHABLE = "cannot reach redis://u:hunter2@db:6379/0"
 
