@@ -174,6 +174,29 @@ class StoreUnderTest:
         finally:
             backend.close()
 
+    def leases_left(self, run_lease: bool = True) -> list[str]:
+        """The live leases and cache locks the store holds (what drivers left behind), for the
+        kinds that other processes share: sqlite and redis. ``run_lease=False`` leaves out the
+        run lease (``~run``), which sharing drivers that leave together may leave to expire."""
+        if self.kind == "redis":
+            import redis
+
+            with redis.Redis.from_url(self.uri) as client:
+                keys = [*client.keys("cascade:lease:*"), *client.keys("cascade:lock:*")]
+            names = [key.decode() for key in keys]
+        elif self.kind == "sqlite":
+            import sqlite3
+
+            conn = sqlite3.connect(self.uri.removeprefix("sqlite:///"))
+            try:
+                rows = conn.execute("SELECT scope, name FROM leases WHERE expires_at > ?", (time.time(),)).fetchall()
+            finally:
+                conn.close()
+            names = [f"{scope}/{name}" for scope, name in rows]
+        else:
+            raise NotImplementedError(f"leases_left() of a {self.kind} store")
+        return sorted(name for name in names if run_lease or not name.endswith("~run"))
+
     def __repr__(self) -> str:
         return f"StoreUnderTest({self.kind})"
 

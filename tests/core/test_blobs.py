@@ -1,5 +1,6 @@
-"""Large results by reference: blob stores (file://, memory://), references in state and cache,
-laziness, integrity, and what happens when a blob is lost (docs/blobs.md)."""
+"""Large results by reference: blob stores (file://, memory://), references in state and cache
+(a cache hit copied into a json state included), laziness, integrity, and what happens when a
+blob is lost (docs/blobs.md)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import cascade_core as cs
 from cascade_core._store.blob_protocol import blob_path
 from cascade_core._store.codec import Codec, state_key
 from cascade_core.backends.sqlite import SqliteStateStore
+from cascade_core.blobs.file import FileBlobStore
 from cascade_core.blobs.memory import MemoryBlobStore
 
 BIG = 200_000  # bytes: over the 64KiB threshold the tests use
@@ -260,7 +262,6 @@ def test_unreachable_blob_store_fails_the_task_naming_the_masked_uri_and_resume_
 
 
 def test_file_store_contract_write_once_atomic_and_listing(tmp_path):
-    from cascade_core.blobs.file import FileBlobStore
 
     store = FileBlobStore(str(tmp_path))
     data = b"hello" * 1000
@@ -318,3 +319,56 @@ def test_worker_in_another_process_writes_the_blob_itself(tmp_path):
     assert value == (("ab" * 100_000,), {})
     assert all(len(body) < 200 for body in pool.bodies)  # only references came back
     assert len(blob_files(root)) == 1
+
+
+# -- a cache hit copied into a json state goes through the blob store --------------------------
+
+
+TEXT_CALLS: list[int] = []
+
+
+@cs.task(name="text", cache=True)
+def text(n: int) -> str:
+    TEXT_CALLS.append(n)
+    return "x" * 300_000 + str(n)
+
+
+def _state_payloads(store, run_id: str) -> list[bytes]:
+    with store(run_id) as backend:
+        return list(backend.get_results(list(backend.result_ids())).values())
+
+
+def test_a_cache_hit_copied_into_a_json_state_is_stored_by_reference(tmp_path: Path, json_state):
+    TEXT_CALLS.clear()
+    store, state = json_state
+    cache = f"sqlite:///{tmp_path / 'cache.db'}"  # pickle
+    root = tmp_path / "blobs"
+    blobs = f"file://{root}?threshold=64KiB"
+    expected = "x" * 300_000 + "1"
+    assert cs.run(text(1), state_backend=state, cache_backend=cache, blob_store=blobs, run_id="computed") == expected
+    assert len(blob_files(root)) == 2  # the cache's pickle and the state's json
+    # Another run: a cache hit (pickle), copied into the json state by reference, not whole.
+    assert cs.run(text(1), state_backend=state, cache_backend=cache, blob_store=blobs, run_id="hit") == expected
+    assert TEXT_CALLS == [1]
+    (payload,) = _state_payloads(store, "hit")
+    assert len(payload) < 1000 and b"cascade-blob sha256:" in payload
+    assert payload[-1:] == b"j"  # the blob it names holds json, which this state reads
+    assert len(blob_files(root)) == 2  # the json blob was there already: written once
+    # The reference round-trips on resume, without the cache.
+    (tmp_path / "cache.db").unlink()
+    resumed = cs.run(text(1), state_backend=state, cache_backend="memory://", blob_store=blobs, run_id="hit")
+    assert resumed == expected and TEXT_CALLS == [1]
+    store.close()
+
+
+def test_a_small_cache_hit_is_copied_into_a_json_state_whole(tmp_path: Path, json_state):
+    TEXT_CALLS.clear()
+    store, state = json_state
+    cache = f"sqlite:///{tmp_path / 'cache.db'}"
+    blobs = f"file://{tmp_path / 'blobs'}?threshold=1MiB"  # over the value's size
+    for run_id in ("computed", "hit"):
+        assert cs.run(text(2), state_backend=state, cache_backend=cache, blob_store=blobs, run_id=run_id).endswith("2")
+    (payload,) = _state_payloads(store, "hit")
+    assert len(payload) > 300_000 and b"cascade-blob" not in payload
+    assert TEXT_CALLS == [2] and not (tmp_path / "blobs" / "sha256").exists()
+    store.close()

@@ -1,8 +1,10 @@
-"""``cascade run --blobs`` / ``$CASCADE_BLOBS``, ``cascade blobs du`` and ``gc``, and blob stores in
-``cascade backends`` (real subprocesses against sqlite and file:// stores)."""
+"""``cascade run --blobs`` / ``$CASCADE_BLOBS``, ``cascade blobs du`` and ``gc`` (stale temporary
+files of killed writes included), and blob stores in ``cascade backends`` (real subprocesses
+against sqlite and file:// stores)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -11,6 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
+from cascade_test_cli import STORE_VARIABLES, cli
+
+from cascade_core.blobs.file import FileBlobStore
 
 FLOW = """
 import os
@@ -128,3 +133,56 @@ def test_backends_lists_and_checks_blob_stores(project, tmp_path):
     assert blob_files(tmp / "blobs") == []  # the probe was deleted
     check = cascade(["backends", "check", "memory://"], env, tmp)
     assert check.returncode == 0 and "memory:// blobs: ok" in check.stdout
+
+
+# -- gc deletes the temporary files of killed writes (file://) ---------------------------------
+
+
+def _gc(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    return cli(cwd, "blobs", "gc", *args, unset=(*STORE_VARIABLES, "CASCADE_BLOBS"), timeout=120)
+
+
+def test_gc_deletes_stale_temporary_files_and_keeps_fresh_ones(tmp_path: Path):
+    root = tmp_path / "blobs"
+    store = FileBlobStore(str(root))
+    data = b"\x01" * 1000
+    blob_id = "sha256:" + hashlib.sha256(data).hexdigest()
+    assert store.put(blob_id, data)
+    (blob,) = [path for path in (root / "sha256").rglob("*") if path.is_file()]
+    stale = blob.with_name(blob.name + ".4242.1.tmp")  # a write killed two hours ago
+    stale.write_bytes(b"\x01" * 300)
+    old = time.time() - 7200
+    os.utime(stale, (old, old))
+    fresh = blob.parent.parent / "ef" / ("ab" * 32 + ".4243.2.tmp")  # a write under way, in another folder
+    fresh.parent.mkdir()
+    fresh.write_bytes(b"\x02" * 50)
+    assert list(store.list_blobs()) == [(blob_id, 1000, blob.stat().st_mtime)]  # temporaries are no blobs
+    args = ["--blobs", f"file://{root}", "--state", "none", "--cache", "none"]  # nothing references it
+    stale_name = str(stale.relative_to(root))
+    # --dry-run reports the stale one and deletes nothing.
+    dry = _gc([*args, "--older-than", "1h", "--dry-run"], tmp_path)
+    assert dry.returncode == 0, dry.stderr
+    assert f"would delete temporary file {stale_name}\n" in dry.stdout
+    assert "would delete 1 stale temporary files (300 bytes)" in dry.stdout and str(fresh.name) not in dry.stdout
+    assert stale.exists() and fresh.exists()
+    done = _gc([*args, "--older-than", "1h", "--json"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["temporary"] == 2 and report["temporary_deleted"] == [stale_name]
+    assert report["temporary_deleted_bytes"] == 300
+    assert report["recent"] == 1 and report["deleted"] == []  # the blob itself is recent: kept
+    assert not stale.exists() and fresh.exists() and blob.exists()
+    # A second gc finds nothing more to delete.
+    again = json.loads(_gc([*args, "--older-than", "1h", "--json"], tmp_path).stdout)
+    assert again["temporary"] == 1 and again["temporary_deleted"] == []
+
+
+def test_delete_temporary_refuses_anything_but_a_temporary_file_of_the_store(tmp_path: Path):
+    store = FileBlobStore(str(tmp_path / "blobs"))
+    outside = tmp_path / "precious.tmp"
+    outside.write_bytes(b"keep")
+    for name in ("../precious.tmp", "sha256/../../precious.tmp", "sha256/ab/cd/" + "ab" * 32):
+        with pytest.raises(ValueError, match="not a temporary file of"):
+            store.delete_temporary(name)
+    assert outside.exists()
+    assert store.delete_temporary("sha256/ab/cd/x.1.2.tmp") is False

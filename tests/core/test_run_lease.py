@@ -1,7 +1,7 @@
-"""The run lease on sqlite: one driver per run id unless the drivers share it (leases=True),
-sharing drivers split the work, a dead driver's run is taken over once its lease expires, and a
-driver that exits (Ctrl-C) releases everything at once. tests/redis/test_redis_run_lease.py runs
-the same scenarios (tests/drivers.py) on a real redis-server."""
+"""The run lease: one driver per run id unless the drivers share it (leases=True), sharing drivers
+split the work, a dead driver's run is taken over once its lease expires, and a driver that
+exits (Ctrl-C) releases everything at once. The driver scenarios (tests/drivers.py) run in
+separate processes on sqlite and on a real redis-server (any_shared_state)."""
 
 from __future__ import annotations
 
@@ -24,31 +24,34 @@ def uri(tmp_path):
     return f"sqlite:///{tmp_path / 'shared.db'}"
 
 
-def test_a_second_driver_of_a_live_run_is_refused_naming_the_holder(tmp_path, uri, drivers, monkeypatch):
-    drivers.second_driver_is_refused(tmp_path, uri, monkeypatch)
+def test_a_second_driver_of_a_live_run_is_refused_naming_the_holder(tmp_path, any_shared_state, drivers, monkeypatch):
+    drivers.second_driver_is_refused(tmp_path, any_shared_state.uri, monkeypatch)
 
 
-def test_a_second_cli_driver_is_refused_with_one_line(tmp_path, drivers):
-    drivers.second_cli_driver_is_refused(tmp_path, "sqlite:///cli.db")
-
-
-@pytest.mark.slow
-def test_sharing_drivers_split_the_work_and_count_what_others_did(tmp_path, uri, drivers):
-    drivers.sharing_drivers_split_the_work(tmp_path, uri)
-
-
-def test_a_killed_driver_of_this_machine_is_taken_over_at_once(tmp_path, uri, drivers, monkeypatch):
-    drivers.killed_driver_is_taken_over_at_once(tmp_path, uri, monkeypatch)
+def test_a_second_cli_driver_is_refused_with_one_line(tmp_path, any_shared_state, drivers):
+    drivers.second_cli_driver_is_refused(tmp_path, any_shared_state.uri)
 
 
 @pytest.mark.slow
-def test_exclusive_and_sharing_drivers_refuse_each_other(tmp_path, uri, drivers, monkeypatch):
-    drivers.exclusive_and_sharing_drivers_refuse_each_other(tmp_path, uri, monkeypatch)
+def test_sharing_drivers_split_the_work_and_count_what_others_did(tmp_path, any_shared_state, drivers):
+    drivers.sharing_drivers_split_the_work(tmp_path, any_shared_state.uri)
+    assert any_shared_state.leases_left(run_lease=False) == []  # every node lease and cache lock released
+
+
+def test_a_killed_driver_of_this_machine_is_taken_over_at_once(tmp_path, any_shared_state, drivers, monkeypatch):
+    drivers.killed_driver_is_taken_over_at_once(tmp_path, any_shared_state.uri, monkeypatch)
+
+
+@pytest.mark.slow
+def test_exclusive_and_sharing_drivers_refuse_each_other(tmp_path, any_shared_state, drivers, monkeypatch):
+    drivers.exclusive_and_sharing_drivers_refuse_each_other(tmp_path, any_shared_state.uri, monkeypatch)
 
 
 @pytest.mark.parametrize("leases", [False, True], ids=["default", "leases"])
-def test_ctrl_c_then_the_printed_resume_command_starts_at_once(tmp_path, drivers, leases):
-    drivers.interrupted_cli_resumes_at_once(tmp_path, "sqlite:///s.db", "sqlite:///s.db", leases=leases)
+def test_ctrl_c_then_the_printed_resume_command_starts_at_once(tmp_path, any_shared_state, drivers, leases):
+    uri = any_shared_state.uri
+    drivers.interrupted_cli_resumes_at_once(tmp_path, uri, uri, leases=leases)
+    assert any_shared_state.leases_left() == []
 
 
 def test_a_driver_that_stops_on_an_exception_releases_the_run_at_once(uri, counter):
