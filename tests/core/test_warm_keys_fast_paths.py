@@ -94,7 +94,7 @@ def test_ids_and_prefetched_keys_match_their_definitions(shape):
         assert node.id == defined, node.task.name
         assert node.key_digest == key_digest[node.index], node.task.name
     ctx = RunContext(graph, "run-1", cs.MemoryStateStore(), cs.MemoryCacheBackend(), [])
-    lookup = CacheLookup(ctx, RunRecords(ctx, []))
+    lookup = CacheLookup(ctx, RunRecords(ctx))
     wanted: dict[str, list[int]] = {}
     lookup._compute_keys(wanted)
     # The general definition of the others: each upstream enters by its own cache key; a node

@@ -91,7 +91,7 @@ class CacheLookup:
         reads if every key is a hit) and a cache that counts entries (``count_entries``), only
         those are read and the others counted: an entry found but not read maps to None.
         """
-        status = self.ctx.status
+        table = self.ctx.table
         wanted: dict[str, list[int]] = {}
         with collection_paused():
             self._compute_keys(wanted)
@@ -104,12 +104,10 @@ class CacheLookup:
             found = dict(cache.get_many(list(wanted)))
         else:
             for indexes in wanted.values():  # as if every key were a hit
-                for index in indexes:
-                    status[index] = DONE
+                table.mark(indexes, DONE)
             read = values_needed()
             for indexes in wanted.values():
-                for index in indexes:
-                    status[index] = PENDING
+                table.mark(indexes, PENDING)
             found = dict(cache.get_many(read)) if read else {}
             was_read = set(read)
             unread = [key for key in wanted if key not in was_read]
@@ -118,8 +116,7 @@ class CacheLookup:
             else:  # some are missing: which ones decides what runs
                 found.update(cache.get_many(unread))
         for key in found:
-            for index in wanted[key]:
-                status[index] = DONE
+            table.mark(wanted[key], DONE)  # counted as cached when taken (take_hits) or counted (plan)
         return found, wanted
 
     def _compute_keys(self, wanted: dict[str, list[int]]) -> None:
@@ -218,7 +215,7 @@ class CacheLookup:
         nodes, results = ctx.nodes, ctx.results
         for index, entry in used.items():
             results[index] = entry[2]
-        records.counts["cached"] += len(used) + len(unused)
+        ctx.table.count("cached", len(used) + len(unused))
         if records.records is not None:
             for index, (_, body, _) in used.items():
                 records.record(index, "cached", 0.0, len(body))
@@ -283,9 +280,7 @@ class CacheLookup:
         if not keys:
             return []
         hits = self.verified(self.ctx.cache.get_many(list(keys)), keys)
-        status = self.ctx.status
-        for index in hits:
-            status[index] = DONE
+        self.ctx.table.mark(hits, DONE)  # counted by take_hits
         if hits:
             self.take_hits(hits)
         return list(hits)

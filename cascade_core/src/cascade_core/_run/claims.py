@@ -12,7 +12,7 @@ from .._store.codec import state_key
 from .._store.leases import LeaseKeeper, lease_holders, new_owner, supports_leases
 from .._store.process import gone
 from .cache_lookup import CacheLookup
-from .context import DONE, RunContext
+from .context import RunContext
 from .plan import load_result
 from .records import RunRecords, log
 
@@ -103,7 +103,7 @@ class Claims:
         """
         if not ids:
             return []
-        ctx, records = self.ctx, self.records
+        ctx = self.ctx
         found = ctx.state.get_results(list(ids))
         finished = []
         for node_id, payload in found.items():
@@ -119,9 +119,8 @@ class Claims:
                     task = ctx.nodes[index].task.name
                     log.warning("stored result of task %s (node %s) is lost: %s; it runs again", task, node_id, exc)
                 continue
-            ctx.status[index] = DONE
-            records.counts["by_other_drivers"] += 1
-            records.skip(index, "done by another driver")
+            ctx.table.finish(index, "by_other_drivers")
+            ctx.table.announce_skip(index, "done by another driver")
             finished.append(index)
         self.release(finished)
         return finished

@@ -11,11 +11,7 @@ from .._plugins.call import Encoding
 from .._plugins.capabilities import StoreCapabilities
 from .._store.blob_refs import code_of, serialize_for_cache  # noqa: F401  (for the scheduler: one import line there)
 from .._store.codec import Codec, state_key
-
-MISSING: Any = object()  # a node's result before it is known
-
-# A node's state during a run (a byte per node in RunContext.status).
-PENDING, DONE, FAILED, SKIPPED = 0, 1, 2, 3
+from .node_table import DONE, FAILED, MISSING, PENDING, SKIPPED, NodeTable  # noqa: F401  (one import line for users)
 
 
 class RunContext:
@@ -35,6 +31,7 @@ class RunContext:
         "cache_max_payload",
         "blobs",
         "state_prefix",
+        "table",
         "results",
         "status",
         "keys",
@@ -51,6 +48,7 @@ class RunContext:
         secret_keys: list[bytes],
         cancel: threading.Event | None = None,
         blobs: Any = None,
+        events: Any = None,
     ) -> None:
         self.graph = graph
         self.nodes = graph.nodes
@@ -70,11 +68,9 @@ class RunContext:
         self.cache_max_payload = cache_caps.max_payload_bytes
         self.blobs = blobs  # the run's BlobSpec (_blobs), or None: results are stored whole
         self.state_prefix = state_key(run_id, "")  # + node id: the storage key of a result
-        n = len(graph.nodes)
-        self.results: list[Any] = [MISSING] * n
-        self.status = bytearray(n)
-        self.keys: list[str | None] = [None] * n  # cache keys, once known
-        self.looked_up = bytearray(n)  # 1: the node's cache key was looked up already
+        # The node table owns every node's state; these aliases are its slots (they grow in place).
+        self.table = table = NodeTable(graph.nodes, run_id, events)
+        self.results, self.status, self.keys, self.looked_up = table.results, table.status, table.keys, table.looked_up
         self.cancel = cancel  # set when the awaiting arun() is cancelled
 
     def cancelled(self) -> bool:

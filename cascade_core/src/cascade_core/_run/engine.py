@@ -25,6 +25,7 @@ from .._build.graph import build_graph
 from .._build.values import shape_result
 from .._errors import DefinitionError, ParamError, TaskFailed
 from .._masking import describe
+from .._plugins.events import make_events
 from .._plugins.resolve import check_lease_ttl, check_run_id, check_workers, new_run_id
 from .._store.blob_refs import BlobError
 from .._store.codec import keys_from_env
@@ -164,7 +165,8 @@ class Engine:
                         f"{res.state_spec.instance.run_id!r}: pass a factory to bind other run ids"
                     )
                 state = res.open_state(run_id)
-                ctx = RunContext(graph, run_id, state, res.cache_spec.backend, self._keys(), cancel, res.blobs)
+                events = make_events(self.observers)
+                ctx = RunContext(graph, run_id, state, res.cache_spec.backend, self._keys(), cancel, res.blobs, events)
                 run = _Run(self, ctx, res, collection)
                 try:
                     report = run.execute()
@@ -187,7 +189,7 @@ class _Run:
         self.res = res
         self.collection = collection
         self.resume_command = engine.resume_command
-        self.records = RunRecords(ctx, engine.observers)
+        self.records = RunRecords(ctx)
         caps = res.executor_caps
         self.lookup = CacheLookup(ctx, self.records, gather=caps.gather, hold=caps.hold_reference)
         state_label, cache_label = res.state_spec.label, res.cache_spec.label

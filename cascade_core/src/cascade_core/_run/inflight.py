@@ -10,6 +10,7 @@ the scheduler at once through :class:`Cancel`.
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -53,8 +54,6 @@ class InFlight:
 
     def _queue(self) -> Any:
         if self.completed is None:
-            import queue
-
             self.completed = queue.SimpleQueue()
         return self.completed
 
@@ -96,12 +95,12 @@ class InFlight:
                 wait = until_check if wait is None else min(wait, until_check)
             try:
                 batch = [completed.get(timeout=wait)]
-            except Exception:  # queue.Empty after the timeout
+            except queue.Empty:
                 batch = []
             while True:
                 try:
                     batch.append(completed.get_nowait())
-                except Exception:  # queue.Empty
+                except queue.Empty:
                     break
             outcomes = [outcome for outcome in batch if outcome is not _WAKE and self._accept(outcome)]
             if self.handles and self.grace is not None and time.monotonic() >= self.next_check:

@@ -15,7 +15,7 @@ from .._store.blob_refs import BlobError, check_reference, for_workers
 from .._store.codec import state_key
 from .._store.serializers import REF_CODE
 from .cache_lookup import CacheLookup, Hit
-from .context import DONE, MISSING, PENDING, SKIPPED, RunContext
+from .context import DONE, MISSING, PENDING, RunContext
 from .records import RunRecords, log
 
 
@@ -28,10 +28,9 @@ def positions(flags: bytearray, value: int = 1):  # -> Iterator[int]
 
 def prepare(ctx: RunContext, records: RunRecords, lookup: CacheLookup, stored: set[str]) -> bytearray:
     """Take stored results and cache hits, and return which nodes must run (a flag per node)."""
-    nodes, status = ctx.nodes, ctx.status
+    nodes, status, table = ctx.nodes, ctx.status, ctx.table
     resumed = [node.index for node in nodes if node.id in stored] if stored else []
-    for index in resumed:
-        status[index] = DONE
+    table.mark(resumed, DONE)  # counted once the plan holds
     keys, looked_up = ctx.keys, ctx.looked_up
     # Unless each hit's size is recorded, only the entries whose values the run reads are
     # transferred (with a cache that can count the others).
@@ -60,23 +59,20 @@ def prepare(ctx: RunContext, records: RunRecords, lookup: CacheLookup, stored: s
             continue  # a stored result whose blob is lost runs again: plan again
         for key in used:
             if wanted[key][0] not in opened:
-                for index in wanted[key]:
-                    status[index] = PENDING
+                table.mark(wanted[key], PENDING)
     if sizes_recorded:  # then every entry was read
         unused = {index: len(cast(bytes, payload)) for key, payload in found.items() for index in wanted[key]}
         lookup.take_hits(hits, unused)
     else:  # nothing records them one by one: count them
-        records.counts["cached"] += sum(map(len, map(wanted.__getitem__, found)))
+        table.count("cached", sum(map(len, map(wanted.__getitem__, found))))
         lookup.take_hits(hits)
-    records.counts["resumed"] += len(resumed)
-    if records.events:
+    table.count("resumed", len(resumed))
+    if table.events:
         for index in resumed:
-            records.skip(index, "resumed")
+            table.announce_skip(index, "resumed")
     for index in positions(status, PENDING):
         if not must_run[index]:
-            status[index] = SKIPPED
-            records.counts["skipped"] += 1
-            records.skip(index, "not needed")
+            table.skip(index, "not needed")
     return must_run
 
 
@@ -98,8 +94,7 @@ def _read_counted(ctx: RunContext, used: dict, found: dict, wanted: dict[str, li
         else:
             gone = True
             del used[key], found[key]
-            for index in wanted[key]:
-                ctx.status[index] = PENDING
+            ctx.table.mark(wanted[key], PENDING)
     return gone
 
 
@@ -149,8 +144,8 @@ def load_stored(ctx: RunContext, resumed: list[int], need_value: bytearray, hold
             task = ctx.nodes[index].task.name
             log.warning("stored result of task %s (node %s) is lost: %s; it runs again", task, node_id, exc)
             lost.append(index)
+    ctx.table.mark(lost, PENDING)
     for index in lost:
-        ctx.status[index] = PENDING
         resumed.remove(index)
     return lost
 

@@ -9,16 +9,12 @@ from collections.abc import Iterable
 from typing import Any
 
 from .._masking import describe
-from .._plugins.events import make_events
 from .._store.blob_refs import parse_reference
 from .._store.process import driver_name
 from .._store.serializers import is_reference
 from .._times import stamp
 
 log = logging.getLogger("cascade")
-
-# How each node ended, by count name. ``by_other_drivers``: stored by another driver sharing the run.
-COUNT_NAMES = ("total", "executed", "cached", "resumed", "by_other_drivers", "failed", "skipped")
 
 
 class RunRecords:
@@ -28,16 +24,15 @@ class RunRecords:
     finished), turned into JSON once, at the end; None when the state backend keeps no records.
     """
 
-    def __init__(self, ctx: Any, observers: Iterable[object]) -> None:
+    def __init__(self, ctx: Any) -> None:
         self.ctx = ctx
         self.nodes = ctx.nodes
         self.run_id = ctx.run_id
-        self.events = make_events(observers)
+        self.events = ctx.table.events  # the observers' hooks (make_events), shared with the node table
         self.debug = log.isEnabledFor(logging.DEBUG)
-        self.counts = dict.fromkeys(COUNT_NAMES, 0)
-        self.counts["total"] = len(ctx.nodes)
+        self.counts = ctx.table.counts  # kept by the node table, reported from here
         self.failures: list[tuple[int, BaseException]] = []
-        self.skipped: dict[str, str] = {}  # node id -> reason, for state.mark_skipped
+        self.skipped = ctx.table.skipped  # node id -> reason, for state.mark_skipped
         self.clock = (time.time(), time.perf_counter())
         # The sixth field: the blob id of a result stored by reference, else None.
         self.records: dict[int, tuple[str, float, int | None, str | None, float, str | None]] | None = (
@@ -113,13 +108,6 @@ class RunRecords:
                     run_id=self.run_id, task=node.task.name, node_id=node.id, duration=0.0, cached=True
                 )
 
-    def skip(self, index: int, reason: str) -> None:
-        if self.events:
-            node = self.nodes[index]
-            self.events.hook.cascade_task_skipped(
-                run_id=self.run_id, task=node.task.name, node_id=node.id, reason=reason
-            )
-
     def record(self, index: int, status: str, duration: float, size: int | None, text: str | None = None) -> None:
         if self.records is not None:
             self.records[index] = (status, duration, size, text, time.perf_counter(), None)
@@ -157,8 +145,8 @@ class RunRecords:
             )
 
     def failed(self, index: int, error: BaseException, stops_run: bool, duration: float) -> None:
-        """Count a failure; unless it stops the run (interrupted), log it and tell observers."""
-        self.counts["failed"] += 1
+        """Record a failure (the node table counts it); unless it stops the run (interrupted), log it
+        and tell observers."""
         self.failures.append((index, error))
         self.record(index, "failed", duration, None, describe(error))
         if stops_run:  # interrupted: the run stops, the task did not fail

@@ -24,9 +24,8 @@ from .._store.leases import Backoff
 from .availability import Availability
 from .cache_lookup import CacheLookup
 from .claims import Claims
-from .context import DONE, FAILED, PENDING, SKIPPED, RunContext, code_of, serialize_for_cache
+from .context import RunContext, code_of, serialize_for_cache
 from .inflight import InFlight
-from .plan import positions
 from .records import RunRecords, log
 
 
@@ -63,8 +62,6 @@ class Scheduler:
         # With node leases, looked up but not claimed yet: a driver claims no more nodes than
         # it can start now, so that the drivers sharing a run split its work.
         self.claimable: deque[int] | None = deque() if self.claims.node_leases is not None else None
-        self.remaining: list[int] = []
-        self.must_run = bytearray()
         self.inflight = InFlight(executor, executor_label, ctx.cancel, caps.outcome_timeout)
         self.handles = self.inflight.handles  # node index -> the executor's handle of its running call
         self.attempts: dict[int, int] = {}  # node index -> attempt number, for nodes being retried
@@ -74,14 +71,7 @@ class Scheduler:
 
     def run(self, must_run: bytearray) -> None:
         """Run every node flagged in ``must_run`` (whose upstreams are done or will be)."""
-        nodes, status = self.ctx.nodes, self.ctx.status
-        self.remaining = remaining = [0] * len(nodes)
-        self.must_run = must_run
-        for index in positions(must_run):
-            count = sum(1 for up in nodes[index].upstream if status[up] != DONE)
-            remaining[index] = count
-            if count == 0:
-                self.ready.append(index)
+        self.ready.extend(self.ctx.table.plan(must_run))
         try:
             self._loop_until_done()
         except BaseException as exc:
@@ -195,13 +185,11 @@ class Scheduler:
             return
         duration = perf_counter() - started
         ctx.results[index] = value
-        status = ctx.status
-        status[index] = DONE
-        records.counts["executed"] += 1
+        ctx.table.finish(index, "executed")
         if records.records is not None:
             records.stored(index, duration, body)
         ctx.state.put_results({node.id: ctx.codec.seal(ctx.state_prefix + node.id, self._code_of(body), body)})
-        self._release_indexes([index])
+        ctx.table.release((index,), ctx.graph.downstream, self.ready)
 
     # -- hand-off ------------------------------------------------------------------
 
@@ -253,7 +241,7 @@ class Scheduler:
     def _complete(self, outcomes: list[Outcome]) -> None:
         """Store a batch of finished calls in one write, then release their downstream."""
         ctx, records = self.ctx, self.records
-        nodes, results, status, keys = ctx.nodes, ctx.results, ctx.status, ctx.keys
+        nodes, results, keys, table = ctx.nodes, ctx.results, ctx.keys, ctx.table
         codec, cache_codec = ctx.codec, ctx.cache_codec
         to_store: dict[str, bytes] = {}
         to_cache: dict[float | None, dict[str, bytes]] = {}
@@ -280,8 +268,7 @@ class Scheduler:
             body = outcome.body
             assert body is not None
             results[index] = outcome.value
-            status[index] = DONE
-            records.counts["executed"] += 1
+            table.finish(index, "executed")
             records.stored(index, outcome.duration, body)
             code = self._code_of(body)
             to_store[node.id] = codec.seal(ctx.state_prefix + node.id, code, body)
@@ -342,14 +329,7 @@ class Scheduler:
 
     def _release_indexes(self, indexes: list[int]) -> None:
         """Make ready every downstream node whose upstreams are all done now."""
-        downstream, status = self.ctx.graph.downstream, self.ctx.status
-        remaining, must_run, ready = self.remaining, self.must_run, self.ready
-        for index in indexes:
-            for down in downstream[index]:
-                if must_run[down]:
-                    remaining[down] -= 1
-                    if remaining[down] == 0 and status[down] == PENDING:
-                        ready.append(down)
+        self.ctx.table.release(indexes, self.ctx.graph.downstream, self.ready)
 
     def _stops_run(self, error: BaseException) -> bool:
         """Ctrl-C, SystemExit and a cancelled arun() stop the run; a task's own exceptions, and
@@ -363,22 +343,10 @@ class Scheduler:
         return True
 
     def _fail(self, index: int, error: BaseException, stops_run: bool, duration: float) -> None:
-        ctx, records = self.ctx, self.records
-        ctx.status[index] = FAILED
-        records.failed(index, error, stops_run, duration)
-        if stops_run:
-            return
-        nodes, status, must_run = ctx.nodes, ctx.status, self.must_run
-        reason = f"upstream failed: {nodes[index].task.name}"
-        downstream = ctx.graph.downstream
-        stack = list(downstream[index])
-        while stack:
-            down = stack.pop()
-            if status[down] != PENDING or not must_run[down]:
-                continue
-            status[down] = SKIPPED
-            records.counts["skipped"] += 1
-            records.skipped[nodes[down].id] = reason
-            records.skip(down, reason)
-            stack.extend(downstream[down])
+        ctx = self.ctx
+        ctx.table.fail(index)
+        self.records.failed(index, error, stops_run, duration)
+        if not stops_run:
+            reason = f"upstream failed: {ctx.nodes[index].task.name}"
+            ctx.table.skip_downstream(index, reason, ctx.graph.downstream)
 
