@@ -15,9 +15,7 @@ STORE_VARIABLES = ("CASCADE_STATE", "CASCADE_CACHE")  # the caller's defaults mu
 STATE = "sqlite:///runs.db"  # relative to the command's working directory
 STORE = ["--state", STATE, "--cache", STATE]
 
-# The example flow of the CLI tests: loads (cached), a check that fails on --param fail=true,
-# function targets that take parameters, one-task targets.
-FLOW = """
+FLOW_HEAD = """
 from __future__ import annotations
 
 import os
@@ -29,8 +27,13 @@ fail = cs.Param("fail", default=False, type=bool)
 def note(name):
     with open(os.environ["FLOW_LOG"], "a") as log:
         log.write(name + "\\n")
+"""  # what a flow of these tests starts with: note() logs a call for calls() to count
 
-
+# The example flow of the CLI tests: loads (cached), a check that fails on --param fail=true,
+# function targets that take parameters, one-task targets.
+FLOW = (
+    FLOW_HEAD
+    + """
 @cs.task(cache=True)
 def load(i: int) -> int:
     note("load")
@@ -71,6 +74,7 @@ def single():
 def failing():
     return explode()
 """
+)
 
 
 def write_flow(directory: Path, text: str = FLOW) -> Path:

@@ -26,6 +26,19 @@ def _node_id(target) -> str:
     return node_id
 
 
+def _one_node(name: str, value: str, counter):
+    """A task of one node counting its runs under ``name``, and that node's id."""
+
+    @cs.task(name=f"claims.{name}")
+    def node():
+        counter.hit(name)
+        return value
+
+    node_id = _node_id(node())
+    counter.calls.clear()
+    return node, node_id
+
+
 class Driver(threading.Thread):
     """A driver in a thread of its own: ``cs.Engine(...).execute`` with ``leases=True``."""
 
@@ -110,13 +123,7 @@ def test_a_lease_given_up_without_a_result_is_taken_over_by_the_waiter(any_state
 
 
 def test_a_crashed_holders_node_lease_is_freed_at_once(any_state, counter, caplog):
-    @cs.task(name="claims.orphan")
-    def orphan():
-        counter.hit("orphan")
-        return "done"
-
-    node_id = _node_id(orphan())
-    counter.calls.clear()
+    orphan, node_id = _one_node("orphan", "done", counter)
     backend = any_state.state("orphaned")
     assert backend.acquire_leases([node_id], _gone_owner(), 600.0) == {node_id}
     caplog.set_level(logging.WARNING, logger="cascade")
@@ -129,13 +136,7 @@ def test_a_crashed_holders_node_lease_is_freed_at_once(any_state, counter, caplo
 
 @pytest.mark.parametrize("kind", ["memory", "sqlite"])
 def test_a_live_holders_node_lease_is_taken_once_it_expires(kind, tmp_path, counter, wait_until):
-    @cs.task(name="claims.expiring")
-    def expiring():
-        counter.hit("expiring")
-        return "mine"
-
-    node_id = _node_id(expiring())
-    counter.calls.clear()
+    expiring, node_id = _one_node("expiring", "mine", counter)
     store = cs.MemoryStateStore() if kind == "memory" else SqliteStateStore(tmp_path / "state.db")
     with frozen_clock() as clock:
         # A holder that cannot be told dead (not a token of this machine): only expiry frees it.

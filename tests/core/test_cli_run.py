@@ -12,20 +12,16 @@ import time
 from pathlib import Path
 
 import pytest
-from cascade_test_cli import calls, cli
+from cascade_test_cli import FLOW_HEAD, calls, cli
 
 # Every task appends its name to $FLOW_LOG, so a test counts executions across processes.
-FLOW = """
-import os, time
-import cascade_core as cs
+FLOW = (
+    FLOW_HEAD
+    + """import time
 
-fail = cs.Param("fail", default=False, type=bool)
 SLOW = float(os.environ.get("FLOW_SLOW", "0"))
 
 
-def note(name):
-    with open(os.environ["FLOW_LOG"], "a") as log:
-        log.write(name + "\\n")
 
 
 @cs.task(cache=True)
@@ -67,6 +63,7 @@ def letters() -> set:
 
 as_set = letters()
 """
+)
 
 
 def as_command(printed: str) -> list[str]:

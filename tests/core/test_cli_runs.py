@@ -11,20 +11,11 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from cascade_test_cli import calls, cli, ok
+from cascade_test_cli import FLOW_HEAD, calls, cli, ok
 
-FLOW = """
-import os
-import cascade_core as cs
-
-fail = cs.Param("fail", default=False, type=bool)
-
-
-def note(name):
-    with open(os.environ["FLOW_LOG"], "a") as log:
-        log.write(name + "\\n")
-
-
+FLOW = (
+    FLOW_HEAD
+    + """
 @cs.task(cache=True)
 def load(i: int) -> str:
     note("load")
@@ -54,6 +45,7 @@ def publish(total: int) -> str:
 def pipeline():
     return publish(check([measure(load(i)) for i in range(3)], fail))
 """
+)
 
 STATE = "sqlite:///runs.db"
 STORE = ["--state", STATE, "--cache", STATE]

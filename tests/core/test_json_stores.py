@@ -1,7 +1,7 @@
 """A store set to json (``serializer = "json"``, ``?serializer=json`` on Redis) never unpickles:
 a planted pickle in its state is refused on resume, one in its cache is a miss that is
 recomputed and overwritten; a pickle store still reads what a json store wrote. On memory://,
-sqlite:// and a real redis-server (any_state)."""
+sqlite:// and a real redis-server (any_state); through the CLI on Redis (``?serializer=json``)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pickle
 from pathlib import Path
 
 import pytest
+from cascade_test_cli import cli
 
 import cascade_core as cs
 from cascade_core._store.codec import Codec, cache_storage_key, state_key
@@ -120,3 +121,51 @@ def test_a_pickle_store_still_reads_what_a_json_store_wrote(any_state):
     CALLS.clear()
     assert cs.run([square(4)], cache_backend=any_state.cache()) == [16]
     assert CALLS == []
+
+
+PLANTED_FLOW = """
+import cascade_core as cs
+
+
+@cs.task
+def make() -> list:
+    return [1, 2]
+
+
+@cs.task
+def total(values: list) -> int:
+    return sum(values)
+
+
+def pipeline():
+    return total(make())
+"""
+
+
+@pytest.mark.redis
+def test_the_cli_refuses_a_planted_pickle_in_one_line(redis_uri, redis_server, tmp_path):
+    marker = tmp_path / "ran"
+    (tmp_path / "flow.py").write_text(PLANTED_FLOW)
+    args = [
+        "run",
+        "flow.py:pipeline",
+        "--state",
+        redis_uri + "?serializer=json",
+        "--cache",
+        "memory://",
+        "--run-id",
+        "cli",
+    ]
+    unset = ("CASCADE_STATE", "CASCADE_CACHE", "CASCADE_SECRET_KEY")
+    first = cli(tmp_path, *args, unset=unset)
+    assert first.returncode == 0, first.stderr
+    with redis_server.client() as client:
+        for node_id in client.hkeys("cascade:run:{cli}:results"):
+            planted = _planted(state_key("cli", node_id.decode()), marker)
+            client.hset("cascade:run:{cli}:results", node_id, planted)
+    done = cli(tmp_path, *args, unset=unset)
+    assert done.returncode == 1 and not marker.exists()  # a stored payload refused (docs/cli.md)
+    error_lines = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(error_lines) == 1 and error_lines[0].startswith("error: stored value at 'state/cli/")
+    assert "was written with pickle, but this backend is set to json" in error_lines[0]
+    assert "Traceback" not in done.stderr

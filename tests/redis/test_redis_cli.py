@@ -13,22 +13,13 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from cascade_test_cli import calls, cli
+from cascade_test_cli import FLOW_HEAD, calls, cli
 
 pytestmark = pytest.mark.redis
 
-FLOW = """
-import os
-import cascade_core as cs
-
-fail = cs.Param("fail", default=False, type=bool)
-
-
-def note(name):
-    with open(os.environ["FLOW_LOG"], "a") as log:
-        log.write(name + "\\n")
-
-
+FLOW = (
+    FLOW_HEAD
+    + """
 @cs.task(cache=True)
 def load(i: int) -> int:
     note("load")
@@ -46,6 +37,7 @@ def check(values: list, fail: bool) -> int:
 def pipeline():
     return check([load(i) for i in range(3)], fail)
 """
+)
 
 
 def resume_args(stderr: str) -> list[str]:

@@ -5,26 +5,16 @@ server is unreachable. Abandoned runs on Redis: tests/core/test_cli_runs_abandon
 from __future__ import annotations
 
 import json
-import pickle
 from pathlib import Path
 
 import pytest
-from cascade_test_cli import cli
-
-from cascade_core._store.codec import Codec, state_key
+from cascade_test_cli import FLOW_HEAD, cli
 
 pytestmark = pytest.mark.redis
 
-FLOW = """
-import os
-import cascade_core as cs
-
-
-def note(name):
-    with open(os.environ["FLOW_LOG"], "a") as log:
-        log.write(name + "\\n")
-
-
+FLOW = (
+    FLOW_HEAD
+    + """
 @cs.task(cache=True)
 def load(i: int) -> int:
     note("load")
@@ -39,6 +29,7 @@ def total(values: list) -> int:
 def pipeline(n: int = 3):
     return total([load(i) for i in range(n)])
 """
+)
 
 
 def loads(cwd: Path) -> int:
@@ -96,60 +87,3 @@ def test_json_errors_on_an_unreachable_server(flow, closed_port):
     # A check that fails is a report (exit 1), still JSON.
     done = cli(flow, "backends", "check", f"redis://127.0.0.1:{closed_port}/0?socket_timeout=1", "--json")
     assert done.returncode == 1 and json.loads(done.stdout)["ok"] is False
-
-
-class _Planted:
-    """Unpickling this creates ``path``: the proof that a planted pickle ran."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = str(path)
-
-    def __reduce__(self):
-        return (open, (self.path, "w"))
-
-
-def _planted(storage_key: str, marker: Path) -> bytes:
-    """A pickle payload with a valid checksum: what anyone who can write to redis can make."""
-    return Codec("pickle").seal(storage_key, b"p", pickle.dumps(_Planted(marker)))
-
-
-def _json(uri: str) -> str:
-    return uri + "?serializer=json"
-
-
-PLANTED_FLOW = """
-import cascade_core as cs
-
-
-@cs.task
-def make() -> list:
-    return [1, 2]
-
-
-@cs.task
-def total(values: list) -> int:
-    return sum(values)
-
-
-def pipeline():
-    return total(make())
-"""
-
-
-def test_the_cli_refuses_a_planted_pickle_in_one_line(redis_uri, redis_server, tmp_path):
-    marker = tmp_path / "ran"
-    (tmp_path / "flow.py").write_text(PLANTED_FLOW)
-    args = ["run", "flow.py:pipeline", "--state", _json(redis_uri), "--cache", "memory://", "--run-id", "cli"]
-    unset = ("CASCADE_STATE", "CASCADE_CACHE", "CASCADE_SECRET_KEY")
-    first = cli(tmp_path, *args, unset=unset)
-    assert first.returncode == 0, first.stderr
-    with redis_server.client() as client:
-        for node_id in client.hkeys("cascade:run:{cli}:results"):
-            planted = _planted(state_key("cli", node_id.decode()), marker)
-            client.hset("cascade:run:{cli}:results", node_id, planted)
-    done = cli(tmp_path, *args, unset=unset)
-    assert done.returncode == 1 and not marker.exists()  # a stored payload refused (docs/cli.md)
-    error_lines = [line for line in done.stderr.splitlines() if line.startswith("error:")]
-    assert len(error_lines) == 1 and error_lines[0].startswith("error: stored value at 'state/cli/")
-    assert "was written with pickle, but this backend is set to json" in error_lines[0]
-    assert "Traceback" not in done.stderr

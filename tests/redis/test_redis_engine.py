@@ -1,13 +1,11 @@
-"""The engine on redis: crashes of redis or of the driver, then resuming; warm reruns stay O(1).
+"""The engine on redis: redis killed mid-run, then resuming; warm reruns stay O(1); an unreachable
+server and an oversize result (a driver killed mid-run: tests/core/test_crash_resume.py).
 
 Executions are counted through a side effect: every task appends a line to a log file.
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
 import time
 from collections import Counter
 from pathlib import Path
@@ -80,54 +78,6 @@ def test_redis_killed_mid_run_then_restarted_resumes(own_redis_server: RedisServ
     assert cs.run(finish(*[square(i) for i in range(5)]), state_backend=uri, cache_backend=uri, run_id="crash-1") == 30
     # The squares were stored before `finish` started, so only `finish` ran again.
     assert executions(log) == Counter({**{f"square-{i}": 1 for i in range(5)}, "finish": 2})
-
-
-DRIVER = """
-    import os, signal, sys
-    from pathlib import Path
-
-    import cascade_core as cs
-
-    uri, log = sys.argv[1], Path(sys.argv[2])
-    flag = log.with_suffix(".killed")
-
-    def record(name):
-        with log.open("a") as file:
-            file.write(name + "\\n")
-
-    @cs.task
-    def square(i):
-        record(f"square-{i}")
-        return i * i
-
-    @cs.task
-    def finish(*values):
-        record("finish")
-        if not flag.exists():
-            flag.touch()
-            os.kill(os.getpid(), signal.SIGKILL)
-        return sum(values)
-
-    # A short lease_ttl: the run lease of a killed driver holds the run that long (a rerun meanwhile is refused).
-    value = cs.run(
-        finish(*[square(i) for i in range(6)]), state_backend=uri, cache_backend=uri, run_id="driver", lease_ttl=1
-    )
-    print(value)
-"""
-
-
-def test_driver_killed_then_rerun_resumes(redis_uri: str, tmp_path: Path, store_at, wait_until) -> None:
-    script = tmp_path / "driver.py"
-    script.write_text(textwrap.dedent(DRIVER))
-    log = tmp_path / "executions.log"
-    command = [sys.executable, str(script), redis_uri, str(log)]
-    first = subprocess.run(command, capture_output=True, text=True, timeout=120)
-    assert first.returncode == -9, first.stderr
-    wait_until(lambda: store_at(redis_uri).run_lease_free("driver"), 10, "the killed driver's run lease to expire")
-    second = subprocess.run(command, capture_output=True, text=True, timeout=120)
-    assert second.returncode == 0, second.stderr
-    assert second.stdout.strip() == "55"
-    assert executions(log) == Counter({**{f"square-{i}": 1 for i in range(6)}, "finish": 2})
 
 
 def test_warm_reruns_cost_the_same_whatever_the_size(redis_uri: str, redis_server: RedisServer, log: Path) -> None:

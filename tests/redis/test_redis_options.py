@@ -182,20 +182,6 @@ def test_connection_is_lazy() -> None:
     connection.close()
 
 
-CALLS: list[str] = []
-
-
-@cs.task(cache=True, name="redsec.square")
-def square(n: int) -> int:
-    CALLS.append("square")
-    return n * n
-
-
-@pytest.fixture(autouse=True)
-def _clear_calls():
-    CALLS.clear()
-
-
 @pytest.mark.redis
 @pytest.mark.parametrize(
     ("option", "raw", "words"),
@@ -215,7 +201,12 @@ def _clear_calls():
         ("max_value_size", "99999999999999999999G", "expected a size"),
     ],
 )
-def test_out_of_range_options_are_refused_when_the_uri_is_parsed(redis_uri, option, raw, words):
+def test_out_of_range_options_are_refused_when_the_uri_is_parsed(redis_uri, option, raw, words, counter):
+    @cs.task(cache=True, name="options.square")
+    def square(n: int) -> int:
+        counter.hit("square")
+        return n * n
+
     uri = f"{redis_uri}?{option}={raw}"
     with pytest.raises(cs.InvalidURIError) as error:
         RedisOptions.from_uri(uri)
@@ -224,7 +215,7 @@ def test_out_of_range_options_are_refused_when_the_uri_is_parsed(redis_uri, opti
     for kind in ("cache_backend", "state_backend"):
         with pytest.raises(cs.InvalidURIError):
             cs.run(square(5), **{kind: uri})
-    assert CALLS == []
+    assert counter.total == 0
 
 
 @pytest.mark.redis
