@@ -103,11 +103,10 @@ class CacheLookup:
         if values_needed is None or count is None:
             found = dict(cache.get_many(list(wanted)))
         else:
-            for indexes in wanted.values():  # as if every key were a hit
-                table.mark(indexes, DONE)
+            every = [index for indexes in wanted.values() for index in indexes]
+            table.mark(every, DONE)  # as if every key were a hit
             read = values_needed()
-            for indexes in wanted.values():
-                table.mark(indexes, PENDING)
+            table.mark(every, PENDING)
             found = dict(cache.get_many(read)) if read else {}
             was_read = set(read)
             unread = [key for key in wanted if key not in was_read]
@@ -115,8 +114,8 @@ class CacheLookup:
                 found.update(dict.fromkeys(unread))
             else:  # some are missing: which ones decides what runs
                 found.update(cache.get_many(unread))
-        for key in found:
-            table.mark(wanted[key], DONE)  # counted as cached when taken (take_hits) or counted (plan)
+        # Counted as cached when taken (take_hits), or counted by the plan.
+        table.mark([index for key in found for index in wanted[key]], DONE)
         return found, wanted
 
     def _compute_keys(self, wanted: dict[str, list[int]]) -> None:
