@@ -26,6 +26,7 @@ from .cache_policy import merkle_material
 from .._errors import CycleError, ParamError, TargetError
 from .gc_pause import collection_paused
 from .hashing import UnhashableInput, digest, encode
+from .params import params_in, resolve_params
 from .task import MISSING, LazyResult, Param, Task
 from .values import encode_arg, encode_inputs
 
@@ -58,7 +59,7 @@ class Node:
 class Graph:
     """Nodes in a topological order (every node after all of its upstreams)."""
 
-    __slots__ = ("nodes", "index_of", "targets", "target_shape", "params", "_downstream")
+    __slots__ = ("nodes", "index_of", "targets", "target_shape", "params", "_downstream", "_built")
 
     def __init__(self) -> None:
         self.nodes: list[Node] = []
@@ -67,6 +68,7 @@ class Graph:
         self.target_shape: Any = None
         self.params: dict[str, Any] = {}
         self._downstream: list[list[int]] | None = None
+        self._built = _BuildState()  # what the id computation of later nodes needs of earlier ones
 
     def __len__(self) -> int:
         return len(self.nodes)
@@ -86,6 +88,53 @@ class Graph:
     def node_of(self, lazy: LazyResult) -> Node:
         return self.nodes[self.index_of[id(lazy)]]
 
+    def add(self, roots: list[LazyResult]) -> range:
+        """Nodes for ``roots`` and the calls they reach that the graph lacks, appended in a
+        topological order after the nodes it has; returns their indexes.
+
+        A node gets the id it would have had in a graph built whole (Merkle hashes over the
+        same inputs). Params are the graph's: a new one is a ParamError. The downstream links,
+        once built, are extended.
+        """
+        known = self.index_of
+        start = len(self.nodes)
+        with collection_paused():
+            ordered, with_params = _order(roots, known)
+            if with_params:
+                declared = {param.name for lazy in ordered if lazy.has_params for param in params_in(lazy)}
+                undeclared = declared - set(self.params)
+                if undeclared:
+                    name = sorted(undeclared)[0]
+                    raise ParamError(
+                        f"param {name!r} appears in nodes added during the run, but the run has no such "
+                        f"param: declare it in the graph the run started with",
+                        param=name,
+                    )
+            _build_nodes(self, ordered)
+        links = self._downstream
+        if links is not None:
+            links.extend([] for _ in range(len(self.nodes) - start))
+            for node in self.nodes[start:]:
+                for up in node.upstream:
+                    links[up].append(node.index)
+        return range(start, len(self.nodes))
+
+
+class _BuildState:
+    """The part of node building that later nodes need: each node's ref, which hashes are not
+    cache-key digests, how often each hash was seen, and per-task hashers."""
+
+    __slots__ = ("refs", "unkeyed", "any_unkeyed", "seen", "primed_by_task", "keyed_tasks", "warned")
+
+    def __init__(self) -> None:
+        self.refs: list[bytes] = []  # b"r" + node hash, by index: how a node enters its downstream's inputs
+        self.unkeyed = bytearray()  # nodes whose hash is not their cache key's digest
+        self.any_unkeyed = False
+        self.seen: dict[str, int] = {}  # node hash -> how many nodes have it
+        self.primed_by_task: dict[Task, Any] = {}
+        self.keyed_tasks: set[Task] = set()  # the tasks whose node hash can be their cache key
+        self.warned = False
+
 
 def build_graph(target: Any, params: Mapping[str, Any] | None = None) -> Graph:
     """Collect every node reachable from ``target``, order it, resolve params, assign ids."""
@@ -94,7 +143,7 @@ def build_graph(target: Any, params: Mapping[str, Any] | None = None) -> Graph:
     with collection_paused():
         ordered, with_params = _order(roots)
         graph.target_shape = target
-        graph.params = _resolve_params(ordered if with_params else (), params or {})
+        graph.params = resolve_params(ordered if with_params else (), params or {})
         _build_nodes(graph, ordered)
     graph.targets = [graph.index_of[id(lazy)] for lazy in roots]
     return graph
@@ -122,15 +171,19 @@ def _collect_targets(target: Any) -> list[LazyResult]:
     return found
 
 
-def _order(roots: list[LazyResult]) -> tuple[list[LazyResult], bool]:
-    """The reachable lazy results in a topological order, and whether any of them takes a Param.
+def _order(roots: list[LazyResult], known: Mapping[int, int] | None = None) -> tuple[list[LazyResult], bool]:
+    """The reachable lazy results in a topological order, and whether any of them takes a Param;
+    with ``known`` (id -> index of lazy results a graph has), only the others.
 
     A lazy result's data dependencies always exist before it (they are its arguments), so
-    creation order is a topological order: collect and sort by creation number. Only
-    ``.after()`` can point at a later node (and make a cycle); then a depth-first sort with
-    cycle detection runs instead.
+    creation order is a topological order: collect and sort by creation number (the counter
+    of the process that made them: the lazy results of one call of add() come from one
+    process). Only ``.after()`` can point at a later node (and make a cycle); then a
+    depth-first sort with cycle detection runs instead.
     """
     # Lazy results hash by identity (no __eq__): a set of them needs no id() call per edge.
+    if known:
+        roots = [root for root in roots if id(root) not in known]
     reachable: set[LazyResult] = set(roots)
     found = list(dict.fromkeys(roots))
     ordered_by_after = with_params = False
@@ -142,11 +195,13 @@ def _order(roots: list[LazyResult]) -> tuple[list[LazyResult], bool]:
         for dep in edges:  # filtered here: a task with several upstreams shares them with others
             if dep not in reachable:
                 reachable.add(dep)
+                if known and id(dep) in known:
+                    continue  # walked no further: the graph has it
                 found.append(dep)
         if lazy.has_params:
             with_params = True
     if ordered_by_after:
-        return _depth_first(roots), with_params
+        return _depth_first(roots, known or {}), with_params
     found.sort(key=_creation)  # C-level key: fast
     return found, with_params
 
@@ -154,10 +209,10 @@ def _order(roots: list[LazyResult]) -> tuple[list[LazyResult], bool]:
 _creation = operator.attrgetter("seq")
 
 
-def _depth_first(roots: list[LazyResult]) -> list[LazyResult]:
-    """Iterative depth-first post-order with cycle detection."""
+def _depth_first(roots: list[LazyResult], known: Mapping[int, int]) -> list[LazyResult]:
+    """Iterative depth-first post-order with cycle detection; ``known`` lazy results are left out."""
     ordered: list[LazyResult] = []
-    done: set[int] = set()
+    done: set[int] = set(known)
     on_stack: set[int] = set()
     for root in roots:
         if id(root) in done:
@@ -192,107 +247,19 @@ def _describe_cycle(stack: list[tuple[LazyResult, int]], repeated: LazyResult) -
     return f"the graph has a cycle: {loop}; remove one of the .after() calls that closes it"
 
 
-def _resolve_params(lazies: Iterable[LazyResult], given: Mapping[str, Any]) -> dict[str, Any]:
-    declared: dict[str, Param] = {}
-    for lazy in lazies:
-        if lazy.has_params:
-            for param in _params_in(lazy):
-                other = declared.setdefault(param.name, param)
-                if other is not param and (other.default != param.default or other.type != param.type):
-                    raise ParamError(
-                        f"param {param.name!r} is declared twice with different defaults or types: "
-                        "create one Param object and reuse it",
-                        param=param.name,
-                    )
-    unknown = sorted(set(given) - set(declared))
-    if unknown:
-        known = ", ".join(sorted(declared)) or "none"
-        raise ParamError(f"unknown param {unknown[0]!r}; this graph's params are: {known}", param=unknown[0])
-    values: dict[str, Any] = {}
-    for name, param in declared.items():
-        if name in given:
-            values[name] = convert_param(param, given[name])
-        elif param.required:
-            raise ParamError(
-                f"missing param {name!r}: pass params={{{name!r}: ...}} to run() (or --param {name}=VALUE)",
-                param=name,
-            )
-        else:
-            values[name] = param.default
-    return values
-
-
-def _params_in(lazy: LazyResult) -> Iterable[Param]:
-    pending: list[Any] = [*lazy.args, *lazy.kwargs.values()]
-    while pending:
-        value = pending.pop()
-        kind = type(value)
-        if kind is Param:
-            yield value
-        elif kind in _CONTAINERS:
-            pending.extend(value.values() if kind is dict else value)
-            if kind is dict:
-                pending.extend(value.keys())
-
-
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
-
-
-def convert_param(param: Param, value: Any) -> Any:
-    """Check ``value`` against the param's type; strings (from the CLI) are converted."""
-    kind = param.type
-    if kind is None or value is MISSING:
-        return value
-    if isinstance(kind, type) and isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
-        return value
-    if isinstance(value, str):
-        try:
-            if kind is bool:
-                lowered = value.strip().lower()
-                if lowered in _TRUE | _FALSE:
-                    return lowered in _TRUE
-                raise ValueError("expected true or false")
-            return kind(value)
-        except (TypeError, ValueError) as exc:
-            type_name = getattr(kind, "__name__", repr(kind))
-            raise ParamError(
-                f"param {param.name!r} expects {type_name}, and {value!r} does not convert: {exc}",
-                param=param.name,
-            ) from None
-    if not isinstance(kind, type):  # a converter function
-        try:
-            return kind(value)
-        except (TypeError, ValueError) as exc:
-            raise ParamError(
-                f"param {param.name!r}: {value!r} was refused by its type: {exc}", param=param.name
-            ) from None
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    raise ParamError(
-        f"param {param.name!r} expects {kind.__name__}, got {type(value).__name__} {value!r}",
-        param=param.name,
-    )
-
-
 def _build_nodes(graph: Graph, ordered: list[LazyResult]) -> None:
     """Make the nodes of ``ordered`` (a topological order) in one pass: links and ids.
 
     Upstream nodes come first, so every upstream id is known when a node's id is computed.
     This loop runs once per task call of every run: it is written for speed.
     """
-    nodes, params, index_of = graph.nodes, graph.params, graph.index_of
-    seen: dict[str, int] = {}
-    primed_by_task: dict[Task, Any] = {}
-    keyed_tasks: set[Task] = set()  # the tasks whose node hash can be their cache key
-    refs: list[bytes] = []  # b"r" + node hash, by index: how a node enters its downstream's inputs
-    unkeyed = bytearray()  # nodes whose hash is not their cache key's digest
-    any_unkeyed = False
-    warned = False
+    nodes, params, index_of, built = graph.nodes, graph.params, graph.index_of, graph._built
+    seen, primed_by_task, keyed_tasks = built.seen, built.primed_by_task, built.keyed_tasks
+    refs, unkeyed, any_unkeyed, warned = built.refs, built.unkeyed, built.any_unkeyed, built.warned
     pack = struct.pack
     counts: dict[int, bytes] = {}  # encoded argument counts, reused
     ref_at, is_, index_at = refs.__getitem__, operator.is_, index_of.__getitem__
-    for index, lazy in enumerate(ordered):
+    for index, lazy in enumerate(ordered, len(nodes)):
         node = Node(index, lazy)
         nodes.append(node)
         index_of[id(lazy)] = index
@@ -396,3 +363,4 @@ def _build_nodes(graph: Graph, ordered: list[LazyResult]) -> None:
         if occurrences:  # an identical call: the same hash (and key), another id
             node_id = digest(f"{node_id}#{occurrences}".encode())
         node.id = node_id
+    built.any_unkeyed, built.warned = any_unkeyed, warned

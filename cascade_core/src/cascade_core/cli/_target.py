@@ -117,7 +117,7 @@ _BASIC = {"int": int, "float": float, "bool": bool, "str": str}
 
 def _convert(spec: str, name: str, annotation: Any, text: str) -> Any:
     """``text`` as the parameter's annotated type: int, float, bool, str (or one of them ``| None``)."""
-    from .._build.graph import convert_param
+    from .._build.params import convert_param
     from .._build.task import Param
 
     if annotation is inspect.Parameter.empty or annotation is Any or annotation is object:
