@@ -28,7 +28,7 @@ from ._errors import (
 from ._masking import mask_credentials, mask_uri_text
 from ._plugins.call import Outcome, TaskCall, run_call, run_call_async
 from ._plugins.executor import Executor
-from ._store.blob_protocol import BlobInfo, BlobStore, blob_path, is_blob_id
+from ._store.blob_protocol import BlobInfo, BlobMarkers, BlobStore, TemporaryFiles, blob_path, is_blob_id
 from ._store.leases import LeaseTableMixin, supports_leases
 from ._store.protocols import (
     CacheBackend,
@@ -71,6 +71,7 @@ __all__ = [
     "BackendURI",
     "BackendUnavailableError",
     "BlobInfo",
+    "BlobMarkers",
     "BlobStore",
     "CacheBackend",
     "CacheBackendBase",
@@ -94,6 +95,7 @@ __all__ = [
     "StateBackendFactory",
     "TaskCall",
     "TaskRecords",
+    "TemporaryFiles",
     "at_most",
     "blob_path",
     "boolean",

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._errors import BackendError
+from .blob_protocol import TemporaryFiles
 from .serializers import REF_CODE, REF_PREFIX
 
 _REF_RE = re.compile(re.escape(REF_PREFIX) + rb"(sha256:[0-9a-f]{64}) ")
@@ -90,9 +91,8 @@ def plan(store: Any, live: set[str], older_than: float) -> GcReport:
         else:
             report.deleted.append(info.blob_id)
             report.deleted_bytes += info.size
-    temporaries = getattr(store, "list_temporary", None)  # optional: file:// has them, object stores do not
-    if callable(temporaries):
-        for temp in list(temporaries()):
+    if isinstance(store, TemporaryFiles):  # optional: file:// has them, object stores do not
+        for temp in list(store.list_temporary()):
             report.temporary += 1
             if temp.mtime > cutoff:
                 continue  # a write under way

@@ -3,10 +3,11 @@
 A blob id is ``sha256:<64 hex digits>``, the SHA-256 of the blob's bytes. The engine computes
 it and verifies every blob it reads, so a store only keeps bytes under their id.
 
-Optional: ``put_marker(name, data)``, ``list_markers() -> Iterator[(name, data)]`` and
-``delete_marker(name) -> bool`` keep a few small named objects beside the blobs, never listed
-as blobs, in which runs record which state and cache stores write references into the store
-(``_blob_writers``); without them ``cascade blobs gc`` needs ``--force``.
+Optional capabilities, each a Protocol below: ``BlobMarkers`` (``put_marker``,
+``list_markers``, ``delete_marker``: a few small named objects beside the blobs, never listed
+as blobs, in which runs record which state and cache stores write references into the store;
+without them ``cascade blobs gc`` needs ``--force``) and ``TemporaryFiles``
+(``list_temporary``, ``delete_temporary``: what a killed writer left, deleted by gc).
 """
 
 from __future__ import annotations
@@ -51,6 +52,41 @@ class BlobStore(Protocol):
 
     def close(self) -> None:
         """Release connections. Calling it twice is harmless."""
+
+
+class TempInfo(NamedTuple):
+    """A temporary file of a write in progress or killed: its path under the store's root, size, mtime."""
+
+    name: str
+    size: int
+    mtime: float
+
+
+@runtime_checkable
+class BlobMarkers(Protocol):
+    """Optional capability of a blob store: a few small named objects beside the blobs, never
+    listed as blobs, in which runs record which stores write references into it (docs/blobs.md#writers)."""
+
+    def put_marker(self, name: str, data: bytes) -> None:
+        """Store or replace the marker ``name``."""
+
+    def list_markers(self) -> Iterator[tuple[str, bytes]]:
+        """Every marker: (name, data)."""
+
+    def delete_marker(self, name: str) -> bool:
+        """Delete a marker; return whether it existed."""
+
+
+@runtime_checkable
+class TemporaryFiles(Protocol):
+    """Optional capability of a blob store that writes through temporary files (``file://``): what
+    a killed writer left behind, for ``cascade blobs gc`` to delete once they are old."""
+
+    def list_temporary(self) -> Iterator[TempInfo]:
+        """Every temporary file: its name, size in bytes and modification time."""
+
+    def delete_temporary(self, name: str) -> bool:
+        """Delete one; return whether it existed."""
 
 
 def is_blob_id(text: str) -> bool:

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._masking import describe
+from .blob_protocol import BlobMarkers
 
 log = logging.getLogger("cascade")
 
-MARKER_METHODS = ("put_marker", "list_markers", "delete_marker")
 ROLES = ("state", "cache")
 
 # store -> names of the markers this process wrote to it: one write per process, not per run
@@ -77,7 +77,7 @@ def run_writers(state_arg: Any, cache_arg: Any) -> list[Writer]:
 
 
 def supports_markers(store: Any) -> bool:
-    return all(callable(getattr(store, name, None)) for name in MARKER_METHODS)
+    return isinstance(store, BlobMarkers)
 
 
 def record(store: Any, label: str, writers: list[Writer]) -> None:

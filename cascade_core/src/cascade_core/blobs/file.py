@@ -6,20 +6,11 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
-from typing import NamedTuple
 
-from .._store.blob_protocol import BlobInfo, blob_path, is_blob_id
+from .._store.blob_protocol import BlobInfo, TempInfo, blob_path, is_blob_id
 
 TMP_SUFFIX = ".tmp"
 MARKERS = "markers"  # <root>/markers/<name>: which stores write references here (gc and du never list it)
-
-
-class TempInfo(NamedTuple):
-    """A temporary file of a write in progress or killed: its path under the root, size, mtime."""
-
-    name: str
-    size: int
-    mtime: float
 
 
 class FileBlobStore:
