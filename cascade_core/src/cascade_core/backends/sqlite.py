@@ -51,6 +51,7 @@ from .sqlite_db import (
     _now,
     _parse,
     path_from_uri,
+    read_pairs,
 )
 
 __all__ = [
@@ -312,19 +313,10 @@ class SqliteCacheBackend(_LeaseMixin, CacheBackendBase):
         return self._db.path
 
     def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
-        wanted = list(dict.fromkeys(keys))
-        now = _clock.wall()
-        found: dict[str, bytes] = {}
-        with self._conn.read() as conn:
-            for chunk in _chunks(wanted):
-                found.update(
-                    conn.execute(
-                        f"SELECT key, value FROM cache WHERE key IN ({_marks(len(chunk))})"
-                        " AND (expires_at IS NULL OR expires_at > ?)",
-                        (*chunk, now),
-                    )
-                )
-        return found
+        def query(marks: str) -> str:
+            return f"SELECT key, value FROM cache WHERE key IN ({marks}) AND (expires_at IS NULL OR expires_at > ?)"
+
+        return read_pairs(self._conn, query, list(dict.fromkeys(keys)), after=(_clock.wall(),))
 
     def count_entries(self, keys: Iterable[str]) -> int:
         wanted = list(dict.fromkeys(keys))

@@ -10,7 +10,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime, timezone
 from typing import Any
@@ -90,6 +90,18 @@ def _chunks(items: list[Any]) -> Iterator[list[Any]]:
 
 def _marks(count: int) -> str:
     return ",".join("?" * count)
+
+
+def read_pairs(
+    connection: Any, query: Callable[[str], str], names: list[str], before: tuple = (), after: tuple = ()
+) -> dict:
+    """The (name, value) rows of ``query(marks)`` for ``names``, asked in chunks in one read
+    transaction; ``before`` and ``after`` are the parameters around each chunk's names."""
+    found: dict = {}
+    with connection.read() as conn:
+        for chunk in _chunks(names):
+            found.update(conn.execute(query(_marks(len(chunk))), (*before, *chunk, *after)))
+    return found
 
 
 def _blob(node_or_key: str, value: Any) -> bytes:
@@ -360,19 +372,10 @@ class _LeaseMixin:
         return kept
 
     def lease_holders(self, names: Sequence[str]) -> dict[str, str]:
-        wanted = list(dict.fromkeys(names))
-        now = _clock.wall()
-        held: dict[str, str] = {}
-        with self._conn.read() as conn:
-            for chunk in _chunks(wanted):
-                held.update(
-                    conn.execute(
-                        "SELECT name, owner FROM leases WHERE scope = ? AND expires_at > ?"
-                        f" AND name IN ({_marks(len(chunk))})",
-                        (self._lease_scope, now, *chunk),
-                    )
-                )
-        return held
+        def query(marks: str) -> str:
+            return f"SELECT name, owner FROM leases WHERE scope = ? AND expires_at > ? AND name IN ({marks})"
+
+        return read_pairs(self._conn, query, list(dict.fromkeys(names)), before=(self._lease_scope, _clock.wall()))
 
     def release_leases(self, names: Sequence[str], owner: str) -> None:
         wanted = list(dict.fromkeys(names))
