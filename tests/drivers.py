@@ -134,8 +134,7 @@ def wait_for(log: Path, event: str, timeout: float = 30.0, count: int = 1) -> No
         time.sleep(0.02)
 
 
-# -- the run lease: scenarios shared by tests/core/test_run_lease.py (sqlite) and
-# -- tests/redis/test_redis_run_lease.py (a real redis-server)
+# -- the run lease: the scenarios of tests/core/test_run_lease.py, on sqlite and a real redis-server
 
 CLI_FLOW = """
 import os, time

@@ -22,7 +22,7 @@ from cascade_core._uri import BackendURI
 
 pytestmark = pytest.mark.redis
 
-PASSWORD = "s3cret-Pa55word"  # the auth server's password (tests/redis/conftest.py)
+PASSWORD = "s3cret-Pa55word"  # the auth server's password (tests/redis_servers.py)
 TOKEN = "t0ken-Val9e"
 
 
