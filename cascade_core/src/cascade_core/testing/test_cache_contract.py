@@ -79,7 +79,8 @@ def test_large_value(cascade_cache_backend, ns):
     big = bytes(range(256)) * (5 * 1024 * 1024 // 256)  # 5 MiB
     cascade_cache_backend.set_many({ns + "big": big})
     got = cascade_cache_backend.get_many([ns + "big"]).get(ns + "big")
-    assert got == big, broken(
+    same = got == big  # a bool: pytest would diff 5 MiB of bytes otherwise (minutes, with CI set)
+    assert same, broken(
         f"get_many of a 5 MiB value returned {len(got) if got is not None else 'no'} bytes other than the "
         f"{len(big)} bytes set_many stored",
         BYTES,
