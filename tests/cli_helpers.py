@@ -106,6 +106,19 @@ def cli(
     )
 
 
+def start(cwd: Path, *args: str, **env: str) -> subprocess.Popen[str]:
+    """``python -m cascade_core ARGS`` in ``cwd``, started, not awaited: for tests that signal or
+    kill it. ``env`` is added to this process's environment as it is."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "cascade_core", *args],
+        cwd=cwd,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def ok(cwd: Path, *args: str, **options) -> subprocess.CompletedProcess:
     """``cli()`` that must exit 0."""
     done = cli(cwd, *args, **options)

@@ -7,7 +7,6 @@ a crash"); a holder on another machine keeps its run until its lease expires.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -60,14 +59,9 @@ def wait_for(log: Path, event: str, timeout: float = 60.0) -> None:
 
 def cascade(directory: Path, *args: str, **env: str) -> subprocess.Popen[str]:
     """``cascade ARGS`` in ``directory``, started, not awaited."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "cascade_core", *args],
-        cwd=directory,
-        env={**os.environ, **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    from cascade_test_cli import start
+
+    return start(directory, *args, **env)
 
 
 def sigkilled_driver_resumes_at_once(directory: Path, state: str, *flags: str) -> None:

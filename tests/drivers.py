@@ -195,14 +195,9 @@ def stamp_seconds(text: str) -> float:
 
 def cli(directory: Path, *args: str, **env: str) -> subprocess.Popen[str]:
     """``cascade ARGS`` in ``directory`` (as ``python -m cascade_core``), started, not awaited."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "cascade_core", *args],
-        cwd=directory,
-        env={**os.environ, **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    from cascade_test_cli import start
+
+    return start(directory, *args, **env)
 
 
 def second_driver_is_refused(directory: Path, uri: str, monkeypatch) -> None:
