@@ -162,7 +162,7 @@ class Scheduler:
         ctx, records = self.ctx, self.records
         node = ctx.nodes[index]
         task = node.task
-        if records.verbose or task.retries or ctx.keys[index] is not None:
+        if records.verbose or task.retries or ctx.keys[index] is not None or task.timeout is not None:
             self._start(index)
             self._complete([run_call(self._call(index))])
             return
