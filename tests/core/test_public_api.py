@@ -59,6 +59,7 @@ PUBLIC = [
     "hookimpl",
     "register_backend",
     "run",
+    "set_limit",
     "task",
     "unregister_backend",
 ]

@@ -1,5 +1,5 @@
-"""timeout= on Dask workers: a sync and an async attempt past the deadline fail with TaskTimeout,
-retried as asked; the worker's thread is freed at the deadline, so other tasks go on."""
+"""timeout= and resources= on Dask: a sync and an async attempt past the deadline fail with
+TaskTimeout, retried as asked; a task's resources go only to a worker that has them."""
 
 from __future__ import annotations
 
@@ -50,3 +50,28 @@ def test_a_dask_attempt_past_its_timeout_fails_and_is_retried(thread_cluster, tm
     assert time.monotonic() - began < 2.5  # each attempt ended at its deadline, not its sleep
     assert isinstance(caught.value.cause, cs.TaskTimeout)
     assert f"task 'dask_{name}' timed out after 0.3 s (attempt {attempts})" in str(caught.value)
+
+
+@cs.task(resources={"GPU": 1}, name="dask_gpu")
+def on_gpu() -> str:
+    import time
+
+    import distributed
+
+    time.sleep(0.05)  # long enough that the other worker would get some if Dask ignored the resource
+    return distributed.get_worker().name
+
+
+def test_resources_become_dask_worker_resources():
+    import distributed
+
+    workers = {
+        "cpu": {"cls": distributed.Worker, "options": {"nthreads": 2}},
+        "gpu": {"cls": distributed.Worker, "options": {"nthreads": 2, "resources": {"GPU": 1}}},
+    }
+    scheduler = {"cls": distributed.Scheduler, "options": {"dashboard_address": ":0", "host": "127.0.0.1"}}
+    cluster = distributed.SpecCluster(workers=workers, scheduler=scheduler)
+    with cluster, distributed.Client(cluster, set_as_default=False) as client:
+        client.wait_for_workers(2)
+        names = cs.run([on_gpu() for _ in range(4)], executor=DaskExecutor(client), resources={"GPU": 1})
+    assert names == ["gpu"] * 4  # never the worker without the resource

@@ -102,6 +102,7 @@ __all__ = [
     "hookimpl",
     "register_backend",
     "run",
+    "set_limit",
     "task",
     "unregister_backend",
 ]
@@ -112,6 +113,7 @@ _LAZY = {
     "RunReport": "._run.engine",
     "run": "._run.engine",
     "arun": "._run.engine",
+    "set_limit": "._run.limit_admin",
     "register_backend": "._plugins.registry",
     "BackendConflictWarning": "._plugins.registry",
     "unregister_backend": "._plugins.registry",

@@ -8,15 +8,11 @@ run's totals) and ``limits=`` (names of limits kept in the state backend): docs/
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from .._errors import DefinitionError
-from .._uri import MAX_SECONDS
-
-# Limit and resource names: what a CLI argument, a Redis key and a sqlite row all take as they are.
-NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}")
+from .._uri import LIMIT_NAME, MAX_SECONDS
 
 
 def _positive(value: Any) -> bool:
@@ -39,7 +35,7 @@ def checked_timeout(label: str, timeout: Any) -> float | None:
 
 def checked_name(what: str, name: Any) -> str:
     """A limit or resource name: letters, digits, '_', '.', '-', at most 100 characters."""
-    if not isinstance(name, str) or not NAME.fullmatch(name):
+    if not isinstance(name, str) or not LIMIT_NAME.fullmatch(name):
         raise DefinitionError(
             f"{what} name {name!r} must be 1 to 100 letters, digits, '_', '.' or '-' (starting with a letter or digit)"
         )

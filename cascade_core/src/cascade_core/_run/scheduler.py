@@ -21,6 +21,7 @@ from .._plugins.call import Outcome, TaskCall, finish_call, raise_limit, run_cal
 from .._plugins.capabilities import ExecutorCapabilities
 from .._store.codec import cache_storage_key
 from .._store.leases import Backoff
+from .admission import Gate
 from .availability import Availability
 from .cache_lookup import CacheLookup
 from .claims import Claims
@@ -46,6 +47,7 @@ class Scheduler:
         owner: str | None = None,
         executor_label: str = "",
         guard: Callable[[Any], Any] | None = None,
+        gate: Gate | None = None,
     ) -> None:
         self.ctx = ctx
         self.records = records
@@ -66,6 +68,7 @@ class Scheduler:
         self.handles = self.inflight.handles  # node index -> the executor's handle of its running call
         self.attempts: dict[int, int] = {}  # node index -> attempt number, for nodes being retried
         self.retries: list[tuple[float, int]] = []  # heap of (when, node index) waiting for a retry
+        self.gate = gate  # limits and resources: asked before each attempt starts (_run/admission)
 
     # -- the loop ------------------------------------------------------------------
 
@@ -89,7 +92,8 @@ class Scheduler:
         inline_only = local and capacity == 1
         backoff = Backoff()
         # Nothing to look up or claim: a lone ready sync node can go straight to execution.
-        direct = local and not claims.active and not any(node.task.cache_policy for node in nodes)
+        direct = local and not claims.active and not any(node.task.cache_policy for node in nodes) and not self.gate
+        gate = self.gate
         while True:
             self._check_cancelled()
             if self.retries and self.retries[0][0] <= time.monotonic():
@@ -123,6 +127,8 @@ class Scheduler:
                 runnable.clear()
                 for index in batch:
                     self._check_cancelled()  # not one more call once the run is cancelled
+                    if gate is not None and not gate.admit(index):
+                        continue  # waits in the gate until a slot, a rate token or resources free up
                     # A lone ready sync task runs in this thread: a chain pays no thread hand-off.
                     alone = inline_only or (not self.handles and len(batch) == 1)
                     if local and alone and not nodes[index].task.is_async:
@@ -133,6 +139,8 @@ class Scheduler:
                         self._wait_for_completions()
                         self._check_cancelled()
                     self._submit(index)
+                continue
+            if gate is not None and gate.waiting and self._wait_for_gate(gate, not claims.waiting):
                 continue
             if claims.waiting:
                 # Nodes another driver is working on: poll for their results or their lease.
@@ -152,6 +160,25 @@ class Scheduler:
                 continue
             timeout = max(0.0, self.retries[0][0] - time.monotonic()) if self.retries else None
             self._wait_for_completions(timeout)
+
+    def _wait_for_gate(self, gate: Gate, wait: bool) -> bool:
+        """Take back the nodes the gate says are worth asking again; else, with ``wait``, wait for
+        the gate's next hint (or a completion, or a retry). Whether the loop should go round again."""
+        due = gate.poll()
+        if due:
+            self.runnable.extend(due)
+            return True
+        if not wait:
+            return False
+        timeout = gate.next_in()
+        if self.retries:
+            until_retry = max(0.0, self.retries[0][0] - time.monotonic())
+            timeout = until_retry if timeout is None else min(timeout, until_retry)
+        if self.handles:
+            self._wait_for_completions(timeout)
+        elif timeout is not None:
+            self._sleep(timeout)
+        return True
 
     def _run_inline(self, index: int) -> None:
         """Run one sync node in this thread and store it; the fast path of a chain.
@@ -235,6 +262,8 @@ class Scheduler:
         """Cancel calls still queued in the executor and give up every claim."""
         self.inflight.cancel_all()
         self.claims.close()
+        if self.gate is not None:
+            self.gate.close()
 
     # -- completions -----------------------------------------------------------------
 
@@ -248,6 +277,8 @@ class Scheduler:
         released: list[tuple[int, float]] = []
         ended: list[int] = []
         fatal: BaseException | None = None
+        if self.gate is not None:  # each attempt frees its slots, retried or not
+            self.gate.finished([outcome.index for outcome in outcomes])
         for outcome in outcomes:
             index = outcome.index
             node = nodes[index]
