@@ -135,18 +135,23 @@ def test_runs_show_prints_the_time_spent_waiting(flow):
     assert float(info["waited_limits_s"]) == waited
 
 
-def test_pause_mid_run_stops_new_starts_and_resume_finishes_it(flow):
-    ok(flow, "limits", "set", "api", "--concurrency", "2", *STORE[:2])
-    run = start(flow, "run", "flow.py:pipeline", *STORE, FLOW_LOG=str(flow / "calls.log"), FLOW_N="12", FLOW_SLOW="0.2")
+@pytest.mark.parametrize("store", ["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+def test_pause_mid_run_stops_new_starts_and_resume_finishes_it(flow, store, request):
+    uri = "sqlite:///runs.db" if store == "sqlite" else request.getfixturevalue("redis_uri")
+    stores = ["--state", uri, "--cache", uri]
+    ok(flow, "limits", "set", "api", "--concurrency", "2", *stores[:2])
+    run = start(
+        flow, "run", "flow.py:pipeline", *stores, FLOW_LOG=str(flow / "calls.log"), FLOW_N="12", FLOW_SLOW="0.2"
+    )
     try:
         deadline = time.monotonic() + 30
         while calls(flow)["call"] < 2:
             assert time.monotonic() < deadline and run.poll() is None
             time.sleep(0.02)
-        ok(flow, "limits", "pause", "api", *STORE[:2])
+        ok(flow, "limits", "pause", "api", *stores[:2])
         paused_at = time.time()
         time.sleep(1.5)
-        ok(flow, "limits", "resume", "api", *STORE[:2])
+        ok(flow, "limits", "resume", "api", *stores[:2])
         _, err = run.communicate(timeout=60)
     finally:
         if run.poll() is None:

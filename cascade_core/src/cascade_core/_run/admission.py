@@ -214,6 +214,11 @@ class Gate:
         times = [self.blocked.get(name, 0.0) for index in self.waiting for name in self.nodes[index].task.limits]
         return None if not times else max(0.0, min(times) - now)
 
+    def sooner(self, seconds: float) -> float:
+        """``seconds``, or less when a waiting node is worth asking again before that."""
+        hint = self.next_in() if self.waiting else None
+        return seconds if hint is None else min(seconds, hint)
+
     def finished(self, indexes: Iterable[int]) -> None:
         """The attempts of ``indexes`` ended: free their slots (one round trip per limit) and resources."""
         for index in indexes:

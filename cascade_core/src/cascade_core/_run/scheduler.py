@@ -118,8 +118,9 @@ class Scheduler:
                 else:
                     claimable.extend(candidates)
                 continue
-            if claimable and capacity - len(self.handles) - len(runnable) > 0:
-                free = capacity - len(self.handles) - len(runnable)
+            # Nodes waiting in the gate count as started: drivers sharing a run split its work.
+            if claimable and capacity - len(self.handles) - len(runnable) - (len(gate.waiting) if gate else 0) > 0:
+                free = capacity - len(self.handles) - len(runnable) - (len(gate.waiting) if gate else 0)
                 runnable.extend(claims.claim([claimable.popleft() for _ in range(min(free, len(claimable)))]))
                 continue
             if runnable:
@@ -144,10 +145,11 @@ class Scheduler:
                 continue
             if claims.waiting:
                 # Nodes another driver is working on: poll for their results or their lease.
+                pause = backoff.next() if gate is None else gate.sooner(backoff.next())
                 if self.handles:
-                    self._wait_for_completions(timeout=backoff.next())
+                    self._wait_for_completions(timeout=pause)
                 else:
-                    self._sleep(backoff.next())
+                    self._sleep(pause)
                 claimed = claims.poll_waiting(None if claimable is None else capacity - len(self.handles))
                 if claimed or ready:
                     backoff.reset()
