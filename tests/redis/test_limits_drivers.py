@@ -135,3 +135,30 @@ def test_a_rate_holds_across_drivers(tmp_path, redis_uri):
     assert starts[-1] - starts[0] >= 4.5  # 99 intervals of 1/20 s: 4.95 s
     most = max(sum(1 for t in starts if first <= t < first + 1.0) for first in starts)
     assert most <= 20 + 1, most  # the rate plus the burst (1)
+
+
+def test_an_acquisition_and_a_release_are_one_round_trip_each(redis_uri, redis_server, monkeypatch):
+    from cascade_redis.connection import RedisConnection
+    from cascade_redis.state import RedisStateStore
+
+    store = RedisStateStore.from_uri(redis_uri)
+    try:
+        store.set_limit("api", 2, None, 1.0, 1)
+        assert store.acquire_limit("api", "warm-up", 30) == 0.0  # loads the script once
+        store.release_limit("api", ["warm-up"])
+        calls: list[str] = []
+        real = RedisConnection.on
+        monkeypatch.setattr(
+            RedisConnection, "on", lambda self, key, action: calls.append(key) or real(self, key, action)
+        )
+        with redis_server.client() as client:
+            before = client.info("commandstats")
+            assert store.acquire_limit("api", "h", 30) == 0.0
+            assert len(calls) == 1
+            store.release_limit("api", ["h"])
+            assert len(calls) == 2  # one pipeline: ZREM of the slot and of any waiting mark
+            after = client.info("commandstats")
+        evalsha = after["cmdstat_evalsha"]["calls"] - before["cmdstat_evalsha"]["calls"]
+        assert evalsha == 1 and after.get("cmdstat_script|load") == before.get("cmdstat_script|load")
+    finally:
+        store.close()

@@ -243,6 +243,8 @@ class Scheduler:
         self.inflight.submit(call)
 
     def _wait_for_completions(self, timeout: float | None = None) -> None:
+        if self.gate is not None:
+            self.gate.flush()  # a limit's slot kept for the next attempt goes back before any wait
         batch = self.inflight.wait(timeout)
         if batch:
             self._complete(batch)
@@ -255,6 +257,8 @@ class Scheduler:
 
     def _sleep(self, seconds: float) -> None:
         """Sleep, but wake at once when the run is cancelled."""
+        if self.gate is not None:
+            self.gate.flush()
         if self.ctx.cancel is not None:
             self.ctx.cancel.wait(seconds)
         else:
