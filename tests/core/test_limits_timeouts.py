@@ -129,3 +129,53 @@ def test_ctrl_c_stops_a_run_waiting_on_a_timed_attempt(tmp_path):
     assert proc.returncode == 130, err
     assert seconds < 10  # not the 30 s timeout, not the 60 s sleep
     assert "Traceback" not in err
+
+
+class _Stuck:
+    """An executor whose workers cannot stop a call (as a Dask worker stuck in C code): its calls
+    report long after their deadline, through a handle that records being cancelled."""
+
+    max_workers = 2
+
+    def __init__(self) -> None:
+        self.cancelled: list[int] = []
+
+    def submit(self, call, done):
+        from cascade_core.plugin import Outcome
+
+        executor = self
+
+        class Handle:
+            def cancel(self) -> bool:
+                executor.cancelled.append(call.index)
+                return True
+
+            def done(self) -> bool:
+                return False
+
+        def late() -> None:
+            time.sleep(3)
+            done(Outcome(call.index, True, 1, b"late", 3.0, call.attempt))
+
+        threading.Thread(target=late, daemon=True).start()
+        return Handle()
+
+    def close(self) -> None:
+        pass
+
+
+def test_the_driver_gives_up_a_call_its_executor_cannot_stop(monkeypatch):
+    from cascade_core._run import inflight
+
+    monkeypatch.setattr(inflight, "TIMEOUT_GRACE", 0.2)
+    executor = _Stuck()
+
+    @cs.task(timeout=0.2, name="stuck")
+    def stuck() -> int:
+        return 1
+
+    began = time.monotonic()
+    with pytest.raises(cs.TaskFailed, match=r"task 'stuck' timed out after 0.2 s \(attempt 1\)"):
+        cs.run(stuck(), executor=executor)
+    assert time.monotonic() - began < 2  # not the 3 s the call takes
+    assert executor.cancelled == [0]  # its handle (a Dask future) was cancelled
