@@ -38,6 +38,7 @@ PUBLIC = [
     "ParamError",
     "PluginError",
     "RUN_ID",
+    "Router",
     "RunCatalog",
     "RunInUseError",
     "RunReport",
@@ -58,6 +59,7 @@ PUBLIC = [
     "register_backend",
     "run",
     "task",
+    "unmapped",
     "unregister_backend",
 ]
 

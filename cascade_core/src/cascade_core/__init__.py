@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._build.cache_policy import DEFAULT, INPUTS, RUN_ID, TASK_SOURCE, CachePolicy
+from ._build.dynamic import Router, unmapped
 from ._build.task import LazyResult, Param, Task, task
 from ._errors import (
     BackendError,
@@ -79,6 +80,7 @@ __all__ = [
     "ParamError",
     "PluginError",
     "RUN_ID",
+    "Router",
     "RunCatalog",
     "RunInUseError",
     "RunReport",
@@ -99,6 +101,7 @@ __all__ = [
     "register_backend",
     "run",
     "task",
+    "unmapped",
     "unregister_backend",
 ]
 

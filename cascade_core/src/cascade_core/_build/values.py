@@ -11,7 +11,9 @@ import struct
 from collections.abc import Mapping
 from typing import Any
 
+from .dynamic import Routes
 from .hashing import UnhashableInput, encode
+from .lazy import condition_of
 from .task import LazyResult, Param
 
 
@@ -37,6 +39,9 @@ def encode_inputs(lazy: LazyResult, graph: Any, params: Mapping[str, Any], token
         encoded += encode_arg(lazy.kwargs, graph, params, tokens)
     if lazy.ordering:
         encoded += b"A" + b"".join(graph.node_of(dep).hash.encode() for dep in lazy.ordering)
+    condition = condition_of(lazy)
+    if type(condition) is Param:  # a lazy condition is in the ordering
+        encoded += b"C" + encode(params[condition.name])
     return encoded
 
 
@@ -117,7 +122,25 @@ def encode_arg(value: Any, graph: Any, params: Mapping[str, Any], tokens: Any) -
     if kind is set or kind is frozenset:
         parts = sorted(encode_arg(item, graph, params, tokens) for item in value)
         return b"S" + struct.pack(">Q", len(parts)) + b"".join(parts)
+    if kind is Routes:
+        return b"R" + encode_routes(value, graph, params)
     return encode(value)
+
+
+def encode_routes(routes: Routes, graph: Any, params: Mapping[str, Any]) -> bytes:
+    """A router's routes by key and Merkle hash; the routes are not in the graph, so a scratch
+    graph hashes them (the same hashes they get when chosen)."""
+    from .graph import Graph
+
+    scratch = Graph()
+    scratch.params = dict(params)
+    lazies = [route for route in routes.routes.values() if type(route) is LazyResult]
+    scratch.add(lazies)
+    parts = sorted(
+        encode(key) + (b"r" + scratch.node_of(route).hash.encode() if type(route) is LazyResult else encode(route))
+        for key, route in routes.routes.items()
+    )
+    return struct.pack(">Q", len(parts)) + b"".join(parts)
 
 
 def substitute(value: Any, results: list[Any], graph: Any, params: Mapping[str, Any]) -> Any:

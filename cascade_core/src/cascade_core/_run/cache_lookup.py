@@ -16,6 +16,7 @@ from .._build.cache_policy import key_maker
 from .._build.gc_pause import collection_paused
 from .._build.graph import Graph
 from .._build.hashing import UnhashableInput, digest, encode
+from .._build.lazy import condition_of
 from .._build.values import encode_arg, encode_inputs, encode_refs
 from .._errors import HashingError, IntegrityError, SerializationError
 from .._store.blob_refs import check_reference, for_workers
@@ -148,7 +149,8 @@ class CacheLookup:
                 key = (makers.get(task) or self._key_maker(task))(head + joined + node.tail)
             elif (inputs := encode_refs(node, refs, index_of)) is not None:
                 key = self._key_maker(task)(inputs)  # each upstream enters by its own cache key
-            elif all(keys[dep] is not None for dep in node.data_deps):
+            elif condition_of(node.lazy) is None and all(keys[dep] is not None for dep in node.data_deps):
+                # (a node with a run_if condition is looked up when it runs, if it does)
                 key = self.cache_key(index, keys)  # the same, for any other argument shape
             else:
                 continue

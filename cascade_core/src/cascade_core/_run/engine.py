@@ -32,7 +32,7 @@ from .._store.codec import keys_from_env
 from .._store.leases import new_owner
 from .availability import Availability
 from .cache_lookup import CacheLookup
-from .context import RunContext
+from .context import MISSING, RunContext
 from .inflight import Cancel
 from .plan import prepare
 from .records import RunRecords, log
@@ -233,7 +233,7 @@ class _Run:
             must_run = prepare(ctx, self.records, self.lookup, stored)
             if 1 in must_run:  # tasks run from here on: their garbage is collected as usual
                 self.collection.resume()
-            self.scheduler.run(must_run)
+            self.scheduler.run(must_run, stored)
         except BaseException as exc:
             self._crashed(exc)
             raise
@@ -286,6 +286,8 @@ class _Run:
             end_info["error"] = str(error)
         state.set_run_info(end_info)
         records.run_finished(status)
+        if not error and records.counts["skipped"]:  # a target skipped by run_if (or a router) is None
+            values = [None if value is MISSING else value for value in values]
         value = None if error else shape_result(ctx.graph.target_shape, values, ctx.graph)
         return RunReport(
             ctx.run_id, status, dict(records.counts), 0.0, value, error, failed_task, dict(records.skipped)

@@ -14,10 +14,10 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from .._build.task import LazyResult
+from .._build.dynamic import returns_graph
 from .._build.values import call_arguments
 from .._errors import BackendUnavailableError, SerializationError
-from .._plugins.call import Outcome, TaskCall, finish_call, raise_limit, run_call
+from .._plugins.call import Outcome, ReturnedGraph, TaskCall, finish_call, raise_limit, run_call
 from .._plugins.capabilities import ExecutorCapabilities
 from .._store.codec import cache_storage_key
 from .._store.leases import Backoff
@@ -25,6 +25,7 @@ from .availability import Availability
 from .cache_lookup import CacheLookup
 from .claims import Claims
 from .context import RunContext, code_of, serialize_for_cache
+from .expansion import Expansions
 from .inflight import InFlight
 from .records import RunRecords, log
 
@@ -66,11 +67,21 @@ class Scheduler:
         self.handles = self.inflight.handles  # node index -> the executor's handle of its running call
         self.attempts: dict[int, int] = {}  # node index -> attempt number, for nodes being retried
         self.retries: list[tuple[float, int]] = []  # heap of (when, node index) waiting for a retry
+        self.dynamic = Expansions(
+            ctx,
+            records,
+            gather=caps.gather,
+            hold=caps.hold_reference,
+            complete=self._complete,
+            fail=lambda index, error: self._fail(index, error, False, 0.0),
+        )
 
     # -- the loop ------------------------------------------------------------------
 
-    def run(self, must_run: bytearray) -> None:
-        """Run every node flagged in ``must_run`` (whose upstreams are done or will be)."""
+    def run(self, must_run: bytearray, stored: set[str] | None = None) -> None:
+        """Run every node flagged in ``must_run`` (whose upstreams are done or will be); ``stored``:
+        the node ids stored before the run (for the nodes a dynamic graph adds)."""
+        self.dynamic.start(stored or set())
         self.ready.extend(self.ctx.table.plan(must_run))
         try:
             self._loop_until_done()
@@ -90,11 +101,14 @@ class Scheduler:
         backoff = Backoff()
         # Nothing to look up or claim: a lone ready sync node can go straight to execution.
         direct = local and not claims.active and not any(node.task.cache_policy for node in nodes)
+        dynamic = self.dynamic
         while True:
             self._check_cancelled()
             if self.retries and self.retries[0][0] <= time.monotonic():
                 while self.retries and self.retries[0][0] <= time.monotonic():
                     runnable.append(heapq.heappop(self.retries)[1])
+            if direct and dynamic.active:
+                direct = False  # a node that expands or joins goes through the general path
             if direct and ready and not runnable and (inline_only or (not self.handles and len(ready) == 1)):
                 index = ready[0]
                 if not nodes[index].task.is_async and index not in self.attempts:
@@ -104,11 +118,16 @@ class Scheduler:
             if ready:
                 candidates = list(ready)
                 ready.clear()
+                if dynamic.active:
+                    candidates = dynamic.check_conditions(candidates)
                 hits = self.lookup.lookup_ready(candidates)
                 if hits:
                     self._release_indexes(hits)
                     taken = set(hits)
                     candidates = [index for index in candidates if index not in taken]
+                if dynamic.active:
+                    candidates, expanded = dynamic.take(candidates)
+                    ready.extend(expanded)
                 if claimable is None:
                     runnable.extend(claims.claim(candidates))
                 else:
@@ -175,8 +194,8 @@ class Scheduler:
         except BaseException as exc:
             self._complete([Outcome(index, False, exc, None, perf_counter() - started)])
             return
-        if type(value) is LazyResult:
-            self._complete([finish_call(self._call(index), value, started)])  # builds the right error
+        if returns_graph(value):
+            self._complete([finish_call(self._call(index), value, started)])  # a graph to add
             return
         try:
             body = ctx.encoding.encode(task.name, value)
@@ -251,6 +270,12 @@ class Scheduler:
         for outcome in outcomes:
             index = outcome.index
             node = nodes[index]
+            if not outcome.ok and type(outcome.value) is ReturnedGraph:
+                try:
+                    self.ready.extend(self.dynamic.returned(index, outcome.value.shape))
+                    continue
+                except SerializationError as exc:
+                    outcome.value = exc
             if not outcome.ok:
                 error = outcome.value
                 stops_run = self._stops_run(error)
@@ -349,4 +374,3 @@ class Scheduler:
         if not stops_run:
             reason = f"upstream failed: {ctx.nodes[index].task.name}"
             ctx.table.skip_downstream(index, reason, ctx.graph.downstream)
-
