@@ -100,6 +100,9 @@ def test_a_router_runs_only_the_chosen_route():
     report = cs.Engine().execute(cs.Router(flag("large"), routes))
     assert report.value == 21
     assert sorted(CALLS) == ["after:20", "flag:'large'", "work:2"]
+    # The other route is in the run's graph, skipped: it shows in the records and pictures.
+    assert list(report.skipped.values()) == ["routed away by cascade.Router"]
+    assert report.counts["skipped"] == 1
     CALLS.clear()
     assert cs.run(after(cs.Router(flag("small"), routes))) == 11
     assert sorted(CALLS) == ["after:10", "flag:'small'", "work:1"]

@@ -219,3 +219,28 @@ def test_a_map_with_a_blob_store_stores_references_for_large_calls(tmp_path):
     references = [p for p in payloads.values() if b"cascade-blob" in p[:64] or len(p) < 1024]
     assert len(references) == len(payloads)  # every stored result is small: the calls' bytes are blobs
     assert len(list((tmp_path / "blobs").rglob("*"))) >= 3
+
+
+def test_the_list_then_process_each_example(tmp_path, monkeypatch):
+    """examples/process_each.py: a new file is the only one read on the next run."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "process_each", Path(__file__).parents[2] / "examples" / "process_each.py"
+    )
+    assert spec is not None and spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    for name, lines in (("a.txt", 3), ("b.txt", 5)):
+        (tmp_path / name).write_text("x\n" * lines)
+    engine = cs.Engine(None, cs.MemoryCacheBackend())
+    params = {"folder": str(tmp_path), "pattern": "*.txt"}
+    first = engine.execute(example.pipeline(), params)
+    assert first.value.splitlines() == [f"       3  {tmp_path}/a.txt", f"       5  {tmp_path}/b.txt"]
+    (tmp_path / "c.txt").write_text("x\n")
+    second = engine.execute(example.pipeline(), params)
+    assert second.value.splitlines()[-1] == f"       1  {tmp_path}/c.txt"
+    by_task = second.counts
+    assert by_task["cached"] == 2  # a.txt and b.txt: only c.txt was read
+    assert engine.execute(example.pipeline(), {"folder": str(tmp_path / "none"), "pattern": "*"}).value is None

@@ -13,7 +13,7 @@ a resume expands it again instead of running the task (docs/concepts.md, "Dynami
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .._build.dynamic import elements, graph_roots, zip_calls
@@ -118,6 +118,8 @@ class Expansions:
         return others, ready
 
     def _guarded(self, index: int, expand: Callable[[int], list[int]]) -> list[int]:
+        if self.records.verbose:  # it runs from now until its join: observers see it start
+            self.records.started(index)
         try:
             return expand(index)
         except CascadeError as exc:  # bad input found at run time: this node fails, with one line
@@ -143,7 +145,11 @@ class Expansions:
             ) from exc
         code = ctx.codec.code
         ctx.state.put_results({graph_id: ctx.codec.seal(ctx.state_prefix + graph_id, code, body)})
-        return self._guarded(index, lambda i: self.expand(i, shape, ctx.nodes[i].id))
+        try:  # its task ran: its start was announced
+            return self.expand(index, shape, node.id)
+        except CascadeError as exc:
+            self.fail(index, exc)
+            return []
 
     def _expand_stored(self, index: int) -> list[int]:
         ctx = self.ctx
@@ -182,14 +188,20 @@ class Expansions:
                 f"router {node.task.name!r}: the selector's value {value!r} has no route (routes: {shown}); "
                 "add a route for it or make the selector return one of them"
             ) from None
-        return self.expand(index, chosen, None)
+        # The other routes join the graph too, skipped: the records and pictures show what was routed away.
+        others = [route for route in routes.routes.values() if type(route) is LazyResult and route is not chosen]
+        return self.expand(index, chosen, None, routed_away=others)
 
-    def expand(self, index: int, shape: Any, namespace: str | None) -> list[int]:
-        """Add the graph of ``shape`` (with ids in ``namespace``); ``index`` waits for it. Returns nodes ready now."""
+    def expand(
+        self, index: int, shape: Any, namespace: str | None, routed_away: Sequence[LazyResult] = ()
+    ) -> list[int]:
+        """Add the graph of ``shape`` (with ids in ``namespace``); ``index`` waits for it. Returns nodes ready now.
+
+        ``routed_away``: lazy results added but not run (a router's other routes), skipped."""
         ctx = self.ctx
         graph, table = ctx.graph, ctx.table
         roots = graph_roots(shape) if type(shape) in (LazyResult, list, tuple, dict) else []
-        added = graph.add(roots, namespace)
+        added = graph.add([*roots, *routed_away], namespace)
         table.grow(len(added))
         if len(added):
             self.records.grew(index, len(added))
@@ -199,6 +211,11 @@ class Expansions:
             links[root].append(index)
         self.joins[index] = shape
         ready = self.want(roots_at)
+        if routed_away:
+            name = ctx.nodes[index].task.name
+            for new in added:
+                if table.status[new] == 0 and not table.must_run[new]:
+                    table.skip(new, f"routed away by {name}", tell_state=True)
         waiting = sum(1 for root in roots_at if table.status[root] != DONE)
         table.remaining[index] = waiting
         if not waiting:
