@@ -63,13 +63,15 @@ def executed(name: str) -> list[tuple]:
 
 
 def test_a_map_over_a_lazy_list_runs_one_call_per_element_in_order():
-    report = cs.Engine().execute(total(square.map(listing(5))))
+    state = cs.MemoryStateStore()
+    report = cs.Engine(state).execute(total(square.map(listing(5))), run_id="m")
     assert report.value == 0 + 1 + 4 + 9 + 16
     assert sorted(executed("square")) == [("square", x) for x in range(5)]
     assert executed("listing") == [("listing", 5)] and executed("total") == [("total", 5)]
     assert cs.run(square.map(listing(4))) == [0, 1, 4, 9]
     # The total grew with the expansion: listing, the map node, five calls, total.
     assert report.counts["total"] == 8 and report.counts["executed"] == 8
+    assert state("m").get_run_info()["tasks"] == "8"  # run info counts the nodes the run added
     CALLS.clear()
     assert cs.run(total(square.map(listing(3))), executor="inline://") == 5  # every executor: inline here
     assert sorted(executed("square")) == [("square", x) for x in range(3)]

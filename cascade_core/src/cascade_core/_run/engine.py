@@ -250,8 +250,9 @@ class _Run:
             return  # its info says "running" until its run lease expires
         try:
             self.ctx.state.set_run_info({"status": "interrupted" if interrupted else "crashed", "error": describe(exc)})
-            if self.records.records:
-                self.ctx.state.put_task_records(self.records.record_json())
+            keeper = self.ctx.state_caps.task_records
+            if self.records.records and keeper is not None:
+                keeper.put_task_records(self.records.record_json())
         except Exception:  # the store may be the reason; the original error matters more
             pass
 
@@ -264,8 +265,9 @@ class _Run:
                 for node in nodes:
                     if node.id in records.skipped:
                         records.record(node.index, "skipped", 0.0, None, records.skipped[node.id])
-        if records.records:
-            state.put_task_records(records.record_json())
+        keeper = ctx.state_caps.task_records
+        if records.records and keeper is not None:
+            keeper.put_task_records(records.record_json())
         values: list[Any] = []
         if not records.failures:
             try:
@@ -274,6 +276,7 @@ class _Run:
                 records.failures.append((ctx.graph.targets[0], lost))
         status = "failed" if records.failures else "succeeded"
         end_info = {"status": status, "failed_task": "", "error": ""}  # clears an earlier attempt's failure
+        end_info["tasks"] = str(len(nodes))  # a graph that grew during the run (docs/concepts.md) has more
         end_info.update({f"count_{name}": str(value) for name, value in records.counts.items()})
         error = None
         failed_task = None

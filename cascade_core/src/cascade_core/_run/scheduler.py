@@ -19,6 +19,7 @@ from .._build.values import call_arguments
 from .._errors import BackendUnavailableError, SerializationError
 from .._plugins.call import Outcome, ReturnedGraph, TaskCall, finish_call, raise_limit, run_call
 from .._plugins.capabilities import ExecutorCapabilities
+from .._plugins.executor import Executor
 from .._store.codec import cache_storage_key
 from .._store.leases import Backoff
 from .availability import Availability
@@ -38,7 +39,7 @@ class Scheduler:
         ctx: RunContext,
         records: RunRecords,
         lookup: CacheLookup,
-        executor: Any,
+        executor: Executor,
         caps: ExecutorCapabilities,
         availability: Availability,
         *,
