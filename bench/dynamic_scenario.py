@@ -3,25 +3,13 @@ before the run, and against Prefect 3's ``task.map`` over the same elements."""
 
 from __future__ import annotations
 
-import time
-
 import cascade_core as cs
 
 from . import workloads as w
-from .common import Result, Row, Seconds, Target, interleave, median, run_prefect
+from .common import Result, Row, Target, interleave, median, run_prefect
+from .overhead import _cascade
 
 numbers = cs.task(name="bench.numbers")(lambda n: list(range(n)))
-
-
-def _case(build, n: int):
-    def case() -> Seconds:
-        started = time.perf_counter()
-        value = cs.run(build(n), state_backend=cs.MemoryStateStore(), cache_backend=cs.MemoryCacheBackend())
-        elapsed = time.perf_counter() - started
-        assert value == n * (n + 1) // 2, value
-        return Seconds(elapsed)
-
-    return case
 
 
 def run(quick: bool) -> Result:
@@ -29,9 +17,9 @@ def run(quick: bool) -> Result:
     repeats = 3 if quick else 9
     result = Result("dynamic", "11. Dynamic fan-out (10,000 trivial mapped calls, memory backends)")
     cases = {
-        "static fan-out, built before the run": _case(lambda k: w.total([w.inc(i) for i in range(k)]), n),
-        "run-time map (inc.map over a task's list)": _case(lambda k: w.total(w.inc.map(numbers(k))), n),
-        "build-time map (inc.map over a range)": _case(lambda k: w.total(w.inc.map(range(k))), n),
+        "static fan-out, built before the run": _cascade(lambda k: w.total([w.inc(i) for i in range(k)]), n, None),
+        "run-time map (inc.map over a task's list)": _cascade(lambda k: w.total(w.inc.map(numbers(k))), n, None),
+        "build-time map (inc.map over a range)": _cascade(lambda k: w.total(w.inc.map(range(k))), n, None),
     }
     times = interleave(cases, repeats)
     static = median(times["static fan-out, built before the run"])
