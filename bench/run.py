@@ -20,6 +20,7 @@ SCENARIOS = (
     "blobs",
     "dask",
     "redis-cluster",
+    "ipfs",
 )
 
 
@@ -102,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print("redis-server or redis-cli is not on the PATH: the cluster scenario is skipped", file=sys.stderr)
             skipped.append("redis-cluster")
+    if "ipfs" in wanted:
+        from . import ipfs_scenario
+
+        timed(ipfs_scenario.run, args.quick)
     results.sort(key=lambda r: SCENARIOS.index(r.key))
     report.print_table(results)
     if skipped:

@@ -150,3 +150,9 @@ def ipfs_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IpfsNode]:
 def ipfs_uri(ipfs_node: IpfsNode) -> str:
     """``ipfs://127.0.0.1:<port>/t-<random>``: the session's node, a fresh index folder per test."""
     return f"{ipfs_node.uri}/t-{os.urandom(4).hex()}"
+
+
+@pytest.fixture(scope="session")
+def ipfs_node_class() -> type[IpfsNode]:
+    """IpfsNode, for tests that start nodes of their own (test files are no package here)."""
+    return IpfsNode

@@ -16,9 +16,10 @@ from __future__ import annotations
 import json
 import os
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Final
 
 from cascade_core.plugin import BackendUnavailableError, mask_credentials
 
@@ -52,6 +53,9 @@ class Rpc:
                 if self._client is None or self._pid != os.getpid():
                     self._client = self._new_client()
                     self._pid = os.getpid()
+                    # Stores opened from a URI live as long as their process and are never closed
+                    # (docs/blobs.md): close the connections when the store is collected instead.
+                    weakref.finalize(self, self._client.close)
                     self._version = None
         return self._client
 
@@ -155,3 +159,30 @@ class Rpc:
             f"IPFS node of blob store {self.options.label} failed {command}: {text}; "
             "check that the node runs and that the URI names its RPC API (ipfs://HOST:PORT)"
         )
+
+
+PART: Final = 1 << 20  # bytes per slice of a streamed upload
+
+
+def multipart(data: bytes | memoryview, filename: str = "blob") -> dict[str, Any]:
+    """httpx arguments that upload ``data`` as one multipart file, streamed in 1 MiB slices of a
+    memoryview: no copy of the payload is made (httpx's own multipart encoder copies it whole)."""
+    boundary = os.urandom(16).hex()
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+    view = memoryview(data).cast("B")
+
+    def body() -> Iterator[bytes | memoryview]:
+        yield head
+        for start in range(0, len(view), PART):
+            yield view[start : start + PART]
+        yield tail
+
+    headers = {
+        "Content-Type": f"multipart/form-data; boundary={boundary}",
+        "Content-Length": str(len(head) + len(view) + len(tail)),
+    }
+    return {"content": body(), "headers": headers}

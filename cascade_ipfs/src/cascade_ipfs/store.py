@@ -9,12 +9,14 @@ The engine names blobs by SHA-256 (``sha256:<hex>``), which is not the root CID 
 multi-block file, so the store keeps an index in the node's MFS (its own mutable files):
 ``<folder>/sha256/<2 hex>/<hex>`` holds one line, ``cascade-ipfs 1 <cid> <size> <mtime>``.
 The index entry is written after the node has added (and pinned) every block, so a reader
-finds a blob whole or not at all; a second write of a blob finds its entry, adds nothing and
-rewrites the entry's time (gc's grace period starts over). Markers live in ``<folder>/markers/``.
+finds a blob whole or not at all; a second write of a blob finds its entry and adds nothing
+(it rewrites the entry's time when that is over a minute old: gc's grace period starts over).
+Markers live in ``<folder>/markers/``.
 """
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Iterator
 from typing import Any, Final, NamedTuple
@@ -23,11 +25,13 @@ from cascade_core.plugin import BackendError, BackendURI, BlobInfo, is_blob_id
 
 from . import cid as cids
 from .options import IpfsOptions, parse
-from .rpc import NodeError, Rpc
+from .rpc import NodeError, Rpc, multipart
 
 CHUNK: Final = 1 << 20  # bytes per leaf: kubo's largest chunker size, and blocks that cross bitswap
 MARKERS: Final = "markers"
-PEER_WAIT: Final = 10.0  # seconds a read waits for peers to have a one-block blob this node's index lacks
+IDENTITY: Final = {"Accept-Encoding": "identity"}  # blobs are pickles: compressing them costs more than it saves
+REFRESH_AFTER: Final = 60.0  # seconds: a reused blob's entry written more recently is not rewritten
+PEER_WAIT: Final = 2.0  # seconds a read waits for peers to have a one-block blob this node's index lacks
 PEERS_TTL: Final = 5.0  # seconds between asks whether the node is connected to peers (swarm/peers)
 _MISSING = ("does not exist", "not exist", "no such file", "file not found")
 
@@ -53,6 +57,14 @@ class Record(NamedTuple):
             return None
 
 
+def _read_back(spool: Any) -> bytes:
+    """The bytes of a spooled response in one allocation. The chunks went to a temporary file as
+    they came, so a read holds the blob once in memory, not its chunks and their join (2x)."""
+    spool.flush()
+    spool.seek(0)
+    return bytes(spool.read())
+
+
 def _missing(error: NodeError) -> bool:
     return any(words in error.message.lower() for words in _MISSING)
 
@@ -60,7 +72,10 @@ def _missing(error: NodeError) -> bool:
 class IpfsBlobStore:
     """Blobs on one IPFS node's RPC API. Picklable (the HTTP client is rebuilt in each process)."""
 
-    refresh_after = 0  # every put of an existing blob rewrites its index entry's time
+    # A put of an existing blob rewrites its index entry's time (gc's grace period starts over)
+    # only when the entry is older than this: each MFS write leaves a few small blocks behind, and
+    # a hot blob reused by every task would otherwise write one entry per use.
+    refresh_after = REFRESH_AFTER
 
     def __init__(self, options: IpfsOptions) -> None:
         self.options = options
@@ -99,7 +114,7 @@ class IpfsBlobStore:
     def _write_file(self, path: str, data: bytes) -> None:
         params = {"arg": path, "create": "true", "parents": "true", "truncate": "true"}
         try:
-            self.rpc.json("files/write", params, files={"file": ("data", data, "application/octet-stream")})
+            self.rpc.json("files/write", params, **multipart(data, "data"))
         except NodeError as exc:
             raise self.rpc.unavailable("files/write", exc.message) from None
 
@@ -132,8 +147,10 @@ class IpfsBlobStore:
     def put(self, blob_id: str, data: bytes) -> bool:
         self._writable("write " + blob_id)
         found = self.record(blob_id)
-        if found is not None:  # write-once: refresh the time only (no block is added)
-            self._write_file(self._entry(blob_id), found._replace(mtime=time.time()).line())
+        if found is not None:  # write-once: no block is added; the entry's time refreshed when old
+            now = time.time()
+            if now - found.mtime >= self.refresh_after:
+                self._write_file(self._entry(blob_id), found._replace(mtime=now).line())
             return False
         blob_cid = self._add(blob_id, data)
         self._write_file(self._entry(blob_id), Record(blob_cid, len(data), time.time()).line())
@@ -150,7 +167,7 @@ class IpfsBlobStore:
             "cid-base": "base32",
         }
         try:
-            answer = self.rpc.json("add", params, files={"file": ("blob", data, "application/octet-stream")})
+            answer = self.rpc.json("add", params, **multipart(data))
         except NodeError as exc:
             raise self.rpc.unavailable("add", exc.message) from None
         last = answer[-1] if isinstance(answer, list) and answer else answer
@@ -205,28 +222,31 @@ class IpfsBlobStore:
             return None
         if self.options.gateway:
             return self._from_gateway(found)
-        chunks: list[bytes] = []
-        try:
-            with self.rpc.stream("cat", {"arg": found.cid}) as response:
-                for chunk in response.iter_raw():
-                    chunks.append(chunk)
-        except NodeError as exc:
-            if _missing(exc) or "not found" in exc.message.lower():
-                return None
-            raise self.rpc.unavailable("cat", exc.message) from None
-        return b"".join(chunks)  # the engine checks its size and SHA-256 before it uses it
+        with tempfile.TemporaryFile() as spool:
+            try:
+                with self.rpc.stream("cat", {"arg": found.cid}, headers=IDENTITY) as response:
+                    for chunk in response.iter_bytes():
+                        spool.write(chunk)
+            except NodeError as exc:
+                if _missing(exc) or "not found" in exc.message.lower():
+                    return None
+                raise self.rpc.unavailable("cat", exc.message) from None
+            return _read_back(spool)  # the engine checks its size and SHA-256 before it uses it
 
     def _from_gateway(self, found: Record) -> bytes | None:
         import httpx
 
         url = f"{self.options.gateway}/ipfs/{found.cid}"
         try:
-            with self.rpc.client().stream("GET", url) as response:
+            with self.rpc.client().stream("GET", url, headers=IDENTITY) as response:
                 if response.status_code == 404:
                     return None
                 if response.status_code != 200:
                     raise self.rpc.unavailable("gateway GET /ipfs/" + found.cid, f"HTTP {response.status_code}")
-                return b"".join(response.iter_raw())
+                with tempfile.TemporaryFile() as spool:
+                    for chunk in response.iter_bytes():
+                        spool.write(chunk)
+                    return _read_back(spool)
         except httpx.HTTPError as exc:
             raise self.rpc.unavailable("gateway GET /ipfs/" + found.cid, f"{type(exc).__name__}: {exc}") from exc
 
