@@ -117,6 +117,12 @@ class IpfsNode:
         with urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=30) as answer:
             return json.loads(answer.read() or b"{}")
 
+    def refs(self, cid: str) -> list[str]:
+        """The CIDs a block links to (``refs``, one JSON object per line; kubo and js-ipfs alike)."""
+        url = f"http://127.0.0.1:{self.api_port}/api/v0/refs?arg={cid}"
+        with urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=30) as answer:
+            return [json.loads(line)["Ref"] for line in answer.read().splitlines() if line.strip()]
+
     def pinned(self) -> set[str]:
         from cascade_ipfs.cid import canonical
 

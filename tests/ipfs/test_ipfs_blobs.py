@@ -66,8 +66,7 @@ def test_a_one_block_blob_has_the_cid_computed_locally_and_a_larger_one_a_unixfs
     root = store.record(large_id)
     assert root is not None and root.cid.startswith("bafybei") and root.size == CHUNK + 1  # dag-pb over raw leaves
     assert store.get(large_id) == large
-    links = ipfs_node.call("object/links", arg=root.cid)["Links"]
-    assert [cids.canonical(link["Hash"])[:7] for link in links] == ["bafkrei", "bafkrei"]
+    assert [cids.canonical(link)[:7] for link in ipfs_node.refs(root.cid)] == ["bafkrei", "bafkrei"]
 
 
 def test_blobs_are_pinned_and_delete_unpins_them(ipfs_node, ipfs_uri, opened):
