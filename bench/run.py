@@ -21,6 +21,7 @@ SCENARIOS = (
     "dask",
     "redis-cluster",
     "dynamic",
+    "ipfs",
 )
 
 
@@ -107,6 +108,10 @@ def main(argv: list[str] | None = None) -> int:
         from . import dynamic_scenario
 
         timed(dynamic_scenario.run, args.quick)
+    if "ipfs" in wanted:
+        from . import ipfs_scenario
+
+        timed(ipfs_scenario.run, args.quick)
     results.sort(key=lambda r: SCENARIOS.index(r.key))
     report.print_table(results)
     if skipped:
