@@ -30,7 +30,7 @@ def run(quick: bool) -> Result:
     ratio = dynamic / static
     result.targets.append(Target("run-time map vs static fan-out", f"{ratio:.2f}x", "<= 1.5x", ratio <= 1.5))
     prefect_n = 1_000 if quick else 10_000
-    prefect = run_prefect(["bench._prefect_map_worker", str(prefect_n), "1" if quick else "2"], timeout=1200)
+    prefect = run_prefect(["bench._prefect_map_worker", str(prefect_n), "1"], timeout=1200)
     if prefect.get("error"):
         result.notes.append(f"Prefect: not measured ({prefect['error']}).")
     else:

@@ -22,6 +22,7 @@ SCENARIOS = (
     "redis-cluster",
     "dynamic",
     "ipfs",
+    "limits",
 )
 
 
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     results = []
     server = RedisServer()
-    redis_scenario_names = {"redis-state", "warm-cache", "resume", "blobs"}
+    redis_scenario_names = {"redis-state", "warm-cache", "resume", "blobs", "limits"}
     needs_redis = redis_scenario_names & set(wanted) or not args.no_profile
     skipped: list[str] = []
     if needs_redis and not server.available:
@@ -81,6 +82,10 @@ def main(argv: list[str] | None = None) -> int:
                 from . import blobs
 
                 timed(blobs.run, server, args.quick)
+            if "limits" in wanted:
+                from . import limits_scenario
+
+                timed(limits_scenario.run, server, args.quick)
             if not args.no_profile:
                 print("... profiles", file=sys.stderr, flush=True)
                 profile_text = profiles.run(server, args.quick)

@@ -11,6 +11,7 @@ from .._errors import DefinitionError
 from .._uri import MAX_SECONDS
 from .cache_policy import CachePolicy, resolve_policy
 from .lazy import MISSING, LazyResult, Param  # noqa: F401  (re-exported: the graph layer imports them from here)
+from .task_options import checked_limits, checked_resources, checked_timeout
 
 R = TypeVar("R")
 
@@ -92,6 +93,9 @@ class Task(Generic[R]):
         cache_ttl: float | None = None,
         version: str | None = None,
         cache_lock: bool = True,
+        timeout: float | None = None,
+        resources: dict[str, float] | None = None,
+        limits: list[str] | None = None,
     ) -> None:
         if not callable(fn) or isinstance(fn, (Task, LazyResult)):
             raise DefinitionError(f"@task needs a function, got {type(fn).__name__} {fn!r}")
@@ -127,6 +131,9 @@ class Task(Generic[R]):
         self.cache_ttl = None if cache_ttl is None else float(cache_ttl)
         self.version = version
         self.cache_lock = cache_lock
+        self.timeout = checked_timeout(label, timeout)  # seconds per attempt (docs/concepts.md, "Limits")
+        self.resources = checked_resources(label, resources)
+        self.limits = checked_limits(label, limits)
         self.is_async = inspect.iscoroutinefunction(fn)
         self._code_version: str | None = None
         self._signature: Any = None  # computed on the first call that needs it
@@ -213,6 +220,7 @@ class Task(Generic[R]):
 
 _TASK_OPTIONS = frozenset(
     {"name", "retries", "retry_delay", "retry_backoff", "cache", "cache_ttl", "version", "cache_lock"}
+    | {"timeout", "resources", "limits"}
 )
 
 
@@ -229,6 +237,9 @@ def task(
     cache_ttl: float | None = ...,
     version: str | None = ...,
     cache_lock: bool = ...,
+    timeout: float | None = ...,
+    resources: dict[str, float] | None = ...,
+    limits: list[str] | None = ...,
 ) -> Callable[[Callable[..., R]], Task[R]]: ...
 
 

@@ -140,6 +140,11 @@ def run_call(call: TaskCall) -> Outcome:
     ``KeyboardInterrupt`` and ``SystemExit`` come back as failed outcomes too: the engine
     decides that they stop the run.
     """
+    timeout = getattr(call.task, "timeout", None)
+    if timeout is not None:  # docs/concepts.md, "Limits"
+        from .timeouts import run_with_timeout
+
+        return run_with_timeout(call, timeout)
     started = time.perf_counter()
     try:
         value = call.task.fn(*call.args, **call.kwargs)
@@ -150,6 +155,11 @@ def run_call(call: TaskCall) -> Outcome:
 
 async def run_call_async(call: TaskCall) -> Outcome:
     """Await an ``async def`` task call on the running loop and encode its result."""
+    timeout = getattr(call.task, "timeout", None)
+    if timeout is not None:
+        from .timeouts import run_async_with_timeout
+
+        return await run_async_with_timeout(call, timeout)
     started = time.perf_counter()
     try:
         value = await call.task.fn(*call.args, **call.kwargs)

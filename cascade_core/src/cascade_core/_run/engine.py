@@ -30,6 +30,7 @@ from .._plugins.resolve import check_lease_ttl, check_run_id, check_workers, new
 from .._store.blob_refs import BlobError
 from .._store.codec import keys_from_env
 from .._store.leases import new_owner
+from .admission import Gate, checked_totals
 from .availability import Availability
 from .cache_lookup import CacheLookup
 from .context import MISSING, RunContext
@@ -76,6 +77,7 @@ class Engine:
         leases: bool = False,
         lease_ttl: float = 30.0,
         blob_store: Any = None,
+        resources: Mapping[str, float] | None = None,
     ) -> None:
         self._state_arg = state_backend_factory
         self._blobs_arg = blob_store
@@ -88,6 +90,7 @@ class Engine:
             raise DefinitionError(f"leases must be True or False, got {leases!r}")
         self.leases = leases
         self.lease_ttl = check_lease_ttl(lease_ttl)
+        self.resources = checked_totals(resources)  # the run's totals, for tasks' resources= (_run/admission)
         # The `cascade run` command that resumes a run (secrets masked), kept in its run info for
         # the HTML report; the CLI sets it, "" for a run started from Python.
         self.resume_command = ""
@@ -198,6 +201,10 @@ class _Run:
         # The lease keepers call their backends from the heartbeat and on the way out: once a
         # backend is down they must fail at once too, so they get the backends guarded.
         guarded_state = availability.guard(ctx.state)
+        spec = res.state_spec
+        self.gate = Gate.of(
+            ctx, (spec.factory, spec.instance, ctx.state), spec.label, engine.resources, owner, engine.lease_ttl
+        )
         self.hold = RunHold(guarded_state, state_label, ctx.run_id, owner, engine.lease_ttl, engine.leases)
         self.scheduler = Scheduler(
             ctx,
@@ -211,6 +218,7 @@ class _Run:
             owner=owner,
             executor_label=res.executor_spec.label,
             guard=availability.guard,
+            gate=self.gate,
         )
 
     def execute(self) -> RunReport:
@@ -231,6 +239,8 @@ class _Run:
         self.records.run_started(len(stored), self.res.state_spec.label, self.res.cache_spec.label)
         try:
             must_run = prepare(ctx, self.records, self.lookup, stored)
+            if self.gate is not None:
+                self.gate.check(must_run)  # a limit nothing set, a resource the run lacks: fails here
             if 1 in must_run:  # tasks run from here on: their garbage is collected as usual
                 self.collection.resume()
             self.scheduler.run(must_run, stored)
@@ -278,6 +288,8 @@ class _Run:
         end_info = {"status": status, "failed_task": "", "error": ""}  # clears an earlier attempt's failure
         end_info["tasks"] = str(len(nodes))  # a graph that grew during the run (docs/concepts.md) has more
         end_info.update({f"count_{name}": str(value) for name, value in records.counts.items()})
+        if self.gate is not None:
+            end_info.update(self.gate.info())
         error = None
         failed_task = None
         if records.failures:
@@ -327,6 +339,7 @@ def run(
     leases: bool = False,
     lease_ttl: float = 30.0,
     blob_store: Any = None,
+    resources: Mapping[str, float] | None = None,
 ) -> Any:
     """Run ``target`` (a lazy result, or a list/dict of them) and return its value.
 
@@ -338,13 +351,14 @@ def run(
     time holds a run id; with ``leases=True`` several drivers share it, claiming each node before
     running it, so each task runs once. A dead driver's claims expire after ``lease_ttl`` seconds.
     ``blob_store``: a URI (``"file:///blobs"``) storing results over 1 MiB once by content (docs/blobs.md).
+    ``resources``: the run's totals (``{"gpu": 2}``); tasks' ``resources=`` never exceed them together.
     """
     return _engine_of(locals()).run(target, params, run_id=run_id)
 
 
 def _engine_of(arguments: Mapping[str, Any]) -> Engine:
     """The Engine that ``run()``'s (or ``arun()``'s) arguments describe."""
-    options = ("executor", "max_workers", "observers", "leases", "lease_ttl", "blob_store")
+    options = ("executor", "max_workers", "observers", "leases", "lease_ttl", "blob_store", "resources")
     return Engine(arguments["state_backend"], arguments["cache_backend"], **{n: arguments[n] for n in options})
 
 

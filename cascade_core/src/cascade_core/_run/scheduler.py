@@ -22,6 +22,7 @@ from .._plugins.capabilities import ExecutorCapabilities
 from .._plugins.executor import Executor
 from .._store.codec import cache_storage_key
 from .._store.leases import Backoff
+from .admission import Gate
 from .availability import Availability
 from .cache_lookup import CacheLookup
 from .claims import Claims
@@ -48,6 +49,7 @@ class Scheduler:
         owner: str | None = None,
         executor_label: str = "",
         guard: Callable[[Any], Any] | None = None,
+        gate: Gate | None = None,
     ) -> None:
         self.ctx = ctx
         self.records = records
@@ -76,6 +78,7 @@ class Scheduler:
             complete=self._complete,
             fail=lambda index, error: self._fail(index, error, False, 0.0),
         )
+        self.gate = gate  # limits and resources: asked before each attempt starts (_run/admission)
 
     # -- the loop ------------------------------------------------------------------
 
@@ -101,8 +104,9 @@ class Scheduler:
         inline_only = local and capacity == 1
         backoff = Backoff()
         # Nothing to look up or claim: a lone ready sync node can go straight to execution.
-        direct = local and not claims.active and not any(node.task.cache_policy for node in nodes)
+        direct = local and not claims.active and not any(node.task.cache_policy for node in nodes) and not self.gate
         dynamic = self.dynamic
+        gate = self.gate
         while True:
             self._check_cancelled()
             if self.retries and self.retries[0][0] <= time.monotonic():
@@ -134,8 +138,9 @@ class Scheduler:
                 else:
                     claimable.extend(candidates)
                 continue
-            if claimable and capacity - len(self.handles) - len(runnable) > 0:
-                free = capacity - len(self.handles) - len(runnable)
+            # Nodes waiting in the gate count as started: drivers sharing a run split its work.
+            if claimable and capacity - len(self.handles) - len(runnable) - (len(gate.waiting) if gate else 0) > 0:
+                free = capacity - len(self.handles) - len(runnable) - (len(gate.waiting) if gate else 0)
                 runnable.extend(claims.claim([claimable.popleft() for _ in range(min(free, len(claimable)))]))
                 continue
             if runnable:
@@ -143,6 +148,8 @@ class Scheduler:
                 runnable.clear()
                 for index in batch:
                     self._check_cancelled()  # not one more call once the run is cancelled
+                    if gate is not None and not gate.admit(index):
+                        continue  # waits in the gate until a slot, a rate token or resources free up
                     # A lone ready sync task runs in this thread: a chain pays no thread hand-off.
                     alone = inline_only or (not self.handles and len(batch) == 1)
                     if local and alone and not nodes[index].task.is_async:
@@ -154,12 +161,15 @@ class Scheduler:
                         self._check_cancelled()
                     self._submit(index)
                 continue
+            if gate is not None and gate.waiting and self._wait_for_gate(gate, not claims.waiting):
+                continue
             if claims.waiting:
                 # Nodes another driver is working on: poll for their results or their lease.
+                pause = backoff.next() if gate is None else gate.sooner(backoff.next())
                 if self.handles:
-                    self._wait_for_completions(timeout=backoff.next())
+                    self._wait_for_completions(timeout=pause)
                 else:
-                    self._sleep(backoff.next())
+                    self._sleep(pause)
                 claimed = claims.poll_waiting(None if claimable is None else capacity - len(self.handles))
                 if claimed or ready:
                     backoff.reset()
@@ -173,6 +183,25 @@ class Scheduler:
             timeout = max(0.0, self.retries[0][0] - time.monotonic()) if self.retries else None
             self._wait_for_completions(timeout)
 
+    def _wait_for_gate(self, gate: Gate, wait: bool) -> bool:
+        """Take back the nodes the gate says are worth asking again; else, with ``wait``, wait for
+        the gate's next hint (or a completion, or a retry). Whether the loop should go round again."""
+        due = gate.poll()
+        if due:
+            self.runnable.extend(due)
+            return True
+        if not wait:
+            return False
+        timeout = gate.next_in()
+        if self.retries:
+            until_retry = max(0.0, self.retries[0][0] - time.monotonic())
+            timeout = until_retry if timeout is None else min(timeout, until_retry)
+        if self.handles:
+            self._wait_for_completions(timeout)
+        elif timeout is not None:
+            self._sleep(timeout)
+        return True
+
     def _run_inline(self, index: int) -> None:
         """Run one sync node in this thread and store it; the fast path of a chain.
 
@@ -182,7 +211,7 @@ class Scheduler:
         ctx, records = self.ctx, self.records
         node = ctx.nodes[index]
         task = node.task
-        if records.verbose or task.retries or ctx.keys[index] is not None:
+        if records.verbose or task.retries or ctx.keys[index] is not None or task.timeout is not None:
             self._start(index)
             self._complete([run_call(self._call(index))])
             return
@@ -234,6 +263,8 @@ class Scheduler:
         self.inflight.submit(call)
 
     def _wait_for_completions(self, timeout: float | None = None) -> None:
+        if self.gate is not None:
+            self.gate.flush()  # a limit's slot kept for the next attempt goes back before any wait
         batch = self.inflight.wait(timeout)
         if batch:
             self._complete(batch)
@@ -246,6 +277,8 @@ class Scheduler:
 
     def _sleep(self, seconds: float) -> None:
         """Sleep, but wake at once when the run is cancelled."""
+        if self.gate is not None:
+            self.gate.flush()
         if self.ctx.cancel is not None:
             self.ctx.cancel.wait(seconds)
         else:
@@ -255,6 +288,8 @@ class Scheduler:
         """Cancel calls still queued in the executor and give up every claim."""
         self.inflight.cancel_all()
         self.claims.close()
+        if self.gate is not None:
+            self.gate.close()
 
     # -- completions -----------------------------------------------------------------
 
@@ -268,6 +303,8 @@ class Scheduler:
         released: list[tuple[int, float]] = []
         ended: list[int] = []
         fatal: BaseException | None = None
+        if self.gate is not None:  # each attempt frees its slots, retried or not
+            self.gate.finished([outcome.index for outcome in outcomes])
         for outcome in outcomes:
             index = outcome.index
             node = nodes[index]
