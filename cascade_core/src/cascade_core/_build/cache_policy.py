@@ -88,7 +88,7 @@ class _RunId(CachePolicy):
 INPUTS: CachePolicy = _Inputs()
 """The task's input values (upstream results enter through their own cache keys or values)."""
 TASK_SOURCE: CachePolicy = _TaskSource()
-"""The task's code version: ``version=`` when given, else a hash of its source."""
+"""The task's code version: ``version=`` when given, else the digest of its code and the user code it calls."""
 RUN_ID: CachePolicy = _RunId()
 """The run id: entries are reused only within one run."""
 DEFAULT: CachePolicy = INPUTS + TASK_SOURCE
