@@ -15,13 +15,13 @@ import pytest
 import cascade_core as cs
 from cascade_core._build.code_version import follow
 
-DEEP = '''
+DEEP = """
 FACTOR = 3
 
 
 def deep(x):
     return x * FACTOR
-'''
+"""
 
 MID = '''
 import deep_helpers
@@ -33,7 +33,7 @@ def mid(x):
     return total + 1
 '''
 
-FLOW = '''
+FLOW = """
 import os
 
 import cascade_core as cs
@@ -77,9 +77,9 @@ def pipeline():
 
 def with_library():
     return [libbed(1), plain(5)]
-'''
+"""
 
-RUN = '''
+RUN = """
 import sys
 
 sys.path[:0] = [{here!r}, {site!r}]
@@ -87,7 +87,7 @@ import flow
 
 target = getattr(flow, sys.argv[1])()
 print(__import__("cascade_core").run(target, cache_backend={cache!r}))
-'''
+"""
 
 
 class Project:
@@ -290,7 +290,7 @@ def test_version_overrides_everything_and_the_analysis_runs_once_per_task(tmp_pa
     assert calls == ["cv_pinned.unpinned"]
 
 
-CODE_FORMAT_SOURCE = '''
+CODE_FORMAT_SOURCE = """
 import cascade_core as cs
 
 
@@ -301,7 +301,7 @@ def helper(x):
 @cs.task(cache=True)
 def keyed(x):
     return helper(x)
-'''
+"""
 
 
 def test_code_versions_keep_their_format(tmp_path, monkeypatch):

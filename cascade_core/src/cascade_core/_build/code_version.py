@@ -366,4 +366,3 @@ def _distribution_version(top: str) -> str:
             continue
     version = getattr(sys.modules.get(top), "__version__", "?")
     return f"{top}=={version}"
-
