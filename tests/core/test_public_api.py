@@ -28,6 +28,7 @@ PUBLIC = [
     "Explanation",
     "HashingError",
     "INPUTS",
+    "INPUT_VALUES",
     "InlineExecutor",
     "IntegrityError",
     "InvalidURIError",

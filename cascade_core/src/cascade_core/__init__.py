@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._build.cache_policy import DEFAULT, INPUTS, RUN_ID, TASK_SOURCE, CachePolicy
+from ._build.cache_policy import DEFAULT, INPUT_VALUES, INPUTS, RUN_ID, TASK_SOURCE, CachePolicy
 from ._build.task import LazyResult, Param, Task, task
 from ._errors import (
     BackendError,
@@ -69,6 +69,7 @@ __all__ = [
     "Explanation",
     "HashingError",
     "INPUTS",
+    "INPUT_VALUES",
     "InlineExecutor",
     "IntegrityError",
     "InvalidURIError",

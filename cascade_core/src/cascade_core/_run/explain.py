@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._build.cache_policy import by_values
 from .._build.graph import build_graph
 from .._plugins.resolve import check_run_id, resolve_cache, resolve_state
 from .._store.codec import keys_from_env
@@ -150,10 +151,18 @@ def _cause(ctx: RunContext, node: Any, predictions: list[str], history: History,
         where = f"run {run_id} holds no result for it" if run_id is not None else "a new run holds no results"
         return Cause("not cached", f"not cached (cache=False) and {where}")
     key = ctx.keys[node.index]
+    if key is None and by_values(task):
+        names = list(dict.fromkeys(nodes[up].task.name for up in node.data_deps))
+        return Cause(
+            "key after upstream",
+            f"its cache key needs the values of {', '.join(names)} (INPUT_VALUES: early cutoff), "
+            "known as the run reads them",
+            names,
+        )
     if key is None:
         waits = [nodes[up].task.name for up in node.data_deps if predictions[up] in ("run", "unknown")]
-        names = ", ".join(dict.fromkeys(waits)) or "an upstream"
-        return Cause("key after upstream", f"its cache key needs the value of {names}, computed first", waits)
+        shown = ", ".join(dict.fromkeys(waits)) or "an upstream"
+        return Cause("key after upstream", f"its cache key needs the value of {shown}, computed first", waits)
     reran = [nodes[up].task.name for up in node.data_deps if predictions[up] == "run"]
     return why_missing(
         task.name, key, (task.code_version, task.code.units), argument_tokens(node, ctx.graph), reran, history
