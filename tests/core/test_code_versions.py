@@ -11,6 +11,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from cascade_test_cli import FLOW_HEAD
 
 import cascade_core as cs
 from cascade_core._build.code_version import follow
@@ -33,16 +34,10 @@ def mid(x):
     return total + 1
 '''
 
-FLOW = """
-import os
-
-import cascade_core as cs
+FLOW = (
+    FLOW_HEAD
+    + """
 from mid_helpers import mid
-
-
-def note(name):
-    with open(os.environ["FLOW_LOG"], "a") as log:
-        log.write(name + "\\n")
 
 
 @cs.task(cache=True)
@@ -78,6 +73,7 @@ def pipeline():
 def with_library():
     return [libbed(1), plain(5)]
 """
+)
 
 RUN = """
 import sys

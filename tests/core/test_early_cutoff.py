@@ -10,6 +10,8 @@ import sys
 import textwrap
 from collections import Counter
 
+from cascade_test_cli import FLOW_HEAD
+
 import cascade_core as cs
 from cascade_core._build.cache_policy import KeyContext, key_maker
 from cascade_core._build.hashing import digest
@@ -78,17 +80,9 @@ def test_an_input_values_key_keeps_its_format():
     assert len(cache.get_many(["ec.down:6cbe4274f9f746601c12a54d5f175f39"])) == 1
 
 
-FLOW = """
-import os
-
-import cascade_core as cs
-
-
-def note(name):
-    with open(os.environ["FLOW_LOG"], "a") as log:
-        log.write(name + "\\n")
-
-
+FLOW = (
+    FLOW_HEAD
+    + """
 @cs.task(cache=True)
 def up(x):
     note("up")
@@ -104,6 +98,7 @@ def down(y):
 def pipeline():
     return down(up(3))
 """
+)
 
 RUN = """
 import sys

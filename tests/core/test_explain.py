@@ -4,12 +4,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import pytest
+from cascade_test_cli import cli
 
 import cascade_core as cs
 
@@ -126,44 +124,34 @@ def pipeline(n: int = 2):
 """
 
 
-def _cascade(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "cascade_core", *args],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
 def test_the_command_prints_a_table_json_a_mermaid_graph_and_why_a_node_ran(tmp_path):
     (tmp_path / "flow.py").write_text(textwrap.dedent(FLOW))
-    first = _cascade(tmp_path, "explain", "flow.py:pipeline")
+    first = cli(tmp_path, "explain", "flow.py:pipeline")
     assert first.returncode == 0, first.stderr
     assert first.stdout.splitlines()[0] == "2 tasks: 2 would run"
     assert "no cache entry for its key" in first.stdout
     assert not (tmp_path / ".cascade.db").exists()  # nothing written
-    assert _cascade(tmp_path, "run", "flow.py:pipeline", "--run-id", "a", "--no-progress").returncode == 0
-    data = json.loads(_cascade(tmp_path, "explain", "flow.py:pipeline", "-p", "n=3", "--json").stdout)
+    assert cli(tmp_path, "run", "flow.py:pipeline", "--run-id", "a", "--no-progress").returncode == 0
+    data = json.loads(cli(tmp_path, "explain", "flow.py:pipeline", "-p", "n=3", "--json").stdout)
     assert data["counts"] == {"resume": 0, "cache": 0, "run": 2, "not needed": 0, "unknown": 0}
     assert [(n["prediction"], n["cause"], n["changed"]) for n in data["nodes"]] == [
         ("run", "inputs changed", ["x"]),
         ("run", "not cached", []),
     ]
-    graph = _cascade(tmp_path, "explain", "flow.py:pipeline", "--run-id", "a", "--graph", "mermaid").stdout
+    graph = cli(tmp_path, "explain", "flow.py:pipeline", "--run-id", "a", "--graph", "mermaid").stdout
     assert graph.startswith("flowchart LR\n")
     assert 'legend_resumed["↺ resumed (stored in the run)"]' in graph
     assert "class n0,n1,legend_resumed resumed" in graph
-    mixed = _cascade(tmp_path, "explain", "flow.py:pipeline", "--graph", "mermaid").stdout
+    mixed = cli(tmp_path, "explain", "flow.py:pipeline", "--graph", "mermaid").stdout
     assert 'legend_executed["✓ would run"]' in mixed and "class n1,legend_executed executed" in mixed
-    assert _cascade(tmp_path, "run", "flow.py:pipeline", "-p", "n=3", "--run-id", "b", "--no-progress").returncode == 0
-    shown = json.loads(_cascade(tmp_path, "runs", "show", "b", "--json").stdout)
+    assert cli(tmp_path, "run", "flow.py:pipeline", "-p", "n=3", "--run-id", "b", "--no-progress").returncode == 0
+    shown = json.loads(cli(tmp_path, "runs", "show", "b", "--json").stdout)
     square_id = next(t["node_id"] for t in shown["tasks"] if t["task"] == "flow.square")
-    why = _cascade(tmp_path, "runs", "show", "b", "--why", square_id[:8])
+    why = cli(tmp_path, "runs", "show", "b", "--why", square_id[:8])
     assert why.returncode == 0, why.stderr
     assert why.stdout == f"flow.square [{square_id[:12]}] in run b: done: inputs changed: x\n"
-    bad = _cascade(tmp_path, "runs", "show", "b", "--why", "zzzz")
+    bad = cli(tmp_path, "runs", "show", "b", "--why", "zzzz")
     assert bad.returncode == 2
     assert bad.stderr == "error: no node of run b with an id starting 'zzzz': 'cascade runs show b' lists its nodes\n"
-    both = _cascade(tmp_path, "explain", "flow.py:pipeline", "--json", "--graph", "mermaid")
+    both = cli(tmp_path, "explain", "flow.py:pipeline", "--json", "--graph", "mermaid")
     assert (both.returncode, both.stderr) == (2, "error: --json and --graph are two outputs: give one\n")

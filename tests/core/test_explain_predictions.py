@@ -13,6 +13,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from cascade_test_cli import FLOW_HEAD
 
 HELPERS = """
 OFFSET = 0
@@ -26,16 +27,10 @@ def mult(x):
     return base(x) * 2
 """
 
-FLOW = """
-import os
-
-import cascade_core as cs
+FLOW = (
+    FLOW_HEAD
+    + """
 import helpers
-
-
-def note(name):
-    with open(os.environ["FLOW_LOG"], "a") as log:
-        log.write(name + "\\n")
 
 
 @cs.task(cache=True)
@@ -65,6 +60,7 @@ def report(t):
 def pipeline(n):
     return report(total([scale(load(i)) for i in range(n)]))
 """
+)
 
 STEP = """
 import json
