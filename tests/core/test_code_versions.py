@@ -314,3 +314,40 @@ def test_code_versions_keep_their_format(tmp_path, monkeypatch):
     cache = cs.MemoryCacheBackend()
     cs.run(module.keyed(1), cache_backend=cache)
     assert len(cache.get_many(["cv_format.keyed:7b012443e7527256c26292c7d9b23449"])) == 1
+
+
+SCRIPT = """
+import cascade_core as cs
+
+NAMES = frozenset({"a", "b", "c", "d"})
+
+
+def helper(x):
+    return x in NAMES
+
+
+@cs.task(cache=True)
+def member(x):
+    return helper(x)
+
+
+if __name__ == "__main__":
+    print(member.code_version)
+"""
+
+
+def test_a_script_run_directly_or_imported_has_one_code_version_whatever_the_hash_seed(tmp_path):
+    (tmp_path / "script.py").write_text(SCRIPT)
+    printed = set()
+    for seed, command in (("1", ["script.py"]), ("2", ["-c", "import script; print(script.member.code_version)"])):
+        env = {
+            **os.environ,
+            "PYTHONHASHSEED": seed,
+            "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+        }
+        done = subprocess.run(
+            [sys.executable, *command], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        printed.add(done.stdout.strip())
+    assert len(printed) == 1

@@ -112,7 +112,9 @@ def _unit_of(obj: Any, force: bool = False) -> _Unit | None:
 
 def _make_unit(obj: Any, force: bool = False) -> _Unit | None:
     if isinstance(obj, _Constant):
-        return _Unit(obj.name, digest(repr(obj.value).encode()), [], []) if _kind(obj.module) == "user" else None
+        return (
+            _Unit(obj.name, digest(_stable_repr(obj.value).encode()), [], []) if _kind(obj.module) == "user" else None
+        )
     obj = _unwrapped(obj)
     if isinstance(obj, types.ModuleType):
         kind = _kind(obj.__name__)
@@ -125,7 +127,7 @@ def _make_unit(obj: Any, force: bool = False) -> _Unit | None:
         return _distribution(module)
     if kind != "user":
         return None
-    name = f"{module}.{getattr(obj, '__qualname__', getattr(obj, '__name__', '?'))}"
+    name = f"{module_label(module)}.{getattr(obj, '__qualname__', getattr(obj, '__name__', '?'))}"
     if isinstance(obj, types.FunctionType):
         refs, unresolved = _references(obj)
         return _Unit(name, digest(_normal_form(obj) or _code_form(obj.__code__).encode()), refs, unresolved)
@@ -207,7 +209,7 @@ def _references(fn: types.FunctionType) -> tuple[list[Any], list[str]]:
                     if isinstance(value, types.ModuleType):
                         current, path = value, arg
                     elif isinstance(value, _SCALARS) or _is_frozen(value):
-                        refs.append(_Constant(f"{own}.{arg}", value))
+                        refs.append(_Constant(own, arg, value))
                     else:
                         refs.append(value)
                 elif arg not in builtin_names:
@@ -252,10 +254,29 @@ class _Constant:
 
     __slots__ = ("name", "module", "value")
 
-    def __init__(self, name: str, value: Any) -> None:
-        self.name = name
-        self.module = name.rpartition(".")[0]
+    def __init__(self, module: str, name: str, value: Any) -> None:
+        self.name = f"{module_label(module)}.{name}"
+        self.module = module
         self.value = value
+
+
+def _stable_repr(value: Any) -> str:
+    """``repr`` of a constant, frozensets in sorted order (their iteration order follows hash seeds)."""
+    if isinstance(value, frozenset):
+        return "frozenset({" + ", ".join(sorted(map(_stable_repr, value))) + "})"
+    if isinstance(value, tuple):
+        return "(" + ", ".join(map(_stable_repr, value)) + ",)"
+    return repr(value)
+
+
+def module_label(module: str) -> str:
+    """A module's name, or for a script run as ``__main__`` its file's stem: so that code run as
+    ``python flow.py`` and loaded by ``cascade run flow.py:...`` has the same names."""
+    if module == "__main__":
+        main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+        if main_file:
+            return Path(main_file).stem
+    return module
 
 
 def _is_frozen(value: Any) -> bool:
@@ -310,7 +331,9 @@ def _dump(node: Any) -> str:
 
 def _code_form(code: types.CodeType) -> str:
     """A code object without line numbers: its bytecode, constants (nested code alike) and names."""
-    consts = [_code_form(const) if isinstance(const, types.CodeType) else repr(const) for const in code.co_consts]
+    consts = [
+        _code_form(const) if isinstance(const, types.CodeType) else _stable_repr(const) for const in code.co_consts
+    ]
     return repr((code.co_code.hex(), consts, code.co_names, code.co_varnames, code.co_freevars, code.co_argcount))
 
 

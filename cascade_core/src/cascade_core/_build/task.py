@@ -64,15 +64,9 @@ def _module_name(fn: Any) -> str:
     So a task defined in ``wordcount.py`` is ``wordcount.fetch`` whether the script is run
     directly or loaded by ``cascade run``: its node ids and cache keys stay the same.
     """
-    module = getattr(fn, "__module__", None) or "?"
-    if module == "__main__":
-        import sys
-        from pathlib import Path
+    from .code_version import module_label  # (imported when a task is made, not with the package)
 
-        main_file = getattr(sys.modules.get("__main__"), "__file__", None)
-        if main_file:
-            return Path(main_file).stem
-    return module
+    return module_label(getattr(fn, "__module__", None) or "?")
 
 
 def _positional_parameters(fn: Any) -> tuple[list[str], dict[str, Any], int] | None:
