@@ -153,5 +153,10 @@ def test_the_command_prints_a_table_json_a_mermaid_graph_and_why_a_node_ran(tmp_
     bad = cli(tmp_path, "runs", "show", "b", "--why", "zzzz")
     assert bad.returncode == 2
     assert bad.stderr == "error: no node of run b with an id starting 'zzzz': 'cascade runs show b' lists its nodes\n"
+    pictured = cli(tmp_path, "runs", "show", "b", "--why", square_id[:8], "--graph", "mermaid")
+    assert (pictured.returncode, pictured.stderr) == (
+        2,
+        "error: --why prints one node's cause: leave out --graph and --html\n",
+    )
     both = cli(tmp_path, "explain", "flow.py:pipeline", "--json", "--graph", "mermaid")
     assert (both.returncode, both.stderr) == (2, "error: --json and --graph are two outputs: give one\n")

@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import ast
 import dis
-import inspect
 import logging
 import sys
-import textwrap
 import types
 from pathlib import Path
 from typing import Any
@@ -296,19 +294,58 @@ def _import(name: str, level: int, module_globals: dict[str, Any]) -> Any:
 
 
 def _normal_form(obj: Any) -> bytes | None:
-    """The AST of an object's source without docstrings, comments, blank lines or layout."""
-    try:
-        source = inspect.getsource(obj)
-        tree = ast.parse(textwrap.dedent(source))
-    except (OSError, TypeError, SyntaxError, IndentationError):
+    """The AST of a function's or class's definition without docstrings, comments, blank lines
+    or layout; None without source (a REPL, ``exec``, a lambda)."""
+    key: tuple[Any, ...]
+    if isinstance(obj, types.FunctionType):
+        code = obj.__code__
+        filename, key = code.co_filename, ("line", code.co_firstlineno, code.co_name)
+    else:
+        filename = getattr(sys.modules.get(obj.__module__), "__file__", None) or ""
+        key = ("qualname", obj.__qualname__)
+    definitions = _trees.get(filename, _NOTHING)
+    if definitions is _NOTHING:
+        definitions = _trees[filename] = _definitions(filename)
+    node = definitions.get(key) if definitions else None
+    if node is None:
         return None
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+    return _dump(ast.Module(body=[node], type_ignores=[])).encode()
+
+
+_trees: dict[str, Any] = {}  # file -> its definitions (or None), parsed once per process
+
+
+def _definitions(filename: str) -> dict[tuple, ast.AST] | None:
+    """Every function and class defined in a source file, docstrings removed: by first line
+    (decorators included) and name, and by qualified name. Parsed whole, as ``inspect`` does
+    for classes, without its tokenizer (whose regular expressions cost more than the parse)."""
+    import linecache
+
+    lines = linecache.getlines(filename)
+    try:
+        tree = ast.parse("".join(lines)) if lines else None
+    except (SyntaxError, ValueError):
+        tree = None
+    if tree is None:
+        return None
+    found: dict[tuple, ast.AST] = {}
+    pending: list[tuple[ast.AST, str]] = [(tree, "")]
+    while pending:
+        parent, prefix = pending.pop()
+        for node in ast.iter_child_nodes(parent):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                pending.append((node, prefix))
+                continue
             body = node.body
             if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
                 if isinstance(body[0].value.value, str):
                     node.body = body[1:] or [ast.Pass()]
-    return _dump(tree).encode()
+            first = min([node.lineno, *(decorator.lineno for decorator in node.decorator_list)])
+            found.setdefault(("line", first, node.name), node)
+            qualname = prefix + node.name
+            found.setdefault(("qualname", qualname), node)
+            pending.append((node, qualname + (".<locals>." if not isinstance(node, ast.ClassDef) else ".")))
+    return found
 
 
 def _dump(node: Any) -> str:

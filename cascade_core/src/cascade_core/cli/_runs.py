@@ -173,6 +173,8 @@ def _task_rows(stored: set[str], skipped: dict[str, str], records: dict[str, str
 
 
 def show_run(args: argparse.Namespace) -> int:
+    if args.why is not None and (args.graph is not None or args.html is not None):
+        raise UsageError("--why prints one node's cause: leave out --graph and --html")
     if wants_pictures(args):
         return show_pictures(args)
     uri = parse_uri(args.state or default_state())
