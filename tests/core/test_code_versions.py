@@ -317,13 +317,16 @@ def test_code_versions_keep_their_format(tmp_path, monkeypatch):
 
 
 SCRIPT = """
+import os
+
 import cascade_core as cs
 
 NAMES = frozenset({"a", "b", "c", "d"})
+LIMIT = int(os.environ["CV_LIMIT"])  # read at import: its source counts, not its value
 
 
 def helper(x):
-    return x in NAMES
+    return x in NAMES and len(x) < LIMIT
 
 
 @cs.task(cache=True)
@@ -336,13 +339,14 @@ if __name__ == "__main__":
 """
 
 
-def test_a_script_run_directly_or_imported_has_one_code_version_whatever_the_hash_seed(tmp_path):
+def test_a_script_run_directly_or_imported_has_one_code_version_whatever_the_seed_and_environment(tmp_path):
     (tmp_path / "script.py").write_text(SCRIPT)
     printed = set()
     for seed, command in (("1", ["script.py"]), ("2", ["-c", "import script; print(script.member.code_version)"])):
         env = {
             **os.environ,
             "PYTHONHASHSEED": seed,
+            "CV_LIMIT": seed,
             "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
         }
         done = subprocess.run(

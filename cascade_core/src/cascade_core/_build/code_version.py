@@ -110,9 +110,10 @@ def _unit_of(obj: Any, force: bool = False) -> _Unit | None:
 
 def _make_unit(obj: Any, force: bool = False) -> _Unit | None:
     if isinstance(obj, _Constant):
-        return (
-            _Unit(obj.name, digest(_stable_repr(obj.value).encode()), [], []) if _kind(obj.module) == "user" else None
-        )
+        if _kind(obj.module) != "user":
+            return None
+        form = _assignment_form(obj.module, obj.attribute)
+        return _Unit(obj.name, digest(form or _stable_repr(obj.value).encode()), [], [])
     obj = _unwrapped(obj)
     if isinstance(obj, types.ModuleType):
         kind = _kind(obj.__name__)
@@ -248,14 +249,27 @@ _NOTHING = object()
 
 
 class _Constant:
-    """A simple module-level value a function loads (``FACTOR = 3``): it enters by its repr."""
+    """A simple module-level value a function loads (``FACTOR = 3``): it enters by the source of
+    the statements that assign it (so a value read from the environment at import does not make
+    the version depend on the environment), by its repr without source."""
 
-    __slots__ = ("name", "module", "value")
+    __slots__ = ("name", "module", "attribute", "value")
 
-    def __init__(self, module: str, name: str, value: Any) -> None:
-        self.name = f"{module_label(module)}.{name}"
+    def __init__(self, module: str, attribute: str, value: Any) -> None:
+        self.name = f"{module_label(module)}.{attribute}"
         self.module = module
+        self.attribute = attribute
         self.value = value
+
+
+def _assignment_form(module: str, attribute: str) -> bytes | None:
+    """The normal form of the module-level statements that assign ``attribute``, or None."""
+    filename = getattr(sys.modules.get(module), "__file__", None) or ""
+    definitions = _parsed(filename)
+    statements = definitions.get(("assign", attribute)) if definitions else None
+    if not statements:
+        return None
+    return _dump(ast.Module(body=list(statements), type_ignores=[])).encode()
 
 
 def _stable_repr(value: Any) -> str:
@@ -303,9 +317,7 @@ def _normal_form(obj: Any) -> bytes | None:
     else:
         filename = getattr(sys.modules.get(obj.__module__), "__file__", None) or ""
         key = ("qualname", obj.__qualname__)
-    definitions = _trees.get(filename, _NOTHING)
-    if definitions is _NOTHING:
-        definitions = _trees[filename] = _definitions(filename)
+    definitions = _parsed(filename)
     node = definitions.get(key) if definitions else None
     if node is None:
         return None
@@ -313,6 +325,13 @@ def _normal_form(obj: Any) -> bytes | None:
 
 
 _trees: dict[str, Any] = {}  # file -> its definitions (or None), parsed once per process
+
+
+def _parsed(filename: str) -> dict[tuple, Any] | None:
+    definitions = _trees.get(filename, _NOTHING)
+    if definitions is _NOTHING:
+        definitions = _trees[filename] = _definitions(filename)
+    return definitions
 
 
 def _definitions(filename: str) -> dict[tuple, ast.AST] | None:
@@ -328,7 +347,8 @@ def _definitions(filename: str) -> dict[tuple, ast.AST] | None:
         tree = None
     if tree is None:
         return None
-    found: dict[tuple, ast.AST] = {}
+    found: dict[tuple, Any] = {}
+    _index_assignments(tree.body, found)
     pending: list[tuple[ast.AST, str]] = [(tree, "")]
     while pending:
         parent, prefix = pending.pop()
@@ -346,6 +366,27 @@ def _definitions(filename: str) -> dict[tuple, ast.AST] | None:
             found.setdefault(("qualname", qualname), node)
             pending.append((node, qualname + (".<locals>." if not isinstance(node, ast.ClassDef) else ".")))
     return found
+
+
+def _index_assignments(statements: list[ast.stmt], found: dict[tuple, Any]) -> None:
+    """``("assign", name) -> [statements]`` for the module-level assignments (in ``if``, ``try``
+    and ``with`` blocks too)."""
+    for statement in statements:
+        targets: list[ast.AST] = []
+        if isinstance(statement, ast.Assign):
+            targets = list(statement.targets)
+        elif isinstance(statement, (ast.AnnAssign, ast.AugAssign)):
+            targets = [statement.target]
+        for target in targets:
+            for node in ast.walk(target):
+                if isinstance(node, ast.Name):
+                    found.setdefault(("assign", node.id), []).append(statement)
+        if isinstance(statement, (ast.If, ast.Try, ast.With)):
+            _index_assignments(statement.body, found)
+            _index_assignments(getattr(statement, "orelse", []), found)
+            _index_assignments(getattr(statement, "finalbody", []), found)
+            for handler in getattr(statement, "handlers", []):
+                _index_assignments(handler.body, found)
 
 
 def _dump(node: Any) -> str:
