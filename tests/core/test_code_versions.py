@@ -355,3 +355,27 @@ def test_a_script_run_directly_or_imported_has_one_code_version_whatever_the_see
         assert done.returncode == 0, done.stderr
         printed.add(done.stdout.strip())
     assert len(printed) == 1
+
+
+class _Payload:
+    """A large value a task closes over."""
+
+
+def test_computing_a_code_version_keeps_no_value_alive():
+    import gc
+    import weakref
+
+    def make(value):
+        @cs.task(name="cv.closes", cache=True)
+        def closes(x):
+            return value is not None
+
+        return closes
+
+    value = _Payload()
+    alive = weakref.ref(value)
+    task = make(value)
+    assert any(name.endswith("._Payload") for name in task.code.units)  # followed by its class
+    del task, value
+    gc.collect()
+    assert alive() is None

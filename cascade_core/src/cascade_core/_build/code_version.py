@@ -22,6 +22,8 @@ import dis
 import logging
 import sys
 import types
+import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +62,10 @@ class _Unit:
         self.unresolved = unresolved
 
 
-# Memos of this process: id(object) -> (object kept alive, its unit or None), module name -> kind.
-_units: dict[int, tuple[Any, _Unit | None]] = {}
+# Memos of this process: id(object) -> (a weak reference to it, its unit or None), module name
+# -> kind. Units hold what they reach as functions, classes and modules (an instance by its
+# class), so that the memo keeps no value a task's code reaches alive.
+_units: dict[int, tuple[Callable[[], Any], _Unit | None]] = {}
 _kinds: dict[str, str] = {}
 _versions: dict[str, str] = {}  # top-level package -> "<distribution>==<version>"
 
@@ -101,11 +105,25 @@ def _unit_of(obj: Any, force: bool = False) -> _Unit | None:
     """The unit an object stands for (memoised), or None when it enters no code version; with
     ``force``, a function or class is the user's wherever it lives."""
     memo = _units.get(id(obj))
-    if memo is not None and memo[0] is obj and (memo[1] is not None or not force):
+    if memo is not None and memo[0]() is obj and (memo[1] is not None or not force):
         return memo[1]
     unit = _make_unit(obj, force)
-    _units[id(obj)] = (obj, unit)
+    try:
+        held: Callable[[], Any] = weakref.ref(obj)
+    except TypeError:  # (a builtin function: it lives as long as its module anyway)
+        held = _Strong(obj)
+    _units[id(obj)] = (held, unit)
     return unit
+
+
+class _Strong:
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
+
+    def __call__(self) -> Any:
+        return self.obj
 
 
 def _make_unit(obj: Any, force: bool = False) -> _Unit | None:
@@ -172,7 +190,7 @@ def _references(fn: types.FunctionType) -> tuple[list[Any], list[str]]:
     unresolved: list[str] = []
     for cell in fn.__closure__ or ():
         try:
-            refs.append(cell.cell_contents)
+            refs.append(_unwrapped(cell.cell_contents))
         except ValueError:  # an empty cell
             pass
     codes = [fn.__code__]
@@ -194,7 +212,7 @@ def _references(fn: types.FunctionType) -> tuple[list[Any], list[str]]:
                     current = found
                     continue
                 if found is not _NOTHING:
-                    refs.append(found)
+                    refs.append(_unwrapped(found))
                 elif _kind(current.__name__) == "user":
                     unresolved.append(path)
                 current = None
@@ -210,7 +228,7 @@ def _references(fn: types.FunctionType) -> tuple[list[Any], list[str]]:
                     elif isinstance(value, _SCALARS) or _is_frozen(value):
                         refs.append(_Constant(own, arg, value))
                     else:
-                        refs.append(value)
+                        refs.append(_unwrapped(value))
                 elif arg not in builtin_names:
                     unresolved.append(f"{own}.{arg}")
             elif op in ("LOAD_FAST", "LOAD_DEREF") and arg in local_modules:
@@ -238,7 +256,7 @@ def _references(fn: types.FunctionType) -> tuple[list[Any], list[str]]:
                 if isinstance(pushed, types.ModuleType):
                     local_modules[arg] = pushed
                 else:
-                    refs.append(pushed)
+                    refs.append(_unwrapped(pushed))
                 pushed = _NOTHING
         if current is not None:
             refs.append(current)
