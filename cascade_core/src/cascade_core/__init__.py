@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._build.cache_policy import DEFAULT, INPUTS, RUN_ID, TASK_SOURCE, CachePolicy
+from ._build.cache_policy import DEFAULT, INPUT_VALUES, INPUTS, RUN_ID, TASK_SOURCE, CachePolicy
 from ._build.dynamic import Router, unmapped
 from ._build.task import LazyResult, Param, Task, task
 from ._errors import (
@@ -69,8 +69,10 @@ __all__ = [
     "DEFAULT",
     "DefinitionError",
     "Engine",
+    "Explanation",
     "HashingError",
     "INPUTS",
+    "INPUT_VALUES",
     "InlineExecutor",
     "IntegrityError",
     "InvalidURIError",
@@ -100,6 +102,7 @@ __all__ = [
     "UsageError",
     "__version__",
     "arun",
+    "explain",
     "graph",
     "hookimpl",
     "register_backend",
@@ -117,6 +120,8 @@ _LAZY = {
     "run": "._run.engine",
     "arun": "._run.engine",
     "set_limit": "._run.limit_admin",
+    "explain": "._run.explain",
+    "Explanation": "._run.explain",
     "register_backend": "._plugins.registry",
     "BackendConflictWarning": "._plugins.registry",
     "unregister_backend": "._plugins.registry",

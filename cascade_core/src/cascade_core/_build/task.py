@@ -25,15 +25,9 @@ def _module_name(fn: Any) -> str:
     So a task defined in ``wordcount.py`` is ``wordcount.fetch`` whether the script is run
     directly or loaded by ``cascade run``: its node ids and cache keys stay the same.
     """
-    module = getattr(fn, "__module__", None) or "?"
-    if module == "__main__":
-        import sys
-        from pathlib import Path
+    from .code_version import module_label  # (imported when a task is made, not with the package)
 
-        main_file = getattr(sys.modules.get("__main__"), "__file__", None)
-        if main_file:
-            return Path(main_file).stem
-    return module
+    return module_label(getattr(fn, "__module__", None) or "?")
 
 
 def _positional_parameters(fn: Any) -> tuple[list[str], dict[str, Any], int] | None:
@@ -136,6 +130,7 @@ class Task(Generic[R]):
         self.limits = checked_limits(label, limits)
         self.is_async = inspect.iscoroutinefunction(fn)
         self._code_version: str | None = None
+        self._code: Any = None  # its CodeVersion, when first asked
         self._signature: Any = None  # computed on the first call that needs it
         self._positional = _positional_parameters(fn)
         # A call with exactly this many positional arguments needs no binding (-1: always bind).
@@ -162,19 +157,23 @@ class Task(Generic[R]):
 
     @property
     def code_version(self) -> str:
-        """The explicit ``version=``, else a hash of the function's source (or bytecode)."""
+        """The explicit ``version=``, else the digest of its code and the user code it calls
+        (normalised: comments, docstrings and layout do not count; _build/code_version)."""
         if self.version is not None:
             return self.version
         if self._code_version is None:
-            from .hashing import digest
-
-            try:
-                source = inspect.getsource(self.fn).encode()
-            except (OSError, TypeError):
-                code = getattr(self.fn, "__code__", None)
-                source = code.co_code + repr(code.co_consts).encode() if code is not None else self.name.encode()
-            self._code_version = digest(source)
+            self._code_version = self.code.digest
         return self._code_version
+
+    @property
+    def code(self) -> Any:
+        """What its code version covers (a ``CodeVersion``: digest, units, unresolved names),
+        computed once per process, whether or not ``version=`` overrides it."""
+        if self._code is None:
+            from .code_version import follow
+
+            self._code = follow(self.fn, self.name)
+        return self._code
 
     def __call__(self, *args: Any, **kwargs: Any) -> LazyResult[R]:
         if kwargs or len(args) != self._arity:
