@@ -13,10 +13,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .._build.cache_policy import key_maker
+from .._build.encoding import UnhashableInput, encode, encode_arg, encode_inputs, key_inputs
 from .._build.gc_pause import collection_paused
 from .._build.graph import Graph
-from .._build.hashing import UnhashableInput, digest, encode
-from .._build.values import encode_arg, encode_inputs, encode_refs
+from .._build.hashing import digest
 from .._errors import HashingError, IntegrityError, SerializationError
 from .._store.blob_refs import check_reference, for_workers
 from .._store.codec import cache_storage_key
@@ -124,7 +124,7 @@ class CacheLookup:
         keys, status, looked_up = ctx.keys, ctx.status, ctx.looked_up
         index_of = ctx.graph.index_of
         refs: list[bytes | None] = [None] * len(keys)  # b"r" + cache key, by node index
-        makers, ref_at = self._key_makers, refs.__getitem__
+        makers = self._key_makers
         for node in ctx.nodes:
             task = node.task
             if task.cache_policy is None:
@@ -134,20 +134,8 @@ class CacheLookup:
                 key = task.key_prefix + key_digest
             elif node.inputs is not None:  # no upstream: the inputs were encoded with the node id
                 key = (makers.get(task) or self._key_maker(task))(node.inputs)
-            elif (head := node.head) is not None:  # head + the upstreams' refs + tail
-                deps = node.data_deps
-                if len(deps) == 1:  # a chain link, or one upstream among scalars: no list
-                    joined = refs[deps[0]]
-                    if joined is None:
-                        continue  # its key needs the upstream's computed value
-                else:
-                    items = [*map(ref_at, deps)]
-                    if None in items:
-                        continue  # an upstream's key needs its computed value
-                    joined = b"".join(items)  # type: ignore[arg-type]
-                key = (makers.get(task) or self._key_maker(task))(head + joined + node.tail)
-            elif (inputs := encode_refs(node, refs, index_of)) is not None:
-                key = self._key_maker(task)(inputs)  # each upstream enters by its own cache key
+            elif (inputs := key_inputs(node, refs, index_of)) is not None:
+                key = (makers.get(task) or self._key_maker(task))(inputs)  # each upstream by its own cache key
             elif all(keys[dep] is not None for dep in node.data_deps):
                 key = self.cache_key(index, keys)  # the same, for any other argument shape
             else:
