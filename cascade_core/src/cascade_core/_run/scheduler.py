@@ -217,9 +217,8 @@ class Scheduler:
             return
         perf_counter = time.perf_counter
         started = perf_counter()
-        lazy = node.lazy
         try:
-            args, kwargs = call_arguments(lazy, ctx.results, ctx.graph)
+            args, kwargs = call_arguments(node, ctx.results, ctx.graph.params)
             value = task.fn(*args, **kwargs)
         except BaseException as exc:
             self._complete([Outcome(index, False, exc, None, perf_counter() - started)])
@@ -244,7 +243,7 @@ class Scheduler:
 
     def _call(self, index: int) -> TaskCall:
         node = self.ctx.nodes[index]
-        args, kwargs = call_arguments(node.lazy, self.ctx.results, self.ctx.graph)
+        args, kwargs = call_arguments(node, self.ctx.results, self.ctx.graph.params)
         return TaskCall(index, node.id, node.task, args, kwargs, self.attempts.get(index, 0), self.ctx.encoding)
 
     def _start(self, index: int) -> None:
