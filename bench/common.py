@@ -342,3 +342,20 @@ def run_prefect(args: list[str], timeout: float) -> dict:
             return json.loads(line)
     tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
     return {"error": f"prefect run failed: {tail[:200]}"}
+
+
+def standalone(run: Callable[[bool], Result], args: list[str]) -> int:
+    """``python -m bench.<scenario> [--quick] [--check]``: run one scenario, print its rows and
+    targets; with ``--check``, exit 1 unless every target is met."""
+    result = run("--quick" in args)
+    for row in result.rows:
+        print(f"{row.label}: {row.value:.4g} {row.unit}")
+    for target in result.targets:
+        print(f"target: {target.name}: {target.measured} (goal {target.goal}) {'met' if target.met else 'MISSED'}")
+    for note in result.notes:
+        print(note)
+    if "--check" in args:
+        ok = bool(result.targets) and all(target.met for target in result.targets)
+        print("targets met" if ok else "targets MISSED")
+        return 0 if ok else 1
+    return 0

@@ -20,6 +20,8 @@ SCENARIOS = (
     "blobs",
     "dask",
     "redis-cluster",
+    "dynamic",
+    "ipfs",
     "limits",
 )
 
@@ -107,6 +109,14 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print("redis-server or redis-cli is not on the PATH: the cluster scenario is skipped", file=sys.stderr)
             skipped.append("redis-cluster")
+    if "dynamic" in wanted:
+        from . import dynamic_scenario
+
+        timed(dynamic_scenario.run, args.quick)
+    if "ipfs" in wanted:
+        from . import ipfs_scenario
+
+        timed(ipfs_scenario.run, args.quick)
     results.sort(key=lambda r: SCENARIOS.index(r.key))
     report.print_table(results)
     if skipped:

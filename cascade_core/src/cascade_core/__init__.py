@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._build.cache_policy import DEFAULT, INPUTS, RUN_ID, TASK_SOURCE, CachePolicy
+from ._build.cache_policy import DEFAULT, INPUT_VALUES, INPUTS, RUN_ID, TASK_SOURCE, CachePolicy
+from ._build.dynamic import Router, unmapped
 from ._build.task import LazyResult, Param, Task, task
 from ._errors import (
     BackendError,
@@ -68,8 +69,10 @@ __all__ = [
     "DEFAULT",
     "DefinitionError",
     "Engine",
+    "Explanation",
     "HashingError",
     "INPUTS",
+    "INPUT_VALUES",
     "InlineExecutor",
     "IntegrityError",
     "InvalidURIError",
@@ -82,6 +85,7 @@ __all__ = [
     "ParamError",
     "PluginError",
     "RUN_ID",
+    "Router",
     "RunCatalog",
     "RunInUseError",
     "RunReport",
@@ -98,12 +102,14 @@ __all__ = [
     "UsageError",
     "__version__",
     "arun",
+    "explain",
     "graph",
     "hookimpl",
     "register_backend",
     "run",
     "set_limit",
     "task",
+    "unmapped",
     "unregister_backend",
 ]
 
@@ -114,6 +120,8 @@ _LAZY = {
     "run": "._run.engine",
     "arun": "._run.engine",
     "set_limit": "._run.limit_admin",
+    "explain": "._run.explain",
+    "Explanation": "._run.explain",
     "register_backend": "._plugins.registry",
     "BackendConflictWarning": "._plugins.registry",
     "unregister_backend": "._plugins.registry",

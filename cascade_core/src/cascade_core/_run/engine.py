@@ -33,7 +33,7 @@ from .._store.leases import new_owner
 from .admission import Gate, checked_totals
 from .availability import Availability
 from .cache_lookup import CacheLookup
-from .context import RunContext
+from .context import MISSING, RunContext
 from .inflight import Cancel
 from .plan import prepare
 from .records import RunRecords, log
@@ -243,7 +243,7 @@ class _Run:
                 self.gate.check(must_run)  # a limit nothing set, a resource the run lacks: fails here
             if 1 in must_run:  # tasks run from here on: their garbage is collected as usual
                 self.collection.resume()
-            self.scheduler.run(must_run)
+            self.scheduler.run(must_run, stored)
         except BaseException as exc:
             self._crashed(exc)
             raise
@@ -260,8 +260,9 @@ class _Run:
             return  # its info says "running" until its run lease expires
         try:
             self.ctx.state.set_run_info({"status": "interrupted" if interrupted else "crashed", "error": describe(exc)})
-            if self.records.records:
-                self.ctx.state.put_task_records(self.records.record_json())
+            keeper = self.ctx.state_caps.task_records
+            if self.records.records and keeper is not None:
+                keeper.put_task_records(self.records.record_json())
         except Exception:  # the store may be the reason; the original error matters more
             pass
 
@@ -274,8 +275,9 @@ class _Run:
                 for node in nodes:
                     if node.id in records.skipped:
                         records.record(node.index, "skipped", 0.0, None, records.skipped[node.id])
-        if records.records:
-            state.put_task_records(records.record_json())
+        keeper = ctx.state_caps.task_records
+        if records.records and keeper is not None:
+            keeper.put_task_records(records.record_json())
         values: list[Any] = []
         if not records.failures:
             try:
@@ -284,6 +286,7 @@ class _Run:
                 records.failures.append((ctx.graph.targets[0], lost))
         status = "failed" if records.failures else "succeeded"
         end_info = {"status": status, "failed_task": "", "error": ""}  # clears an earlier attempt's failure
+        end_info["tasks"] = str(len(nodes))  # a graph that grew during the run (docs/concepts.md) has more
         end_info.update({f"count_{name}": str(value) for name, value in records.counts.items()})
         if self.gate is not None:
             end_info.update(self.gate.info())
@@ -298,6 +301,8 @@ class _Run:
             end_info["error"] = str(error)
         state.set_run_info(end_info)
         records.run_finished(status)
+        if not error and records.counts["skipped"]:  # a target skipped by run_if (or a router) is None
+            values = [None if value is MISSING else value for value in values]
         value = None if error else shape_result(ctx.graph.target_shape, values, ctx.graph)
         return RunReport(
             ctx.run_id, status, dict(records.counts), 0.0, value, error, failed_task, dict(records.skipped)

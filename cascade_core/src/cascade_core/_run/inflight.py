@@ -21,6 +21,7 @@ from typing import Any
 
 from .._errors import PluginError, TaskTimeout
 from .._plugins.call import Outcome
+from .._plugins.executor import Executor
 from .records import log
 
 _WAKE: Any = object()  # put in the completion queue to wake the scheduler
@@ -42,7 +43,7 @@ class Cancel(threading.Event):
 class InFlight:
     """The calls submitted and not reported yet, by node index, and the queue their outcomes arrive in."""
 
-    def __init__(self, executor: Any, label: str, cancel: threading.Event | None, grace: float | None) -> None:
+    def __init__(self, executor: Executor, label: str, cancel: threading.Event | None, grace: float | None) -> None:
         self.executor = executor
         self.label = label  # how warnings and errors name the executor
         self.handles: dict[int, Any] = {}  # node index -> the executor's handle of its call

@@ -14,11 +14,12 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from .._build.task import LazyResult
+from .._build.dynamic import returns_graph
 from .._build.values import call_arguments
 from .._errors import BackendUnavailableError, SerializationError
-from .._plugins.call import Outcome, TaskCall, finish_call, raise_limit, run_call
+from .._plugins.call import Outcome, ReturnedGraph, TaskCall, finish_call, raise_limit, run_call
 from .._plugins.capabilities import ExecutorCapabilities
+from .._plugins.executor import Executor
 from .._store.codec import cache_storage_key
 from .._store.leases import Backoff
 from .admission import Gate
@@ -26,6 +27,7 @@ from .availability import Availability
 from .cache_lookup import CacheLookup
 from .claims import Claims
 from .context import RunContext, code_of, serialize_for_cache
+from .expansion import Expansions
 from .inflight import InFlight
 from .records import RunRecords, log
 
@@ -38,7 +40,7 @@ class Scheduler:
         ctx: RunContext,
         records: RunRecords,
         lookup: CacheLookup,
-        executor: Any,
+        executor: Executor,
         caps: ExecutorCapabilities,
         availability: Availability,
         *,
@@ -68,12 +70,22 @@ class Scheduler:
         self.handles = self.inflight.handles  # node index -> the executor's handle of its running call
         self.attempts: dict[int, int] = {}  # node index -> attempt number, for nodes being retried
         self.retries: list[tuple[float, int]] = []  # heap of (when, node index) waiting for a retry
+        self.dynamic = Expansions(
+            ctx,
+            records,
+            gather=caps.gather,
+            hold=caps.hold_reference,
+            complete=self._complete,
+            fail=lambda index, error: self._fail(index, error, False, 0.0),
+        )
         self.gate = gate  # limits and resources: asked before each attempt starts (_run/admission)
 
     # -- the loop ------------------------------------------------------------------
 
-    def run(self, must_run: bytearray) -> None:
-        """Run every node flagged in ``must_run`` (whose upstreams are done or will be)."""
+    def run(self, must_run: bytearray, stored: set[str] | None = None) -> None:
+        """Run every node flagged in ``must_run`` (whose upstreams are done or will be); ``stored``:
+        the node ids stored before the run (for the nodes a dynamic graph adds)."""
+        self.dynamic.start(stored or set())
         self.ready.extend(self.ctx.table.plan(must_run))
         try:
             self._loop_until_done()
@@ -93,12 +105,15 @@ class Scheduler:
         backoff = Backoff()
         # Nothing to look up or claim: a lone ready sync node can go straight to execution.
         direct = local and not claims.active and not any(node.task.cache_policy for node in nodes) and not self.gate
+        dynamic = self.dynamic
         gate = self.gate
         while True:
             self._check_cancelled()
             if self.retries and self.retries[0][0] <= time.monotonic():
                 while self.retries and self.retries[0][0] <= time.monotonic():
                     runnable.append(heapq.heappop(self.retries)[1])
+            if direct and dynamic.active:
+                direct = False  # a node that expands or joins goes through the general path
             if direct and ready and not runnable and (inline_only or (not self.handles and len(ready) == 1)):
                 index = ready[0]
                 if not nodes[index].task.is_async and index not in self.attempts:
@@ -108,11 +123,16 @@ class Scheduler:
             if ready:
                 candidates = list(ready)
                 ready.clear()
+                if dynamic.active:
+                    candidates = dynamic.check_conditions(candidates)
                 hits = self.lookup.lookup_ready(candidates)
                 if hits:
                     self._release_indexes(hits)
                     taken = set(hits)
                     candidates = [index for index in candidates if index not in taken]
+                if dynamic.active:
+                    candidates, expanded = dynamic.take(candidates)
+                    ready.extend(expanded)
                 if claimable is None:
                     runnable.extend(claims.claim(candidates))
                 else:
@@ -197,15 +217,14 @@ class Scheduler:
             return
         perf_counter = time.perf_counter
         started = perf_counter()
-        lazy = node.lazy
         try:
-            args, kwargs = call_arguments(lazy, ctx.results, ctx.graph)
+            args, kwargs = call_arguments(node, ctx.results, ctx.graph.params)
             value = task.fn(*args, **kwargs)
         except BaseException as exc:
             self._complete([Outcome(index, False, exc, None, perf_counter() - started)])
             return
-        if type(value) is LazyResult:
-            self._complete([finish_call(self._call(index), value, started)])  # builds the right error
+        if returns_graph(value):
+            self._complete([finish_call(self._call(index), value, started)])  # a graph to add
             return
         try:
             body = ctx.encoding.encode(task.name, value)
@@ -224,7 +243,7 @@ class Scheduler:
 
     def _call(self, index: int) -> TaskCall:
         node = self.ctx.nodes[index]
-        args, kwargs = call_arguments(node.lazy, self.ctx.results, self.ctx.graph)
+        args, kwargs = call_arguments(node, self.ctx.results, self.ctx.graph.params)
         return TaskCall(index, node.id, node.task, args, kwargs, self.attempts.get(index, 0), self.ctx.encoding)
 
     def _start(self, index: int) -> None:
@@ -288,6 +307,12 @@ class Scheduler:
         for outcome in outcomes:
             index = outcome.index
             node = nodes[index]
+            if not outcome.ok and type(outcome.value) is ReturnedGraph:
+                try:
+                    self.ready.extend(self.dynamic.returned(index, outcome.value.shape))
+                    continue
+                except SerializationError as exc:
+                    outcome.value = exc
             if not outcome.ok:
                 error = outcome.value
                 stops_run = self._stops_run(error)
@@ -386,4 +411,3 @@ class Scheduler:
         if not stops_run:
             reason = f"upstream failed: {ctx.nodes[index].task.name}"
             ctx.table.skip_downstream(index, reason, ctx.graph.downstream)
-
