@@ -229,3 +229,48 @@ def test_bad_run_totals_are_one_line_errors():
     for totals, words in (({"gpu": 0}, "must be a finite number greater than 0"), ({"": 1}, "resource name ''")):
         with pytest.raises(cs.DefinitionError, match=words):
             cs.run(task(), resources=totals)
+
+
+def test_a_map_over_a_value_known_only_at_run_time_is_limited():
+    meter = Meter()
+    call = metered(meter, 0.03, limits=["api"], name="mapped_call")
+
+    @cs.task
+    def items(n: int) -> list[int]:
+        return list(range(n))
+
+    cs.set_limit("memory://", "api", concurrency=2)
+    assert cs.run(call.map(items(8)), max_workers=8) == list(range(8))
+    assert meter.peak == 2 and meter.calls == 8
+    unset = cs.task(limits=["nowhere"], name="unset_mapped")(lambda x: x)
+    with pytest.raises(cs.LimitError, match="task 'unset_mapped' names limit 'nowhere', which is not set"):
+        cs.run(unset.map(items(3)))
+
+
+RETURNED = Meter()  # the module-level tasks below record here: a returned graph's tasks must be importable
+
+
+@cs.task(limits=["api"], name="returned_call")
+def returned_call(i: int) -> int:
+    RETURNED.enter()
+    time.sleep(0.03)
+    RETURNED.leave()
+    return i
+
+
+@cs.task(name="fan_out")
+def fan_out(n: int):
+    return [returned_call(i) for i in range(n)]
+
+
+@cs.task(limits=["api"], name="first")
+def first() -> int:
+    return 4
+
+
+def test_a_returned_graph_is_limited_or_refused_never_ignored():
+    cs.set_limit("memory://", "api", concurrency=2)
+    assert cs.run(fan_out(first()), max_workers=8) == [0, 1, 2, 3]  # the run's graph names the limit
+    assert RETURNED.peak == 2 and RETURNED.calls == 4
+    with pytest.raises(cs.LimitError, match="task 'fan_out' returned a graph whose task 'returned_call' names limits"):
+        cs.run(fan_out(3), max_workers=8)  # no gate: refused, not run unlimited
