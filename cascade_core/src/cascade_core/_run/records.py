@@ -40,6 +40,8 @@ class RunRecords:
         )
         # Node index -> its failed attempts that were retried: (perf_counter at the end, duration, error).
         self.retried: dict[int, list[tuple[float, float | None, str]]] = {}
+        # Node index -> the index of the node that expanded into it (a map, a router, a task that returned a graph).
+        self.parents: dict[int, int] = {}
 
     @property
     def verbose(self) -> bool:
@@ -84,6 +86,8 @@ class RunRecords:
     def grew(self, index: int, added: int) -> None:
         """Node ``index`` expanded into ``added`` more nodes."""
         node = self.nodes[index]
+        total = len(self.nodes)  # the added nodes are the graph's last ones (Graph.add appends)
+        self.parents.update(dict.fromkeys(range(total - added, total), index))
         log.debug("task %s (node %s) expanded into %d nodes", node.task.name, node.id, added)
         if self.events:
             self.events.hook.cascade_graph_grew(
@@ -181,12 +185,14 @@ class RunRecords:
         the values is joined here, because ``json.dumps`` of a dict per record measured six times
         slower (67 ms against 11 ms for 10,000 records), most of a warm rerun's own cost. Each
         record names its ``upstream`` node ids (``after`` for .after() orderings), so that a run
-        alone draws its graph, and a retried task its ``attempts`` and ``failed_attempts``.
+        alone draws its graph, and a retried task its ``attempts`` and ``failed_attempts``. A node
+        added during the run names the node that expanded into it (``parent``); a map's or a
+        router's record its ``kind`` (a router's also how many ``routes`` it had).
         """
         string = _json_string()
         wall, perf = self.clock
         driver = f', "driver": {string(driver_name())}'  # who ran it: drivers may share a run
-        nodes, retried = self.nodes, self.retried
+        nodes, retried, parents = self.nodes, self.retried, self.parents
         leaf_end = f', "upstream": []{driver}}}'
         names: dict[int, str] = {}
         stamps: dict[int, str] = {}
@@ -208,6 +214,12 @@ class RunRecords:
                 extra += f', "blob": {string(blob)}'
             if retried and index in retried:
                 extra += _attempts(retried[index], wall, perf)
+            if parents and index in parents:
+                extra += f', "parent": "{nodes[parents[index]].id}"'
+            if task.kind is not None:  # a map or a router: rare
+                extra += f', "kind": {string(task.kind)}'
+                if task.kind == "router":
+                    extra += f', "routes": {len(node.lazy.kwargs["routes"].routes)}'
             ups = node.upstream
             if not ups:
                 end = leaf_end
