@@ -251,3 +251,43 @@ def test_runs_show_counts_mapped_calls_routed_away_routes_and_skips(tmp_path):
     drawn = _cli(tmp_path, "runs", "show", "d", "--state", "sqlite:///runs.db", "--graph", "mermaid")
     assert '[["square ×5<br/>✓4 ✗1"]]' in drawn.stdout, drawn.stdout
 
+
+SLOW_MAP = """
+import time
+
+import cascade_core as cs
+
+
+@cs.task
+def listing(n: int) -> list:
+    time.sleep(0.5)
+    return list(range(n))
+
+
+@cs.task
+def square(x: int) -> int:
+    time.sleep(0.05)
+    return x * x
+
+
+@cs.task
+def total(xs: list) -> int:
+    return sum(xs)
+
+
+def pipeline(n: int = 6):
+    return total(square.map(listing(n)))
+"""
+
+
+def test_the_progress_total_grows_when_a_map_expands(tmp_path):
+    (tmp_path / "slow.py").write_text(SLOW_MAP)
+    state = ["--state", "sqlite:///runs.db", "--cache", "sqlite:///runs.db"]
+    done = _cli(tmp_path, "run", "slow.py:pipeline", *state, "--progress-interval", "0.1", "-v")
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()  # not a terminal: plain lines
+    counts = [line for line in lines if " done  " in line]
+    # 3 tasks before the map expands (listing, the map, total), 9 after: 6 calls joined the run.
+    assert any(line.startswith("0/3 done  1 running") for line in counts), done.stderr
+    assert counts[-1].startswith("9/9 done  0 running"), done.stderr  # a map node never "runs"
+    assert any(line.endswith("expanded slow.square.map into 6 tasks") for line in lines), done.stderr
