@@ -237,6 +237,7 @@ def test_runs_show_counts_mapped_calls_routed_away_routes_and_skips(tmp_path):
     shown = _cli(tmp_path, "runs", "show", "d", "--state", "sqlite:///runs.db")
     assert shown.returncode == 0, shown.stderr
     lines = shown.stdout.splitlines()
+    assert ", 11 tasks (" in lines[0], lines[0]  # 6 at the start; the map's 5 calls and the route joined the run
     assert any(line.startswith("map flow.square.map [") and line.endswith(": 5 calls (4 executed, 1 failed)")
                for line in lines), shown.stdout  # fmt: skip
     assert any(line.startswith("router cascade.Router [") and line.endswith(
