@@ -418,3 +418,6 @@ def test_the_report_of_a_200_element_run_time_map_draws_one_box_with_its_outcome
     box = next(text for text in boxes if "×200" in text)
     assert "square ×200" in box and "✓180" in box and "◆19" in box and "✗1" in box, boxes
     assert facts["rows"] == 203 and not facts["overflow"]
+    assert "200 calls (180 executed, 19 cached, 1 failed)" in facts["text"]  # the summary, as runs show says it
+    assert "tasks\n203" in facts["text"]  # the header counts the calls the map added
+    assert "square.map ×1" in facts["text"] and "square ×200" in facts["text"]  # timeline rows: the map, its calls

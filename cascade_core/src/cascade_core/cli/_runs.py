@@ -239,7 +239,7 @@ def show_run(args: argparse.Namespace) -> int:
             for t in tasks
         ],
     )
-    from ._runs_dynamic import summary_lines
+    from ..pictures.summary import summary_lines
 
     for line in summary_lines(dynamic):
         print(line)
@@ -247,9 +247,9 @@ def show_run(args: argparse.Namespace) -> int:
 
 
 def _dynamic(run_id: str, info: Any, stored: set[str], skipped: dict[str, str], records: dict[str, str]) -> Any:
-    """Maps, routers and skipped nodes of the run (cli/_runs_dynamic.py)."""
+    """Maps, routers and skipped nodes of the run (pictures/summary.py)."""
     from ..pictures.run_view import RunView
-    from ._runs_dynamic import dynamic_summary
+    from ..pictures.summary import dynamic_summary
 
     return dynamic_summary(RunView.from_stored(run_id, info, stored, skipped, records))
 

@@ -22,7 +22,7 @@ from typing import Any
 from .._build.gc_pause import collection_paused
 from .folds import Folds, call_statuses, find_folds
 from .palette import STATUSES, STYLES, describe_counts, group_status
-from .run_view import RunView, TaskRecord
+from .run_view import RunView, TaskRecord, short_name
 
 DEFAULT_COLLAPSE = 200
 SHORT_ID = 8  # characters of a node id shown in a label
@@ -336,7 +336,7 @@ def _fill_maps(
         node = out[members[index]]
         node.kind, node.node_id = "map", None
         node.task = folds.tasks[index]
-        node.name = shown.get(node.task) or node.task.rpartition(".")[2] or node.task
+        node.name = shown.get(node.task) or short_name(node.task)
         node.known = folds.known[index]
         node.count = len(calls)
         node.statuses = counted[index]
@@ -351,7 +351,7 @@ def _fill_maps(
 
 def _shown_names(names: set[str]) -> dict[str, str]:
     """Each task's short name (after the last dot), or its full name where two tasks share the short one."""
-    short = {name: name.rpartition(".")[2] or name for name in names}
+    short = {name: short_name(name) for name in names}
     seen: dict[str, int] = {}
     for value in short.values():
         seen[value] = seen.get(value, 0) + 1

@@ -62,6 +62,14 @@ class TaskRecord(NamedTuple):
         return len(self.failed_attempts) + 1
 
 
+def short_name(task: str) -> str:
+    """A task's name as pictures show it: after the last dot, ``square.map`` for a map's node."""
+    head, _, last = task.rpartition(".")
+    if last == "map" and head:
+        return f"{head.rpartition('.')[2]}.map"
+    return last or task
+
+
 class RunView:
     """One run: its info (strings, as stored) and a record per node it knows of."""
 

@@ -1,5 +1,5 @@
-"""What ``cascade runs show`` says of a run's dynamic parts, below its table of tasks: each
-map's calls by outcome, each router's chosen and routed-away routes, and the skipped nodes by reason.
+"""What ``cascade runs show`` and the HTML report say of a run's dynamic parts: each map's
+calls by outcome, each router's chosen and routed-away routes, and the skipped nodes by reason.
 
 Read from the task records (``parent`` names the map or router a node was added by, ``kind``
 marks maps and routers); records written before cascade-core kept them give no map lines.
@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from ..pictures.palette import STATUSES
-from ._output import plural
+from .palette import STATUSES
 
 _SHOWN = {"other_driver": "by other drivers", "not_reached": "not reached"}
 SKIP_REASONS = 5  # distinct skip reasons listed; the rest are counted as "other"
@@ -42,12 +41,16 @@ def dynamic_summary(run: Any) -> dict[str, Any]:
     return {"maps": maps, "routers": routers, "skipped": dict(reasons.most_common())}
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word if n == 1 else word + 's'}"
+
+
 def summary_lines(summary: dict[str, Any]) -> list[str]:
     """The summary as the lines printed below the table (none for a run without maps, routers or skips)."""
     lines = []
     for entry in summary["maps"]:
         counts = ", ".join(f"{size} {_SHOWN.get(status, status)}" for status, size in entry["statuses"].items())
-        what = f"{plural(entry['calls'], 'call')}" + (f" ({counts})" if counts else "")
+        what = f"{_plural(entry['calls'], 'call')}" + (f" ({counts})" if counts else "")
         if not entry["calls"] and entry["status"] != "executed":
             what = f"not expanded ({_SHOWN.get(entry['status'], entry['status'])})"
         lines.append(f"map {entry['task']} [{entry['node_id'][:12]}]: {what}")
@@ -55,9 +58,9 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         if entry["status"] in ("failed", "skipped", "not_reached"):
             what = f"no route taken ({_SHOWN.get(entry['status'], entry['status'])})"
         else:
-            what = f"took a route of {plural(entry['route_tasks'], 'new task')}"
+            what = f"took a route of {_plural(entry['route_tasks'], 'new task')}"
         if entry["routed_away"] is not None:
-            what += f", {entry['routed_away']} of {plural(entry['routes'], 'route')} routed away"
+            what += f", {entry['routed_away']} of {_plural(entry['routes'], 'route')} routed away"
         lines.append(f"router {entry['task']} [{entry['node_id'][:12]}]: {what}")
     skipped = summary["skipped"]
     if skipped:
