@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 import cascade_core as cs
@@ -53,8 +54,14 @@ def _view(store: SqliteStateStore, run_id: str) -> RunView:
         backend.close()
 
 
+SCHEMA = json.loads((Path(__file__).parents[2] / "docs" / "graph-schema.json").read_text())
+
+
 def _json(picture) -> dict:
-    return json.loads(draw(picture, "json"))
+    """The picture's JSON, checked against docs/graph-schema.json."""
+    data = json.loads(draw(picture, "json"))
+    jsonschema.validate(data, SCHEMA, cls=jsonschema.Draft202012Validator)
+    return data
 
 
 def test_a_run_time_map_is_one_node_marked_as_mapped_before_the_run():
@@ -65,6 +72,7 @@ def test_a_run_time_map_is_one_node_marked_as_mapped_before_the_run():
     dot = cs.graph(target, "dot")
     assert "shape=box3d" in dot and "square.map ×?" in dot and "legend_map" in dot
     data = json.loads(cs.graph(target, "json"))
+    jsonschema.validate(data, SCHEMA, cls=jsonschema.Draft202012Validator)  # calls: null, kind: map
     mapped = [node for node in data["nodes"] if node["kind"] == "map"]
     assert len(mapped) == 1 and mapped[0]["calls"] is None and mapped[0]["task"] == "dp.square"
 
