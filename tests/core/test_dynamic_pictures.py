@@ -89,6 +89,17 @@ def test_a_build_time_map_over_many_calls_is_one_box_and_a_small_one_is_not():
     assert sorted(n["task"] for n in small) == ["cascade.collect", "dp.square", "dp.square", "dp.square", "dp.total"]
 
 
+def test_the_calls_feeding_a_build_time_map_one_each_are_a_box_of_their_own():
+    n = FOLD_CALLS + 5
+    data = json.loads(cs.graph(total(square.map(square.map(list(range(n))))), "json"))
+    assert [(node["label"], node["calls"]) for node in data["nodes"]] == [("square", n), ("square", n), ("total", 1)]
+    assert [edge["calls"] for edge in data["edges"]] == [n, 1]
+    # A call read twice (here by two maps) is not folded: it is drawn on its own.
+    shared = [listing(i) for i in range(n)]
+    drawn = json.loads(cs.graph([total.map(shared), total.map(list(shared))], "json"))["nodes"]
+    assert sum(node["task"] == "dp.listing" for node in drawn) == n
+
+
 def test_a_router_is_drawn_as_a_router_fed_by_its_selector():
     text = cs.graph(cs.Router(pick(), {"a": square(1), "b": square(2)}))
     assert '{{"Router · ' in text and "n0 --> n1" in text

@@ -5,7 +5,8 @@ per element (each record names the map as its ``parent``). A map over a plain li
 as its calls and a ``cascade.collect`` node. Either way the picture draws one box per map,
 ``square ×1000`` with the calls' outcomes, whose edges are the map's own: from its upstream,
 to its downstream. A build-time map is folded only above ``FOLD_CALLS`` calls, so that a
-small one still shows each call.
+small one still shows each call; the calls that feed its calls one each (``g.map(f.map(xs))``)
+are a box of their own.
 """
 
 from __future__ import annotations
@@ -79,7 +80,37 @@ def find_folds(
         calls[index] = members
         folds.known[index] = True
         folds.tasks[index] = task
+    _fold_columns(folds, names, kinds, upstream)
     return folds
+
+
+def _fold_columns(
+    folds: Folds, names: Sequence[str], kinds: Sequence[str | None], upstream: Sequence[tuple[int, ...]]
+) -> None:
+    """Fold the calls that feed a build-time map's calls one each (``g.map(f.map(xs))``,
+    ``square.map([fetch(i) for i in ...])``) into a box of their own, column by column."""
+    rep, calls = folds.rep, folds.calls
+    built = [index for index in calls if names[index] == COLLECT and folds.known[index]]
+    readers: Counter[int] | None = None
+    while built:
+        members = calls[built.pop()]
+        column = [upstream[member][0] if len(upstream[member]) == 1 else -1 for member in members]
+        if -1 in column or len(set(column)) != len(column):
+            continue
+        task = names[column[0]]
+        if any(names[up] != task or rep[up] >= 0 or kinds[up] is not None for up in column):
+            continue
+        if readers is None:
+            readers = Counter(up for ups in upstream for up in ups)
+        if any(readers[up] != 1 for up in column):  # read elsewhere too: drawn on its own
+            continue
+        head = column[0]
+        for up in column:
+            rep[up] = head
+        calls[head] = column
+        folds.known[head] = True
+        folds.tasks[head] = task
+        built.append(head)
 
 
 def _outermost_map(index: int, parents: Sequence[int], maps: dict[int, list[int]]) -> int:
