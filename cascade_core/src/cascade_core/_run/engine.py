@@ -190,7 +190,6 @@ class _Run:
         self.collection = collection
         self.resume_command = engine.resume_command
         self.records = RunRecords(ctx)
-        self.tasks_at_start = len(ctx.nodes)  # the run info's "tasks", updated at the end if the graph grew
         caps = res.executor_caps
         self.lookup = CacheLookup(ctx, self.records, gather=caps.gather, hold=caps.hold_reference)
         state_label, cache_label = res.state_spec.label, res.cache_spec.label
@@ -275,9 +274,8 @@ class _Run:
                 records.failures.append((ctx.graph.targets[0], lost))
         status = "failed" if records.failures else "succeeded"
         end_info = {"status": status, "failed_task": "", "error": ""}  # clears an earlier attempt's failure
+        end_info["tasks"] = str(len(nodes))  # a graph that grew during the run (docs/concepts.md) has more
         end_info.update({f"count_{name}": str(value) for name, value in records.counts.items()})
-        if len(nodes) != self.tasks_at_start:  # the graph grew during the run (maps, routers, returned graphs)
-            end_info["tasks"] = str(len(nodes))
         error = None
         failed_task = None
         if records.failures:
