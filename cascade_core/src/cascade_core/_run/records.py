@@ -185,14 +185,13 @@ class RunRecords:
         the values is joined here, because ``json.dumps`` of a dict per record measured six times
         slower (67 ms against 11 ms for 10,000 records), most of a warm rerun's own cost. Each
         record names its ``upstream`` node ids (``after`` for .after() orderings), so that a run
-        alone draws its graph, and a retried task its ``attempts`` and ``failed_attempts``. A node
-        added during the run names the node that expanded into it (``parent``); a map's or a
-        router's record its ``kind`` (a router's also how many ``routes`` it had).
+        alone draws its graph, and a retried task its ``attempts`` and ``failed_attempts``.
         """
         string = _json_string()
+        parents = self.parents  # a node added during the run names the node that expanded into it
         wall, perf = self.clock
         driver = f', "driver": {string(driver_name())}'  # who ran it: drivers may share a run
-        nodes, retried, parents = self.nodes, self.retried, self.parents
+        nodes, retried = self.nodes, self.retried
         leaf_end = f', "upstream": []{driver}}}'
         names: dict[int, str] = {}
         stamps: dict[int, str] = {}
@@ -210,16 +209,16 @@ class RunRecords:
             extra = f', "size": {size}' if size is not None else ""
             if text is not None:
                 extra += f', "{"reason" if status == "skipped" else "error"}": {string(text)}'
-            if blob is not None:
-                extra += f', "blob": {string(blob)}'
-            if retried and index in retried:
-                extra += _attempts(retried[index], wall, perf)
-            if parents and index in parents:
+            if parents and index in parents:  # `parent`, and `kind` (and a router's `routes`): docs/backends.md
                 extra += f', "parent": "{nodes[parents[index]].id}"'
             if task.kind is not None:  # a map or a router: rare
                 extra += f', "kind": {string(task.kind)}'
                 if task.kind == "router":
                     extra += f', "routes": {len(node.lazy.kwargs["routes"].routes)}'
+            if blob is not None:
+                extra += f', "blob": {string(blob)}'
+            if retried and index in retried:
+                extra += _attempts(retried[index], wall, perf)
             ups = node.upstream
             if not ups:
                 end = leaf_end
