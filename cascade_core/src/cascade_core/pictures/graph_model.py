@@ -23,6 +23,7 @@ from .._build.gc_pause import collection_paused
 from .folds import Folds, call_statuses, find_folds
 from .palette import STATUSES, STYLES, describe_counts, group_status
 from .run_view import RunView, TaskRecord, short_name
+from .summary import routed_away
 
 DEFAULT_COLLAPSE = 200
 SHORT_ID = 8  # characters of a node id shown in a label
@@ -211,8 +212,10 @@ def _with_routes(records: list[TaskRecord]) -> list[TaskRecord]:
         added = children.get(record.node_id)
         if added and record.upstream is not None:
             read = {up for child in added for up in (*(child.upstream or ()), *child.after)}
-            roots = tuple(child.node_id for child in added if child.node_id not in read)
-            record = record._replace(upstream=(*record.upstream, *roots))
+            roots = [child for child in added if child.node_id not in read]
+            chosen = tuple(child.node_id for child in roots if not routed_away(child))
+            away = tuple(child.node_id for child in roots if routed_away(child))  # drawn dashed: not its value
+            record = record._replace(upstream=(*record.upstream, *chosen), after=(*record.after, *away))
         out.append(record)
     return out
 

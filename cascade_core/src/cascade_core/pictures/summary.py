@@ -16,6 +16,11 @@ _SHOWN = {"other_driver": "by other drivers", "not_reached": "not reached"}
 SKIP_REASONS = 5  # distinct skip reasons listed; the rest are counted as "other"
 
 
+def routed_away(record: Any) -> bool:
+    """Whether a node is of a route its router did not choose (added to the run, skipped, by newer engines)."""
+    return record.status == "skipped" and (record.text or "").startswith("routed away")
+
+
 def dynamic_summary(run: Any) -> dict[str, Any]:
     """``maps``, ``routers`` and ``skipped`` of a ``RunView`` (the ``--json`` form)."""
     children: dict[str, list[Any]] = {}
@@ -35,8 +40,9 @@ def dynamic_summary(run: Any) -> dict[str, Any]:
         elif record.kind == "router":
             taken = 1 if record.status not in ("failed", "skipped", "not_reached") else 0
             away = None if record.routes is None else record.routes - taken
+            route_tasks = sum(not routed_away(child) for child in added)
             routers.append({"node_id": record.node_id, "task": record.task, "status": record.status,
-                            "routes": record.routes, "route_tasks": len(added), "routed_away": away})  # fmt: skip
+                            "routes": record.routes, "route_tasks": route_tasks, "routed_away": away})  # fmt: skip
     reasons = Counter(record.text or "?" for record in ordered if record.status == "skipped")
     return {"maps": maps, "routers": routers, "skipped": dict(reasons.most_common())}
 
