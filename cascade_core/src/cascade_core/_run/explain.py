@@ -104,7 +104,7 @@ def explain(
         try:
             stored = state.result_ids() if given is not None else set()
             ctx = RunContext(graph, given or "explain", state, cache_spec.backend, keys_from_env())
-            history = History.of_runs(state_spec.factory, skip=None) if state_spec.factory is not None else History()
+            history = History.of_runs(state_spec.factory) if state_spec.factory is not None else History()
             return _predict(ctx, stored, history, given)
         finally:
             if state_spec.instance is None:
@@ -115,7 +115,7 @@ def explain(
 
 
 def _predict(ctx: RunContext, stored: set[str], history: History, run_id: str | None) -> Explanation:
-    nodes, status, keys = ctx.nodes, ctx.status, ctx.keys
+    nodes, keys = ctx.nodes, ctx.keys
     resumed = {node.index for node in nodes if node.id in stored}
     ctx.table.mark(resumed, DONE)
     lookup = CacheLookup(ctx, RunRecords(ctx))
@@ -137,8 +137,6 @@ def _predict(ctx: RunContext, stored: set[str], history: History, run_id: str | 
             cause = _cause(ctx, node, predictions, history, run_id)
             item.prediction = "unknown" if cause.kind == "key after upstream" else "run"
             item.cause, item.reason, item.changed = cause.kind, cause.text, cause.changed
-        elif status[index] == DONE:  # pragma: no cover (every done node is resumed or a hit)
-            item.prediction = "cache"
         predictions.append(item.prediction)
         out.append(item)
     return Explanation(run_id, out, [nodes[i].id for i in ctx.graph.targets], ctx.graph)
