@@ -33,6 +33,7 @@ PUBLIC = [
     "IntegrityError",
     "InvalidURIError",
     "LazyResult",
+    "LimitError",
     "MemoryCacheBackend",
     "MemoryStateBackend",
     "MemoryStateStore",
@@ -40,6 +41,7 @@ PUBLIC = [
     "ParamError",
     "PluginError",
     "RUN_ID",
+    "Router",
     "RunCatalog",
     "RunInUseError",
     "RunReport",
@@ -51,6 +53,7 @@ PUBLIC = [
     "TargetError",
     "Task",
     "TaskFailed",
+    "TaskTimeout",
     "ThreadsExecutor",
     "UsageError",
     "__version__",
@@ -60,7 +63,9 @@ PUBLIC = [
     "hookimpl",
     "register_backend",
     "run",
+    "set_limit",
     "task",
+    "unmapped",
     "unregister_backend",
 ]
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._build.cache_policy import DEFAULT, INPUT_VALUES, INPUTS, RUN_ID, TASK_SOURCE, CachePolicy
+from ._build.dynamic import Router, unmapped
 from ._build.task import LazyResult, Param, Task, task
 from ._errors import (
     BackendError,
@@ -29,12 +30,14 @@ from ._errors import (
     HashingError,
     IntegrityError,
     InvalidURIError,
+    LimitError,
     ParamError,
     PluginError,
     RunInUseError,
     SerializationError,
     TargetError,
     TaskFailed,
+    TaskTimeout,
     UsageError,
 )
 from ._store.protocols import (
@@ -74,6 +77,7 @@ __all__ = [
     "IntegrityError",
     "InvalidURIError",
     "LazyResult",
+    "LimitError",
     "MemoryCacheBackend",
     "MemoryStateBackend",
     "MemoryStateStore",
@@ -81,6 +85,7 @@ __all__ = [
     "ParamError",
     "PluginError",
     "RUN_ID",
+    "Router",
     "RunCatalog",
     "RunInUseError",
     "RunReport",
@@ -92,6 +97,7 @@ __all__ = [
     "TargetError",
     "Task",
     "TaskFailed",
+    "TaskTimeout",
     "ThreadsExecutor",
     "UsageError",
     "__version__",
@@ -101,7 +107,9 @@ __all__ = [
     "hookimpl",
     "register_backend",
     "run",
+    "set_limit",
     "task",
+    "unmapped",
     "unregister_backend",
 ]
 
@@ -111,6 +119,7 @@ _LAZY = {
     "RunReport": "._run.engine",
     "run": "._run.engine",
     "arun": "._run.engine",
+    "set_limit": "._run.limit_admin",
     "explain": "._run.explain",
     "Explanation": "._run.explain",
     "register_backend": "._plugins.registry",

@@ -14,10 +14,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .._build.cache_policy import by_values, key_maker
+from .._build.encoding import UnhashableInput, encode, encode_arg, encode_inputs, key_inputs
 from .._build.gc_pause import collection_paused
 from .._build.graph import Graph
-from .._build.hashing import UnhashableInput, digest, encode
-from .._build.values import encode_arg, encode_inputs, encode_refs
+from .._build.hashing import digest
+from .._build.lazy import condition_of
 from .._errors import HashingError, IntegrityError, SerializationError
 from .._store.blob_refs import check_reference, for_workers
 from .._store.codec import cache_storage_key
@@ -137,7 +138,7 @@ class CacheLookup:
         keys, status, looked_up = ctx.keys, ctx.status, ctx.looked_up
         index_of = ctx.graph.index_of
         refs: list[bytes | None] = [None] * len(keys)  # b"r" + cache key, by node index
-        makers, real, ref_at = self._upfront_makers, self._key_makers, refs.__getitem__
+        makers, real = self._upfront_makers, self._key_makers
         for node in ctx.nodes:
             task = node.task
             if task.cache_policy is None:
@@ -149,21 +150,10 @@ class CacheLookup:
                 key = (real.get(task) or self._key_maker(task))(node.inputs)
             elif (maker := makers.get(task) or self._upfront_maker(task)) is _AFTER_VALUES:
                 continue  # its key needs its upstreams' values
-            elif (head := node.head) is not None:  # head + the upstreams' refs + tail
-                deps = node.data_deps
-                if len(deps) == 1:  # a chain link, or one upstream among scalars: no list
-                    joined = refs[deps[0]]
-                    if joined is None:
-                        continue  # its key needs the upstream's computed value
-                else:
-                    items = [*map(ref_at, deps)]
-                    if None in items:
-                        continue  # an upstream's key needs its computed value
-                    joined = b"".join(items)  # type: ignore[arg-type]
-                key = maker(head + joined + node.tail)
-            elif (inputs := encode_refs(node, refs, index_of)) is not None:
+            elif (inputs := key_inputs(node, refs, index_of)) is not None:
                 key = maker(inputs)  # each upstream enters by its own cache key
-            elif all(keys[dep] is not None for dep in node.data_deps):
+            elif condition_of(node.lazy) is None and all(keys[dep] is not None for dep in node.data_deps):
+                # (a node with a run_if condition is looked up when it runs, if it does)
                 key = self.cache_key(index, keys)  # the same, for any other argument shape
             else:
                 continue

@@ -82,6 +82,15 @@ class RunRecords:
 
     # -- tasks -----------------------------------------------------------------
 
+    def grew(self, index: int, added: int) -> None:
+        """Node ``index`` expanded into ``added`` more nodes."""
+        node = self.nodes[index]
+        log.debug("task %s (node %s) expanded into %d nodes", node.task.name, node.id, added)
+        if self.events:
+            self.events.hook.cascade_graph_grew(
+                run_id=self.run_id, task=node.task.name, node_id=node.id, added=added, tasks=len(self.nodes)
+            )
+
     def started(self, index: int) -> None:
         node = self.nodes[index]
         if self.debug:

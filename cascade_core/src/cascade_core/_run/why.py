@@ -18,8 +18,8 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from .._build.hashing import UnhashableInput, digest
-from .._build.values import encode_arg
+from .._build.encoding import UnhashableInput, encode_arg
+from .._build.hashing import digest
 
 TOKEN_CHARS = 12  # of an argument's digest: enough to tell values apart, short in every record
 HISTORY_RUNS = 50  # the newest runs read for the causes of a miss

@@ -226,6 +226,9 @@ def show_run(args: argparse.Namespace) -> int:
         print(f"driver: {driver}{started}, run lease until {info.get('lease_expires', '?')}")
     if status == "failed" and info.get("error"):
         print(f"failure: {info['error']}")
+    if "waited_limits_s" in info or "waited_resources_s" in info:  # docs/concepts.md, "Limits"
+        limits, resources = info.get("waited_limits_s", "?"), info.get("waited_resources_s", "?")
+        print(f"waited: {limits}s on limits, {resources}s on resources (summed over tasks)")
     print_table(
         ["task", "node", "status", "finished", "duration", "size", "why"],
         [
