@@ -132,7 +132,8 @@ def test_runs_show_prints_the_time_spent_waiting(flow):
     waited = float(line.split()[1].rstrip("s"))
     assert waited >= 0.05 * (1 + 2) * 0.8 and "on resources" in line
     info = json.loads(ok(flow, "runs", "show", "w", "--json", *STORE[:2]).stdout)["info"]
-    assert float(info["waited_limits_s"]) == waited
+    fields = [field for field in info if field.startswith("waited_limits_s@")]  # one per driver
+    assert len(fields) == 1 and float(info[fields[0]]) == waited
 
 
 @pytest.mark.parametrize("store", ["sqlite", pytest.param("redis", marks=pytest.mark.redis)])

@@ -97,7 +97,16 @@ def test_concurrency_holds_across_shared_drivers_and_other_runs(tmp_path, redis_
     span = max(e[3] for e in log if e[0] == "end") - min(e[3] for e in starts)
     busy = sum(end[3] - begin[3] for begin, end in zip(sorted(starts), sorted(e for e in log if e[0] == "end")))
     assert 60 * slow / 5 / span >= 0.8, f"{span:.2f} s for 60 tasks of {slow} s under 5 slots (busy {busy:.1f} s)"
-    assert len({pid for _, run, _, _, pid in starts if run == "shared"}) >= 2  # the shared run was split
+    shared_pids = {pid for _, run, _, _, pid in starts if run == "shared"}
+    assert len(shared_pids) >= 2  # the shared run was split
+    # Each driver of the shared run wrote its own waiting time: none overwrote another's.
+    from cascade_redis import RedisStateStore
+
+    store = RedisStateStore.from_uri(redis_uri)
+    info = store("shared").get_run_info()
+    store.close()
+    waited = [field for field in info if field.startswith("waited_limits_s@")]
+    assert len(waited) >= len(shared_pids) and all(float(info[field]) >= 0 for field in waited), info
 
 
 def test_a_sigkilled_holder_frees_its_slots_within_the_lease_ttl(tmp_path, redis_uri):

@@ -30,6 +30,7 @@ from .._plugins.resolve import check_lease_ttl, check_run_id, check_workers, new
 from .._store.blob_refs import BlobError
 from .._store.codec import keys_from_env
 from .._store.leases import new_owner
+from .._store.process import driver_name
 from .admission import Gate, checked_totals
 from .availability import Availability
 from .cache_lookup import CacheLookup
@@ -288,8 +289,8 @@ class _Run:
         end_info = {"status": status, "failed_task": "", "error": ""}  # clears an earlier attempt's failure
         end_info["tasks"] = str(len(nodes))  # a graph that grew during the run (docs/concepts.md) has more
         end_info.update({f"count_{name}": str(value) for name, value in records.counts.items()})
-        if self.gate is not None:
-            end_info.update(self.gate.info())
+        if self.gate is not None:  # one field per driver: drivers sharing a run do not overwrite each other's
+            end_info.update({f"{field}@{driver_name()}": value for field, value in self.gate.info().items()})
         error = None
         failed_task = None
         if records.failures:

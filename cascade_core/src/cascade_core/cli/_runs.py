@@ -231,9 +231,10 @@ def show_run(args: argparse.Namespace) -> int:
         print(f"driver: {driver}{started}, run lease until {info.get('lease_expires', '?')}")
     if status == "failed" and info.get("error"):
         print(f"failure: {info['error']}")
-    if "waited_limits_s" in info or "waited_resources_s" in info:  # docs/concepts.md, "Limits"
-        limits, resources = info.get("waited_limits_s", "?"), info.get("waited_resources_s", "?")
-        print(f"waited: {limits}s on limits, {resources}s on resources (summed over tasks)")
+    waited = _waited(info)
+    if waited:  # docs/concepts.md, "Limits"
+        limits, resources = waited.get("limits", 0.0), waited.get("resources", 0.0)
+        print(f"waited: {limits:.3f}s on limits, {resources:.3f}s on resources (summed over tasks and drivers)")
     print_table(
         ["task", "node", "status", "finished", "duration", "size", "why"],
         [
@@ -320,3 +321,17 @@ def clear_cache(args: argparse.Namespace) -> int:
     what = f" of task {args.task}" if args.task else ""
     print(f"removed {plural(removed, 'cache entry', 'cache entries')}{what} from {uri}")
     return EXIT_OK
+
+
+def _waited(info: dict[str, str]) -> dict[str, float]:
+    """Seconds the run's tasks waited, by what for, summed over its drivers (each writes
+    ``waited_<what>_s@<driver>``; runs of an earlier version wrote ``waited_<what>_s``)."""
+    waited: dict[str, float] = {}
+    for field, value in info.items():
+        if field.startswith("waited_") and "_s" in field:
+            what = field[len("waited_") :].split("_s", 1)[0]
+            try:
+                waited[what] = waited.get(what, 0.0) + float(value)
+            except ValueError:
+                continue
+    return waited
