@@ -33,8 +33,10 @@ def _peers(node: Any) -> list[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("size", "runs"), [(300_000, 1), (3 * 2**20, 2)], ids=["one-block", "multi-block"])
-def test_a_driver_on_node_b_reads_what_a_driver_on_node_a_wrote(two_nodes, tmp_path, counter, size, runs):
+@pytest.mark.parametrize(
+    ("size", "wait", "runs"), [(300_000, 20, 1), (3 * 2**20, 1, 2)], ids=["one-block", "multi-block"]
+)
+def test_a_driver_on_node_b_reads_what_a_driver_on_node_a_wrote(two_nodes, tmp_path, counter, size, wait, runs):
     a, b = two_nodes
     assert _peers(b) == [a.peer_id] and _peers(a) == [b.peer_id]  # each other, and no one else
     payload = os.urandom(size)
@@ -45,7 +47,7 @@ def test_a_driver_on_node_b_reads_what_a_driver_on_node_a_wrote(two_nodes, tmp_p
         return payload
 
     state = f"sqlite:///{tmp_path / 'state.db'}"
-    folder = f"/t-{os.urandom(4).hex()}?threshold=64KiB"
+    folder = f"/t-{os.urandom(4).hex()}?threshold=64KiB&peer_wait={wait}"  # a found block returns at once
     assert cs.run(make(), state_backend=state, blob_store=a.uri + folder, run_id="shared") == payload
     assert cs.run(make(), state_backend=state, blob_store=b.uri + folder, run_id="shared") == payload
     assert counter["make"] == runs

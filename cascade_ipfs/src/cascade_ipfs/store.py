@@ -31,7 +31,6 @@ CHUNK: Final = 1 << 20  # bytes per leaf: kubo's largest chunker size, and block
 MARKERS: Final = "markers"
 IDENTITY: Final = {"Accept-Encoding": "identity"}  # blobs are pickles: compressing them costs more than it saves
 REFRESH_AFTER: Final = 60.0  # seconds: a reused blob's entry written more recently is not rewritten
-PEER_WAIT: Final = 2.0  # seconds a read waits for peers to have a one-block blob this node's index lacks
 PEERS_TTL: Final = 5.0  # seconds between asks whether the node is connected to peers (swarm/peers)
 _MISSING = ("does not exist", "not exist", "no such file", "file not found")
 
@@ -197,7 +196,7 @@ class IpfsBlobStore:
         if found is not None or not self._has_peers():
             return found
         block = cids.raw_cid_of_digest(bytes.fromhex(blob_id[7:]))
-        wait = min(self.options.timeout, PEER_WAIT)
+        wait = min(self.options.timeout, self.options.peer_wait)
         try:
             answer = self.rpc.json("block/stat", {"arg": block, "timeout": f"{wait:g}s"})
         except NodeError:
