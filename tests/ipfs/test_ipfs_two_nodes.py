@@ -1,11 +1,13 @@
 """Two IPFS nodes on loopback, connected with swarm/connect (each listens on 127.0.0.1 only and
-knows no other peer): a driver configured with node B reads a one-block result that a driver
-on node A wrote, fetched from A by its CID; a multi-block result is not found through B and is
+knows no other peer): a driver configured with node B, and a Dask worker process of such a
+driver, read a one-block result that a driver on node A wrote, fetched from A by its CID; a multi-block result is not found through B and is
 computed again (docs/blobs.md#ipfs, "Two nodes")."""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -51,3 +53,35 @@ def test_a_driver_on_node_b_reads_what_a_driver_on_node_a_wrote(two_nodes, tmp_p
     assert cs.run(make(), state_backend=state, blob_store=a.uri + folder, run_id="shared") == payload
     assert cs.run(make(), state_backend=state, blob_store=b.uri + folder, run_id="shared") == payload
     assert counter["make"] == runs
+
+
+@cs.task
+def made(log: str, n: int) -> bytes:
+    with open(log, "a") as out:
+        out.write("made\n")
+    return bytes(range(256)) * (n // 256)
+
+
+@cs.task
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.slow
+def test_a_dask_worker_configured_with_node_b_reads_a_result_written_through_node_a(two_nodes, tmp_path):
+    pytest.importorskip("cascade_dask")
+    import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # worker processes cannot import this module
+    a, b = two_nodes
+    log = str(tmp_path / "calls.log")
+    state = f"sqlite:///{tmp_path / 'state.db'}"
+    folder = f"/t-{os.urandom(4).hex()}?threshold=64KiB&peer_wait=20"
+    assert len(cs.run(made(log, 300_032), state_backend=state, blob_store=a.uri + folder, run_id="w")) == 300_032
+    # The same run id, now with node B and a worker in another process: made() is stored, so only
+    # digest() runs, on the worker, which reads made()'s blob through node B (fetched from A).
+    target = digest(made(log, 300_032))
+    executor = "dask+local://?n_workers=1&threads_per_worker=1&processes=true"
+    got = cs.run(target, state_backend=state, blob_store=b.uri + folder, executor=executor, run_id="w")
+    assert got == hashlib.sha256(bytes(range(256)) * (300_032 // 256)).hexdigest()
+    assert (tmp_path / "calls.log").read_text().split() == ["made"]  # made() ran once, on the driver of node A
