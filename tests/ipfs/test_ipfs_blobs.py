@@ -185,7 +185,9 @@ def test_a_gateway_store_reads_through_the_gateway_and_refuses_writes(ipfs_node,
     writer = opened(ipfs_uri)
     blob_id, data = _blob(3 * CHUNK // 2)
     writer.put(blob_id, data)
-    reader = opened(f"{ipfs_uri}?gateway={ipfs_node.gateway}")
+    reader = opened(f"{ipfs_uri}?gateway={ipfs_node.gateway}&authorization=Bearer%20rpc-only")
     assert reader.get(blob_id) == data and reader.exists(blob_id)
+    assert reader.rpc.client().headers["Authorization"] == "Bearer rpc-only"
+    assert "Authorization" not in reader.rpc.gateway_client().headers  # the RPC API's token stays there
     with pytest.raises(cs.BackendError, match="read-only: cannot write"):
         reader.put(*_blob(10))

@@ -1,7 +1,7 @@
 """Two IPFS nodes on loopback, connected with swarm/connect (each listens on 127.0.0.1 only and
 knows no other peer): a driver configured with node B, and a Dask worker process of such a
-driver, read a one-block result that a driver on node A wrote, fetched from A by its CID; a multi-block result is not found through B and is
-computed again (docs/blobs.md#ipfs, "Two nodes")."""
+driver, read a one-block result that a driver on node A wrote, fetched from A by its CID; a
+multi-block result is not found through B and is computed again (docs/blobs.md#ipfs, "Two nodes")."""
 
 from __future__ import annotations
 

@@ -237,7 +237,7 @@ class IpfsBlobStore:
 
         url = f"{self.options.gateway}/ipfs/{found.cid}"
         try:
-            with self.rpc.client().stream("GET", url, headers=IDENTITY) as response:
+            with self.rpc.gateway_client().stream("GET", url, headers=IDENTITY) as response:
                 if response.status_code == 404:
                     return None
                 if response.status_code != 200:
