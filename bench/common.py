@@ -41,6 +41,14 @@ def interleave(cases: Mapping[str, Callable[[], Any]], repeats: int, warmup: int
     return times
 
 
+def per_task_rows(result: Any, times: Mapping[str, list[float]], n: int, label: str) -> dict[str, float]:
+    """Each case's median in µs per task (of ``n``), each also a row of ``result`` named ``label: case``."""
+    per = {name: median(runs) / n * 1e6 for name, runs in times.items()}
+    for name, runs in times.items():
+        result.rows.append(Row(f"{label}: {name}", per[name], "µs/task", "", len(runs)))
+    return per
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values)
 

@@ -10,8 +10,9 @@ import pytest
 
 import cascade_core as cs
 from cascade_core._build.cache_policy import DEFAULT, INPUTS, RUN_ID, TASK_SOURCE, CachePolicy, KeyContext, key_maker
+from cascade_core._build.encoding import encode_inputs
 from cascade_core._build.gc_pause import collection_paused
-from cascade_core._build.graph import build_graph, encode_inputs
+from cascade_core._build.graph import build_graph
 from cascade_core._build.hashing import digest
 
 

@@ -9,9 +9,9 @@ import pytest
 
 import cascade_core as cs
 from cascade_core._build.cache_policy import key_maker, merkle_material
+from cascade_core._build.encoding import encode_inputs
 from cascade_core._build.graph import build_graph
 from cascade_core._build.hashing import digest
-from cascade_core._build.values import encode_inputs
 from cascade_core._run.cache_lookup import CacheLookup
 from cascade_core._run.context import RunContext
 from cascade_core._run.records import RunRecords

@@ -1,142 +1,111 @@
-"""A call's inputs as bytes (for node ids and cache keys) and as values (results substituted
-into its arguments); the target's shape filled with computed values.
+"""A call's inputs as values: its arguments with upstream results and params filled in, from
+an argument template built once per node; the target's shape filled with computed values.
 
-``graph`` arguments are ``_graph.Graph`` objects: upstreams are found through
-``graph.index_of[id(lazy)]``.
+A call's upstreams are referred to by node index (``node.data_deps``), never by ``id()``, so
+a node pickled into another process binds the same way. (Its inputs as bytes are
+``encoding``'s.)
 """
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Mapping
 from typing import Any
 
-from .hashing import UnhashableInput, encode
 from .task import LazyResult, Param
 
 
-def call_arguments(lazy: LazyResult, results: list[Any], graph: Any) -> tuple[tuple, dict]:
-    """The positional and keyword arguments of ``lazy`` with every upstream result and param filled in."""
+class _Upstream:
+    """In a template: the result of node ``index``."""
+
+    __slots__ = ("index",)
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+
+class _Gathered:
+    """In a template: a list or tuple of upstream results only (a fan-in), by node index."""
+
+    __slots__ = ("kind", "indexes")
+
+    def __init__(self, kind: type, indexes: list[int]) -> None:
+        self.kind = kind
+        self.indexes = indexes
+
+
+class _Rebuilt:
+    """In a template: a container holding upstreams or params at some depth, rebuilt per call."""
+
+    __slots__ = ("kind", "items")
+
+    def __init__(self, kind: type, items: Any) -> None:
+        self.kind = kind
+        self.items = items  # item templates; for a dict, (key, value) template pairs
+
+
+Template = tuple[tuple, dict[str, Any]]  # the positional and keyword argument templates
+
+
+def call_arguments(node: Any, results: list[Any], params: Mapping[str, Any]) -> tuple[tuple, dict]:
+    """The positional and keyword arguments of ``node`` (a ``graph.Node``) with every upstream
+    result (``results[index]``) and param filled in."""
+    lazy = node.lazy
     if not lazy.deps and not lazy.has_params:
         return lazy.args, lazy.kwargs
-    params, index_of = graph.params, graph.index_of
+    if lazy.args is lazy.deps:  # only lazy results (a chain link, a diamond): in argument order
+        return tuple(map(results.__getitem__, node.data_deps)), lazy.kwargs
+    template = node.arguments
+    if template is None:
+        template = node.arguments = argument_template(lazy, node.data_deps)
+    args_template, kwargs_template = template
     args = tuple(
         [
-            results[index_of[id(arg)]] if type(arg) is LazyResult else substitute(arg, results, graph, params)
-            for arg in lazy.args
+            results[item.index] if type(item) is _Upstream else _fill(item, results, params)
+            for item in args_template
         ]
     )
-    kwargs = substitute(lazy.kwargs, results, graph, params) if lazy.kwargs else lazy.kwargs
+    kwargs = {name: _fill(item, results, params) for name, item in kwargs_template.items()}
     return args, kwargs
 
 
-def encode_inputs(lazy: LazyResult, graph: Any, params: Mapping[str, Any], tokens: Any = None) -> bytes:
-    """Deterministic bytes for a call's inputs: upstreams by node hash (or by ``tokens``), params by value."""
-    encoded = encode_arg(lazy.args, graph, params, tokens)
-    if lazy.kwargs:
-        encoded += encode_arg(lazy.kwargs, graph, params, tokens)
-    if lazy.ordering:
-        encoded += b"A" + b"".join(graph.node_of(dep).hash.encode() for dep in lazy.ordering)
-    return encoded
+def argument_template(lazy: LazyResult, data_deps: tuple[int, ...]) -> Template:
+    """What :func:`call_arguments` fills: ``lazy``'s arguments with each lazy result replaced by
+    its node index (``data_deps`` are the indexes of ``lazy.deps``, position for position)."""
+    index_of = dict(zip(lazy.deps, data_deps))  # by the lazy results themselves (identity)
+    return (
+        tuple([_template(arg, index_of) for arg in lazy.args]),
+        {name: _template(value, index_of) for name, value in lazy.kwargs.items()},
+    )
 
 
-def encode_refs(node: Any, refs: list[bytes | None], index_of: Mapping[int, int]) -> bytes | None:
-    """``encode_inputs(node.lazy, graph, params, tokens)`` for the common call (positional lazy results,
-    fan-in lists of them, scalars), given ``refs[i] = b"r" + tokens[i]``. None for any other call,
-    or when an upstream has no token yet: then the caller takes the general path. (A node whose
-    inputs are its upstreams only has a ``head`` and needs none of this.)
-
-    A cache key of a node with upstreams costs this (its inputs with every upstream entering by
-    its cache key); the general path costs several times more per argument.
-    """
-    lazy = node.lazy
-    if lazy.kwargs or lazy.ordering or lazy.has_params:
-        return None
-    args = lazy.args
-    parts = [b"t" + _pack(">Q", len(args))]
-    try:
-        for arg in args:
-            kind = type(arg)
-            if kind is LazyResult:
-                ref = refs[index_of[id(arg)]]
-                if ref is None:
-                    return None
-                parts.append(ref)
-            elif kind is int:
-                parts.append(b"i%d;" % arg)  # = encode(arg)
-            elif kind is list or kind is tuple:
-                if not all(type(item) is LazyResult for item in arg):
-                    return None
-                items = [refs[index_of[id(item)]] for item in arg]
-                if None in items:
-                    return None
-                parts.append((b"l" if kind is list else b"t") + _pack(">Q", len(items)))
-                parts.append(b"".join(items))  # type: ignore[arg-type]
-            elif kind is dict or kind is set or kind is frozenset or kind is Param:
-                return None
-            else:
-                parts.append(encode(arg))
-    except UnhashableInput:
-        return None  # the general path names the argument
-    return b"".join(parts)
-
-
-_pack = struct.pack
-
-
-def encode_arg(value: Any, graph: Any, params: Mapping[str, Any], tokens: Any) -> bytes:
+def _template(value: Any, index_of: Mapping[LazyResult, int]) -> Any:
     kind = type(value)
     if kind is LazyResult:
-        node = graph.nodes[graph.index_of[id(value)]]
-        return b"r" + (node.hash if tokens is None else tokens[node.index]).encode()
-    if kind is Param:
-        return b"P" + encode(params[value.name])
+        return _Upstream(index_of[value])
     if kind is tuple or kind is list:
-        # Lazy results inline (a fan-in passes thousands in one list); anything else recurses.
-        nodes, index_of = graph.nodes, graph.index_of
-        parts = [
-            b"r" + (nodes[index_of[id(item)]].hash if tokens is None else tokens[index_of[id(item)]]).encode()
-            if type(item) is LazyResult
-            else encode_arg(item, graph, params, tokens)
-            for item in value
-        ]
-        return (b"t" if kind is tuple else b"l") + struct.pack(">Q", len(parts)) + b"".join(parts)
+        if value and all(type(item) is LazyResult for item in value):
+            return _Gathered(kind, [index_of[item] for item in value])
+        return _Rebuilt(kind, [_template(item, index_of) for item in value])
     if kind is dict:
-        # A fan-in by name ({"a": lazy, ...}): string keys and lazy results inline too.
-        nodes, index_of = graph.nodes, graph.index_of
-        parts = sorted(
-            (encode(key) if type(key) is str else encode_arg(key, graph, params, tokens))
-            + (
-                b"r" + (nodes[index_of[id(item)]].hash if tokens is None else tokens[index_of[id(item)]]).encode()
-                if type(item) is LazyResult
-                else encode_arg(item, graph, params, tokens)
-            )
-            for key, item in value.items()
-        )
-        return b"d" + struct.pack(">Q", len(parts)) + b"".join(parts)
+        return _Rebuilt(dict, [(_template(key, index_of), _template(item, index_of)) for key, item in value.items()])
     if kind is set or kind is frozenset:
-        parts = sorted(encode_arg(item, graph, params, tokens) for item in value)
-        return b"S" + struct.pack(">Q", len(parts)) + b"".join(parts)
-    return encode(value)
+        return _Rebuilt(kind, [_template(item, index_of) for item in value])
+    return value  # a scalar, a Param, or an object passed as it is
 
 
-def substitute(value: Any, results: list[Any], graph: Any, params: Mapping[str, Any]) -> Any:
-    """``value`` with every lazy result replaced by its computed value and every Param by its value."""
-    kind = type(value)
-    if kind is LazyResult:
-        return results[graph.index_of[id(value)]]
+def _fill(item: Any, results: list[Any], params: Mapping[str, Any]) -> Any:
+    kind = type(item)
+    if kind is _Upstream:
+        return results[item.index]
+    if kind is _Gathered:
+        return item.kind(map(results.__getitem__, item.indexes))
+    if kind is _Rebuilt:
+        if item.kind is dict:
+            return {_fill(key, results, params): _fill(value, results, params) for key, value in item.items}
+        return item.kind([_fill(part, results, params) for part in item.items])
     if kind is Param:
-        return params[value.name]
-    if kind is tuple or kind is list:
-        return kind(substitute(item, results, graph, params) for item in value)
-    if kind is dict:
-        return {
-            substitute(key, results, graph, params): substitute(item, results, graph, params)
-            for key, item in value.items()
-        }
-    if kind is set or kind is frozenset:
-        return kind(substitute(item, results, graph, params) for item in value)
-    return value
+        return params[item.name]
+    return item
 
 
 def shape_result(shape: Any, results: list[Any], graph: Any) -> Any:
