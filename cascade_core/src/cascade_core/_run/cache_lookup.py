@@ -79,7 +79,7 @@ class CacheLookup:
             ) from None
         return self._key_maker(task)(inputs)
 
-    def _token(self, index: int, by_value: bool = False) -> str | None:
+    def token(self, index: int, by_value: bool = False) -> str | None:
         """What an upstream contributes to a downstream cache key: its own key, or (without one, or
         ``by_value``) its value's hash."""
         key = self.ctx.keys[index]
@@ -264,7 +264,7 @@ class CacheLookup:
             tokens: dict[int, str | None] = {}
             by_value = by_values(node.task)
             for dep in node.data_deps:
-                tokens[dep] = self._token(dep, by_value)
+                tokens[dep] = self.token(dep, by_value)
                 if tokens[dep] is None:
                     argument = nodes[dep].task.name
                     raise HashingError(

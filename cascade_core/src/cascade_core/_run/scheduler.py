@@ -22,7 +22,7 @@ from .._plugins.capabilities import ExecutorCapabilities
 from .._plugins.executor import Executor
 from .._store.codec import cache_storage_key
 from .._store.leases import Backoff
-from .admission import Gate
+from .admission import Gate, refuse_ungated
 from .availability import Availability
 from .cache_lookup import CacheLookup
 from .claims import Claims
@@ -309,7 +309,10 @@ class Scheduler:
             node = nodes[index]
             if not outcome.ok and type(outcome.value) is ReturnedGraph:
                 try:
+                    grown = len(nodes)
                     self.ready.extend(self.dynamic.returned(index, outcome.value.shape))
+                    if self.gate is None:
+                        refuse_ungated(node.task.name, nodes[grown:])  # never a silent no-op
                     continue
                 except SerializationError as exc:
                     outcome.value = exc
