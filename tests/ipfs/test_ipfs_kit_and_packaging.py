@@ -9,7 +9,7 @@ from cascade_test_plugin_dist import assert_imports_only_the_public_api, loaded_
 
 @pytest.mark.slow
 def test_ipfs_blob_store_passes_the_kit(ipfs_uri, tmp_path):
-    run_kit(ipfs_uri, tmp_path, "10 passed")  # refresh_after is a minute: the time-refresh test skips
+    run_kit(ipfs_uri, tmp_path, "11 passed")  # with locators; refresh_after is a minute: the time-refresh test skips
 
 
 def test_the_wheel_builds_on_its_own_with_its_entry_points(build_wheel, tmp_path):

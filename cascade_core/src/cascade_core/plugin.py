@@ -28,7 +28,16 @@ from ._errors import (
 from ._masking import mask_credentials, mask_uri_text
 from ._plugins.call import Outcome, TaskCall, run_call, run_call_async
 from ._plugins.executor import Executor
-from ._store.blob_protocol import BlobInfo, BlobMarkers, BlobStore, TemporaryFiles, blob_path, is_blob_id
+from ._store.blob_protocol import (
+    BlobInfo,
+    BlobLocators,
+    BlobMarkers,
+    BlobStore,
+    TemporaryFiles,
+    blob_path,
+    is_blob_id,
+    is_locator,
+)
 from ._store.leases import LeaseTableMixin, supports_leases
 from ._store.limits import LimitRow, LimitRules, LimitStore, LimitStoreMixin
 from ._store.protocols import (
@@ -72,6 +81,7 @@ __all__ = [
     "BackendURI",
     "BackendUnavailableError",
     "BlobInfo",
+    "BlobLocators",
     "BlobMarkers",
     "BlobStore",
     "CacheBackend",
@@ -108,6 +118,7 @@ __all__ = [
     "choice",
     "hookimpl",
     "is_blob_id",
+    "is_locator",
     "is_sensitive",
     "mask_credentials",
     "mask_text",

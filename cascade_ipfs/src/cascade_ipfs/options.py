@@ -1,6 +1,6 @@
 """``ipfs://`` and ``ipfs+https://`` URIs -> typed options (docs/blobs.md#ipfs).
 
-``ipfs://[user:password@]HOST:PORT[/FOLDER]?authorization=...&timeout=30&pin=true&gateway=URL``:
+``ipfs://[user:password@]HOST:PORT[/FOLDER]?authorization=...&timeout=30&pin=true&gateway=URL&peer_wait=2``:
 HOST:PORT is the node's RPC API (as ``ipfs --api`` takes it), over http, or https with
 ``ipfs+https://``; FOLDER names this store's index in the node's MFS (default ``/cascade``).
 """
@@ -30,7 +30,14 @@ def _authorization(raw: str) -> str:
     return raw
 
 
-OPTIONS: Final = {"authorization": _authorization, "timeout": timeout_seconds, "pin": boolean, "gateway": _gateway}
+OPTIONS: Final = {
+    "authorization": _authorization,
+    "timeout": timeout_seconds,
+    "pin": boolean,
+    "gateway": _gateway,
+    "peer_wait": timeout_seconds,
+}
+DEFAULT_PEER_WAIT: Final = 2.0
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,7 @@ class IpfsOptions:
     timeout: float = DEFAULT_TIMEOUT
     pin: bool = True
     gateway: str | None = None
+    peer_wait: float = DEFAULT_PEER_WAIT  # seconds a read waits for peers to have a blob the index lacks
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -83,4 +91,5 @@ def parse(uri: BackendURI) -> IpfsOptions:
         timeout=values.get("timeout", DEFAULT_TIMEOUT),
         pin=values.get("pin", True),
         gateway=values.get("gateway"),
+        peer_wait=values.get("peer_wait", DEFAULT_PEER_WAIT),
     )

@@ -44,6 +44,8 @@ class Rpc:
         self._pid = 0
         self._version: dict[str, Any] | None = None
         self._lock = threading.Lock()
+        self._gateway: Any = None
+        self._gateway_pid = 0
 
     # -- the client --------------------------------------------------------------------------
 
@@ -73,11 +75,24 @@ class Rpc:
             limits=httpx.Limits(max_connections=32, max_keepalive_connections=8),
         )
 
+    def gateway_client(self) -> Any:
+        """A client without the RPC API's credentials, for ``gateway=`` (another server: they are not its)."""
+        if self._gateway is None or self._gateway_pid != os.getpid():
+            import httpx
+
+            with self._lock:
+                self._gateway = httpx.Client(timeout=httpx.Timeout(self.options.timeout))
+                self._gateway_pid = os.getpid()
+                weakref.finalize(self, self._gateway.close)
+        return self._gateway
+
     def close(self) -> None:
         with self._lock:
-            client, self._client = self._client, None
-        if client is not None and self._pid == os.getpid():
-            client.close()
+            clients = [(self._client, self._pid), (self._gateway, self._gateway_pid)]
+            self._client = self._gateway = None
+        for client, pid in clients:
+            if client is not None and pid == os.getpid():
+                client.close()
 
     def __getstate__(self) -> dict[str, Any]:
         return {"options": self.options}

@@ -12,6 +12,10 @@ The index entry is written after the node has added (and pinned) every block, so
 finds a blob whole or not at all; a second write of a blob finds its entry and adds nothing
 (it rewrites the entry's time when that is over a minute old: gc's grace period starts over).
 Markers live in ``<folder>/markers/``.
+
+The store has the ``BlobLocators`` capability: its locator of a blob is the CID, which the
+reference in the state carries, so a store configured with another node reads the blob by CID
+(fetched from a connected peer) without an index entry of its own.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ CHUNK: Final = 1 << 20  # bytes per leaf: kubo's largest chunker size, and block
 MARKERS: Final = "markers"
 IDENTITY: Final = {"Accept-Encoding": "identity"}  # blobs are pickles: compressing them costs more than it saves
 REFRESH_AFTER: Final = 60.0  # seconds: a reused blob's entry written more recently is not rewritten
-PEER_WAIT: Final = 2.0  # seconds a read waits for peers to have a one-block blob this node's index lacks
+REMEMBERED: Final = 4096  # CIDs of blobs put by this process, kept for locate()
 PEERS_TTL: Final = 5.0  # seconds between asks whether the node is connected to peers (swarm/peers)
 _MISSING = ("does not exist", "not exist", "no such file", "file not found")
 
@@ -82,6 +86,7 @@ class IpfsBlobStore:
         self.rpc = Rpc(options)
         self._peers = False
         self._peers_checked = -PEERS_TTL - 1.0
+        self._written: dict[str, str] = {}  # blob id -> CID, of this process's puts (for locate)
 
     @classmethod
     def from_uri(cls, uri: BackendURI) -> IpfsBlobStore:
@@ -151,10 +156,17 @@ class IpfsBlobStore:
             now = time.time()
             if now - found.mtime >= self.refresh_after:
                 self._write_file(self._entry(blob_id), found._replace(mtime=now).line())
+            self._remember(blob_id, found.cid)
             return False
         blob_cid = self._add(blob_id, data)
         self._write_file(self._entry(blob_id), Record(blob_cid, len(data), time.time()).line())
+        self._remember(blob_id, blob_cid)
         return True
+
+    def _remember(self, blob_id: str, blob_cid: str) -> None:
+        if len(self._written) >= REMEMBERED:
+            self._written.clear()
+        self._written[blob_id] = blob_cid
 
     def _add(self, blob_id: str, data: bytes) -> str:
         params = {
@@ -191,13 +203,14 @@ class IpfsBlobStore:
     def located(self, blob_id: str) -> Record | None:
         """Where to read ``blob_id``: its index entry, or, on a node connected to peers, the one
         block whose CID is CIDv1(raw, sha2-256) of the id, when a peer (or this node) has it:
-        how a node reads a one-block blob that another node wrote. A multi-block blob's root
-        CID cannot be derived from its SHA-256, so another node's multi-block blobs are not found."""
+        how a node reads a one-block blob that another node wrote by its id alone. A multi-block
+        blob's root CID cannot be derived from its SHA-256: another node's multi-block blobs are
+        found only by the CID their reference carries (``get_located``)."""
         found = self.record(blob_id)
         if found is not None or not self._has_peers():
             return found
         block = cids.raw_cid_of_digest(bytes.fromhex(blob_id[7:]))
-        wait = min(self.options.timeout, PEER_WAIT)
+        wait = min(self.options.timeout, self.options.peer_wait)
         try:
             answer = self.rpc.json("block/stat", {"arg": block, "timeout": f"{wait:g}s"})
         except NodeError:
@@ -218,13 +231,47 @@ class IpfsBlobStore:
 
     def get(self, blob_id: str) -> bytes | None:
         found = self.located(blob_id)
-        if found is None:
+        return None if found is None else self._read(found.cid)
+
+    # -- locators: the CID, carried in the reference (BlobLocators) ---------------------------
+
+    def locate(self, blob_id: str) -> str | None:
+        """The CID of a blob: remembered from this process's ``put``, else its index entry's."""
+        known = self._written.get(blob_id)
+        if known is None:
+            found = self.record(blob_id)
+            known = found.cid if found is not None else None
+        return known
+
+    def get_located(self, blob_id: str, locator: str) -> bytes | None:
+        """The bytes of the CID ``locator`` (fetched from a peer when this node lacks them), or
+        None when it is not a CID or its root block is not found within ``peer_wait``."""
+        blob_cid = self._reachable(locator)
+        return None if blob_cid is None else self._read(blob_cid)
+
+    def exists_located(self, blob_id: str, locator: str) -> bool:
+        return self._reachable(locator) is not None
+
+    def _reachable(self, locator: str) -> str | None:
+        """The canonical CID ``locator`` when this node has its root block or gets it from a peer
+        within ``peer_wait`` seconds (``block/stat``), else None."""
+        try:
+            blob_cid = cids.canonical(locator)
+        except ValueError:
             return None
+        wait = min(self.options.timeout, self.options.peer_wait)
+        try:
+            self.rpc.json("block/stat", {"arg": blob_cid, "timeout": f"{wait:g}s"})
+        except NodeError:
+            return None
+        return blob_cid
+
+    def _read(self, blob_cid: str) -> bytes | None:
         if self.options.gateway:
-            return self._from_gateway(found)
+            return self._from_gateway(blob_cid)
         with tempfile.TemporaryFile() as spool:
             try:
-                with self.rpc.stream("cat", {"arg": found.cid}, headers=IDENTITY) as response:
+                with self.rpc.stream("cat", {"arg": blob_cid}, headers=IDENTITY) as response:
                     for chunk in response.iter_bytes():
                         spool.write(chunk)
             except NodeError as exc:
@@ -233,22 +280,22 @@ class IpfsBlobStore:
                 raise self.rpc.unavailable("cat", exc.message) from None
             return _read_back(spool)  # the engine checks its size and SHA-256 before it uses it
 
-    def _from_gateway(self, found: Record) -> bytes | None:
+    def _from_gateway(self, blob_cid: str) -> bytes | None:
         import httpx
 
-        url = f"{self.options.gateway}/ipfs/{found.cid}"
+        url = f"{self.options.gateway}/ipfs/{blob_cid}"
         try:
-            with self.rpc.client().stream("GET", url, headers=IDENTITY) as response:
+            with self.rpc.gateway_client().stream("GET", url, headers=IDENTITY) as response:
                 if response.status_code == 404:
                     return None
                 if response.status_code != 200:
-                    raise self.rpc.unavailable("gateway GET /ipfs/" + found.cid, f"HTTP {response.status_code}")
+                    raise self.rpc.unavailable("gateway GET /ipfs/" + blob_cid, f"HTTP {response.status_code}")
                 with tempfile.TemporaryFile() as spool:
                     for chunk in response.iter_bytes():
                         spool.write(chunk)
                     return _read_back(spool)
         except httpx.HTTPError as exc:
-            raise self.rpc.unavailable("gateway GET /ipfs/" + found.cid, f"{type(exc).__name__}: {exc}") from exc
+            raise self.rpc.unavailable("gateway GET /ipfs/" + blob_cid, f"{type(exc).__name__}: {exc}") from exc
 
     def exists(self, blob_id: str) -> bool:
         return self.located(blob_id) is not None

@@ -7,7 +7,10 @@ Optional capabilities, each a Protocol below: ``BlobMarkers`` (``put_marker``,
 ``list_markers``, ``delete_marker``: a few small named objects beside the blobs, never listed
 as blobs, in which runs record which state and cache stores write references into the store;
 without them ``cascade blobs gc`` needs ``--force``) and ``TemporaryFiles``
-(``list_temporary``, ``delete_temporary``: what a killed writer left, deleted by gc).
+(``list_temporary``, ``delete_temporary``: what a killed writer left, deleted by gc) and
+``BlobLocators`` (``locate``, ``get_located``, ``exists_located``: a short locator of a blob the
+store wrote, carried in the reference, by which any store of the same backend finds the blob
+without its own index: an IPFS CID).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import NamedTuple, Protocol, runtime_checkable
 
 BLOB_METHODS = ("put", "get", "exists", "delete", "list_blobs", "close")
 _ID_RE = re.compile(r"sha256:[0-9a-f]{64}\Z")
+_LOCATOR_RE = re.compile(r"[\x21-\x7e]{1,200}\Z")  # printable ASCII, no spaces
 
 
 class BlobInfo(NamedTuple):
@@ -87,6 +91,29 @@ class TemporaryFiles(Protocol):
 
     def delete_temporary(self, name: str) -> bool:
         """Delete one; return whether it existed."""
+
+
+@runtime_checkable
+class BlobLocators(Protocol):
+    """Optional capability of a blob store: a locator of each blob it holds, which the reference
+    carries (``cascade-blob sha256:<hex> <size> <p|j> <locator>``) and readers use first, so that
+    a store configured elsewhere finds a blob it did not write (docs/blobs.md#references).
+    Bytes read by locator are verified against the blob id like any others."""
+
+    def locate(self, blob_id: str) -> str | None:
+        """The locator of a blob this store holds (called right after ``put``), or None.
+        A locator is printable ASCII without spaces, at most 200 characters (``is_locator``)."""
+
+    def get_located(self, blob_id: str, locator: str) -> bytes | None:
+        """The bytes at ``locator``, or None when nothing is found there (a wrong locator too)."""
+
+    def exists_located(self, blob_id: str, locator: str) -> bool:
+        """Whether ``get_located`` would find something at ``locator``, without reading it."""
+
+
+def is_locator(text: object) -> bool:
+    """Whether ``text`` is a well-formed locator: 1 to 200 printable ASCII characters, no spaces."""
+    return isinstance(text, str) and _LOCATOR_RE.match(text) is not None
 
 
 def is_blob_id(text: str) -> bool:

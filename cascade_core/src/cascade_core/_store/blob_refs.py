@@ -4,7 +4,10 @@ With a blob store, an encoded result larger than the threshold is written once t
 under its content id (``sha256:<hex>``); the state and the cache hold a small reference,
 sealed like any payload under the serializer code ``b"r"``::
 
-    cascade-blob sha256:<64 hex> <size> <p|j>
+    cascade-blob sha256:<64 hex> <size> <p|j> [<locator>]
+
+The locator (a ``BlobLocators`` store's, e.g. an IPFS CID) is written when the store gives one;
+readers use it first and fall back to the blob id. References without one stay valid.
 
 Stores are opened lazily, once per process and URI, so that executors whose workers live in
 other processes write blobs themselves: what travels in a TaskCall is the URI, never an open
@@ -17,10 +20,11 @@ import hashlib
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .._errors import BackendUnavailableError, BlobError, CascadeError, IntegrityError
 from .._masking import describe, mask_uri_text
+from .blob_protocol import BlobLocators, is_blob_id, is_locator
 from .serializers import REF_CODE, REF_PREFIX, is_reference
 
 log = logging.getLogger("cascade")
@@ -30,6 +34,25 @@ BLOBS_ENV = "CASCADE_BLOBS"
 
 _OPEN: dict[str, Any] = {}  # key (a URI with its secrets, or an object's key) -> open store
 _LOCK = threading.Lock()
+_LOCATORS: dict[str, tuple[Any, Any]] = {}  # key -> (store, its BlobLocators or None), resolved once
+
+
+class Reference(NamedTuple):
+    """A parsed reference: the blob's id, size, serializer code and optional locator."""
+
+    blob_id: str
+    size: int
+    code: bytes
+    locator: str | None = None
+
+
+def locators(key: str, store: Any) -> BlobLocators | None:
+    """The ``BlobLocators`` capability of ``store`` (opened under ``key``), or None; looked up once."""
+    entry = _LOCATORS.get(key)
+    if entry is None or entry[0] is not store:
+        entry = _LOCATORS[key] = (store, store if isinstance(store, BlobLocators) else None)
+    found: BlobLocators | None = entry[1]
+    return found
 
 
 @dataclass
@@ -92,18 +115,27 @@ def open_store(key: str) -> Any:
 
 
 def make_reference(key: str, body: bytes, code: bytes) -> bytes:
-    """Write ``body`` to the blob store of ``key`` (unless it is there) and return its reference."""
+    """Write ``body`` to the blob store of ``key`` (unless it is there) and return its reference,
+    with the store's locator of the blob when it has the ``BlobLocators`` capability."""
     blob_id = "sha256:" + hashlib.sha256(body).hexdigest()
     store = open_store(key)
+    caps = locators(key, store)
     try:
         store.put(blob_id, body)
+        locator = caps.locate(blob_id) if caps is not None else None
     except CascadeError:
         raise
     except Exception as exc:
         raise BackendUnavailableError(
             f"blob store {mask_uri_text(key)} failed to store {blob_id}: {describe(exc)}"
         ) from exc
-    return b"%s%s %d %s" % (REF_PREFIX, blob_id.encode(), len(body), code)
+    reference = b"%s%s %d %s" % (REF_PREFIX, blob_id.encode(), len(body), code)
+    if locator is None:
+        return reference
+    if not is_locator(locator):
+        log.warning("blob store %s gave %s a malformed locator; the reference has none", mask_uri_text(key), blob_id)
+        return reference
+    return reference + b" " + locator.encode("ascii")
 
 
 def check_reference(blobs: BlobSpec, codec: Any, key: str, body: bytes) -> None:
@@ -112,9 +144,12 @@ def check_reference(blobs: BlobSpec, codec: Any, key: str, body: bytes) -> None:
     parsed = parse_reference(body)
     if parsed is None or parsed[2] == REF_CODE:
         raise IntegrityError(f"stored value at {key!r} is a malformed blob reference", key=key)
-    blob_id, _, code = parsed
+    blob_id, _, code, locator = parsed
     if not codec.accepts(code):
         raise codec.refusal(key, code)
+    caps = locators(blobs.key, blobs.store)
+    if caps is not None and locator is not None and caps.exists_located(blob_id, locator):
+        return
     if not blobs.store.exists(blob_id):
         raise BlobError(f"blob {blob_id} of {key!r} is missing from {blobs.label}", key=key, blob_id=blob_id)
 
@@ -124,19 +159,18 @@ def for_workers(blobs: BlobSpec | None) -> BlobSpec | None:
     return None if blobs is None or blobs.key.startswith("object:") else blobs
 
 
-def parse_reference(body: bytes) -> tuple[str, int, bytes] | None:
-    """(blob id, size, serializer code) of a reference body, or None when it is not one."""
+def parse_reference(body: bytes) -> Reference | None:
+    """(blob id, size, serializer code, locator or None) of a reference body, or None when it is not one."""
     if not body.startswith(REF_PREFIX):
         return None
     parts = body[len(REF_PREFIX) :].split(b" ")
-    if len(parts) != 3 or not parts[1].isdigit() or len(parts[2]) != 1:
+    if len(parts) not in (3, 4) or not parts[1].isdigit() or len(parts[2]) != 1:
         return None
-    from .blob_protocol import is_blob_id
-
     blob_id = parts[0].decode("ascii", errors="replace")
-    if not is_blob_id(blob_id):
+    locator = parts[3].decode("ascii", errors="replace") if len(parts) == 4 else None
+    if not is_blob_id(blob_id) or (locator is not None and not is_locator(locator)):
         return None
-    return blob_id, int(parts[1]), parts[2]
+    return Reference(blob_id, int(parts[1]), parts[2], locator)
 
 
 def dereference(spec: BlobSpec | None, storage_key: str, body: bytes) -> tuple[bytes, bytes]:
@@ -144,7 +178,7 @@ def dereference(spec: BlobSpec | None, storage_key: str, body: bytes) -> tuple[b
     parsed = parse_reference(body)
     if parsed is None or parsed[2] == REF_CODE:
         raise IntegrityError(f"stored value at {storage_key!r} is a malformed blob reference", key=storage_key)
-    blob_id, size, code = parsed
+    blob_id, size, code, locator = parsed
     if spec is None:
         raise BlobError(
             f"stored value at {storage_key!r} is in blob {blob_id}, but this run has no blob store: "
@@ -152,7 +186,13 @@ def dereference(spec: BlobSpec | None, storage_key: str, body: bytes) -> tuple[b
             key=storage_key,
             blob_id=blob_id,
         )
+    caps = locators(spec.key, spec.store)
     try:
+        if caps is not None and locator is not None:
+            data = caps.get_located(blob_id, locator)
+            if data is not None and _verified(data, blob_id, size):
+                return code, data
+            log.debug("blob %s is not at its locator %s in %s; reading it by id", blob_id, locator, spec.label)
         data = spec.store.get(blob_id)
     except CascadeError:
         raise
@@ -162,7 +202,7 @@ def dereference(spec: BlobSpec | None, storage_key: str, body: bytes) -> tuple[b
         raise BlobError(
             f"blob {blob_id} of {storage_key!r} is missing from {spec.label}", key=storage_key, blob_id=blob_id
         )
-    if len(data) != size or hashlib.sha256(data).hexdigest() != blob_id[7:]:
+    if not _verified(data, blob_id, size):
         try:
             spec.store.delete(blob_id)  # corrupt: let the rerun write it again (it is write-once)
         except Exception:
@@ -173,6 +213,10 @@ def dereference(spec: BlobSpec | None, storage_key: str, body: bytes) -> tuple[b
             blob_id=blob_id,
         )
     return code, data
+
+
+def _verified(data: bytes, blob_id: str, size: int) -> bool:
+    return len(data) == size and hashlib.sha256(data).hexdigest() == blob_id[7:]
 
 
 def code_of(body: bytes, code: bytes) -> bytes:

@@ -11,6 +11,7 @@ import os
 import pickle
 import threading
 import time
+from typing import Any
 
 import pytest
 
@@ -20,6 +21,7 @@ from cascade_core.testing.plugin import broken, open_new_blob_store, run_concurr
 
 TABLE = "docs/blobs.md#built-in-and-plugin-stores"
 GC = "docs/blobs.md#housekeeping-cascade-blobs-du-and-cascade-blobs-gc"
+REFERENCES = "docs/blobs.md#references"
 
 
 def _blob(size: int = 1000) -> tuple[str, bytes]:
@@ -227,3 +229,29 @@ def test_engine_stores_large_results_once_and_reads_them_back(cascade_uri, casca
     assert cs.run(t.after(payload), state_backend=store, blob_store=uri, run_id="kit-2") == payload
     count = [info.blob_id for info in cascade_blob_store.list_blobs()].count(blob_id)
     assert count == 1, broken(f"two runs of one value left {count} listed blobs", "a blob is stored once", where)
+
+
+def test_locators_find_what_the_store_wrote(cascade_blob_store, written):
+    from cascade_core.plugin import BlobLocators, is_locator
+
+    if not isinstance(cascade_blob_store, BlobLocators):
+        pytest.skip("optional capability: the store has no BlobLocators (locate, get_located, exists_located)")
+    rule = "a locator is printable ASCII without spaces, and get_located reads what it names"
+    blob_id, data = _blob(3 * 2**20)
+    written.append(blob_id)
+    store: Any = cascade_blob_store  # a BlobStore that is BlobLocators too
+    store.put(blob_id, data)
+    locator = cascade_blob_store.locate(blob_id)
+    assert locator is None or is_locator(locator), broken(f"locate() gave {locator!r}", rule, REFERENCES)
+    if locator is not None:
+        assert cascade_blob_store.exists_located(blob_id, locator) is True, broken(
+            "exists_located() of a blob's own locator is not True", rule, REFERENCES
+        )
+        assert cascade_blob_store.get_located(blob_id, locator) == data, broken(
+            "get_located() of a blob's own locator did not return its bytes", rule, REFERENCES
+        )
+    nothing = "cascade-kit-no-such-locator"
+    missing = cascade_blob_store.get_located(blob_id, nothing) is None
+    assert missing and not cascade_blob_store.exists_located(blob_id, nothing), broken(
+        "a locator that names nothing is not None / False", "a wrong locator is a miss, not an error", REFERENCES
+    )
