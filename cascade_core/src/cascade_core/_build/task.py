@@ -8,9 +8,10 @@ import itertools
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar, overload
 
-from .cache_policy import CachePolicy, resolve_policy
 from .._errors import DefinitionError
 from .._uri import MAX_SECONDS
+from .binding import Binder
+from .cache_policy import CachePolicy, resolve_policy
 
 R = TypeVar("R")
 
@@ -73,24 +74,6 @@ def _module_name(fn: Any) -> str:
         if main_file:
             return Path(main_file).stem
     return module
-
-
-def _positional_parameters(fn: Any) -> tuple[list[str], dict[str, Any], int] | None:
-    """(names, defaults, how many are positional-only) when every parameter can be passed by
-    position, else None.
-
-    For such functions a call with exactly one value per parameter needs no binding, and any
-    other call is bound here, not by ``inspect`` (which costs about 15 µs a call).
-    """
-    code = getattr(fn, "__code__", None)
-    if code is None or code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS) or code.co_kwonlyargcount:
-        return None
-    if getattr(fn, "__wrapped__", None) is not None or getattr(fn, "__signature__", None) is not None:
-        return None
-    names = list(code.co_varnames[: code.co_posonlyargcount + code.co_argcount])
-    values = getattr(fn, "__defaults__", None) or ()
-    defaults = dict(zip(names[len(names) - len(values) :], values))
-    return names, defaults, code.co_posonlyargcount
 
 
 def _lookup(module: str, qualname: str) -> Any:
@@ -167,10 +150,9 @@ class Task(Generic[R]):
         self.cache_lock = cache_lock
         self.is_async = inspect.iscoroutinefunction(fn)
         self._code_version: str | None = None
-        self._signature: Any = None  # computed on the first call that needs it
-        self._positional = _positional_parameters(fn)
-        # A call with exactly this many positional arguments needs no binding (-1: always bind).
-        self._arity = -1 if self._positional is None else len(self._positional[0])
+        self._binder = Binder(fn, label)
+        # A call with exactly this many positional arguments and no keyword needs no binding (-1: always bind).
+        self._arity = self._binder.arity
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]
 
     def __reduce_ex__(self, protocol: Any) -> Any:
@@ -209,31 +191,8 @@ class Task(Generic[R]):
 
     def __call__(self, *args: Any, **kwargs: Any) -> LazyResult[R]:
         if kwargs or len(args) != self._arity:
-            args, kwargs = self._bind(args, kwargs)
+            args, kwargs = self._binder.bind(args, kwargs)
         return LazyResult(self, args, kwargs)
-
-    def _bind(self, args: tuple, kwargs: dict[str, Any]) -> tuple[tuple, dict[str, Any]]:
-        """Match a call to the signature, defaults filled in, so that ``f(1)``, ``f(a=1)`` and
-        ``f(1, b=2)`` are the same node, and a changed default changes the node."""
-        positional = self._positional
-        if positional is not None and (positional[2] if kwargs else 0) <= len(args) <= len(positional[0]):
-            names, defaults, _ = positional
-            rest = names[len(args) :]  # each by keyword or by default; anything else: inspect says what is wrong
-            if sum(name in kwargs for name in rest) == len(kwargs) and all(n in kwargs or n in defaults for n in rest):
-                return args + tuple(kwargs[name] if name in kwargs else defaults[name] for name in rest), {}
-        if self._signature is None:
-            try:
-                self._signature = inspect.signature(self.fn)
-            except (TypeError, ValueError):  # some builtins have none: take the call as it is
-                self._signature = False
-        if self._signature is False:
-            return args, kwargs
-        try:
-            bound = self._signature.bind(*args, **kwargs)
-        except TypeError as exc:
-            raise DefinitionError(f"task {self.name!r} called with the wrong arguments: {exc}") from None
-        bound.apply_defaults()
-        return bound.args, bound.kwargs
 
     def __repr__(self) -> str:
         return f"<task {self.name}>"
@@ -269,26 +228,26 @@ class LazyResult(Generic[R]):
         self.kwargs = kwargs
         deps: list[LazyResult] = []
         has_params = False
-        if not kwargs:
-            # The common case: positional lazy results and scalars, no container to search.
-            for value in args:
-                kind = type(value)
-                if kind is LazyResult:
-                    deps.append(value)
-                elif kind in _SCALARS:
-                    continue
-                elif kind is Param:
-                    has_params = True
-                elif kind in _CONTAINERS or isinstance(value, _CONTAINERS):
-                    break
-            else:
-                # Only lazy results (a chain, a diamond): the args tuple is the deps, no second tuple.
-                self.deps: tuple[LazyResult, ...] = args if len(deps) == len(args) else tuple(deps)
-                self.ordering: tuple[LazyResult, ...] = ()
-                self.has_params = has_params
-                return
-            deps.clear()
-            has_params = False
+        # The common case: lazy results and scalars, no container to search (the order of
+        # the walk below: the positional arguments, then the keyword ones).
+        for value in (*args, *kwargs.values()) if kwargs else args:
+            kind = type(value)
+            if kind is LazyResult:
+                deps.append(value)
+            elif kind in _SCALARS:
+                continue
+            elif kind is Param:
+                has_params = True
+            elif kind in _CONTAINERS or isinstance(value, _CONTAINERS):
+                break
+        else:
+            # Only lazy results (a chain, a diamond): the args tuple is the deps, no second tuple.
+            self.deps: tuple[LazyResult, ...] = args if len(deps) == len(args) and not kwargs else tuple(deps)
+            self.ordering: tuple[LazyResult, ...] = ()
+            self.has_params = has_params
+            return
+        deps.clear()
+        has_params = False
         pending: list[Any] = [*args, *kwargs.values()] if kwargs else list(args)
         while pending:
             value = pending.pop()
