@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 
-from .common import RedisServer, Result, Row, Seconds, Target, interleave, median
+from .common import RedisServer, Result, Row, Seconds, Target, interleave, median, standalone
 
 MB = 1_000_000
 
@@ -212,17 +212,7 @@ def run(server: RedisServer | None, quick: bool) -> Result:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    result = run(None, "--quick" in args)
-    for row in result.rows:
-        print(f"{row.label}: {row.value:.4g} {row.unit}")
-    for target in result.targets:
-        print(f"target: {target.name}: {target.measured} (goal {target.goal}) {'met' if target.met else 'MISSED'}")
-    if "--check" in args:
-        ok = all(target.met for target in result.targets)
-        print("targets met" if ok else "targets MISSED")
-        return 0 if ok else 1
-    return 0
+    return standalone(lambda quick: run(None, quick), sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,14 @@ def interleave(cases: Mapping[str, Callable[[], Any]], repeats: int, warmup: int
     return times
 
 
+def per_task_rows(result: Any, times: Mapping[str, list[float]], n: int, label: str) -> dict[str, float]:
+    """Each case's median in µs per task (of ``n``), each also a row of ``result`` named ``label: case``."""
+    per = {name: median(runs) / n * 1e6 for name, runs in times.items()}
+    for name, runs in times.items():
+        result.rows.append(Row(f"{label}: {name}", per[name], "µs/task", "", len(runs)))
+    return per
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values)
 
@@ -337,3 +345,20 @@ def run_prefect(args: list[str], timeout: float) -> dict:
             return json.loads(line)
     tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
     return {"error": f"prefect run failed: {tail[:200]}"}
+
+
+def standalone(run: Callable[[bool], Result], args: list[str]) -> int:
+    """``python -m bench.<scenario> [--quick] [--check]``: run one scenario, print its rows and
+    targets; with ``--check``, exit 1 unless every target is met."""
+    result = run("--quick" in args)
+    for row in result.rows:
+        print(f"{row.label}: {row.value:.4g} {row.unit}")
+    for target in result.targets:
+        print(f"target: {target.name}: {target.measured} (goal {target.goal}) {'met' if target.met else 'MISSED'}")
+    for note in result.notes:
+        print(note)
+    if "--check" in args:
+        ok = bool(result.targets) and all(target.met for target in result.targets)
+        print("targets met" if ok else "targets MISSED")
+        return 0 if ok else 1
+    return 0

@@ -20,6 +20,9 @@ SCENARIOS = (
     "blobs",
     "dask",
     "redis-cluster",
+    "dynamic",
+    "ipfs",
+    "limits",
 )
 
 
@@ -50,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     results = []
     server = RedisServer()
-    redis_scenario_names = {"redis-state", "warm-cache", "resume", "blobs"}
+    redis_scenario_names = {"redis-state", "warm-cache", "resume", "blobs", "limits"}
     needs_redis = redis_scenario_names & set(wanted) or not args.no_profile
     skipped: list[str] = []
     if needs_redis and not server.available:
@@ -79,6 +82,10 @@ def main(argv: list[str] | None = None) -> int:
                 from . import blobs
 
                 timed(blobs.run, server, args.quick)
+            if "limits" in wanted:
+                from . import limits_scenario
+
+                timed(limits_scenario.run, server, args.quick)
             if not args.no_profile:
                 print("... profiles", file=sys.stderr, flush=True)
                 profile_text = profiles.run(server, args.quick)
@@ -102,6 +109,14 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print("redis-server or redis-cli is not on the PATH: the cluster scenario is skipped", file=sys.stderr)
             skipped.append("redis-cluster")
+    if "dynamic" in wanted:
+        from . import dynamic_scenario
+
+        timed(dynamic_scenario.run, args.quick)
+    if "ipfs" in wanted:
+        from . import ipfs_scenario
+
+        timed(ipfs_scenario.run, args.quick)
     results.sort(key=lambda r: SCENARIOS.index(r.key))
     report.print_table(results)
     if skipped:

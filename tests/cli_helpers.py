@@ -130,3 +130,23 @@ def calls(cwd: Path) -> Counter[str]:
     """How many times each task of the flow ran, from ``cwd/calls.log``."""
     log = cwd / "calls.log"
     return Counter(log.read_text().split()) if log.exists() else Counter()
+
+
+def interrupt_after(proc: subprocess.Popen[str], cwd: Path, name: str, count: int = 1) -> tuple[str, float]:
+    """Send Ctrl-C to ``proc`` once the flow's task ``name`` has started ``count`` times; return its
+    stderr and the seconds it took to exit after the signal. It is killed if it outlives the test."""
+    import signal
+    import time
+
+    try:
+        deadline = time.monotonic() + 30
+        while calls(cwd)[name] < count:
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.02)
+        interrupted = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+        return err, time.monotonic() - interrupted
+    finally:
+        if proc.poll() is None:
+            proc.kill()

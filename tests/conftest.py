@@ -86,6 +86,7 @@ def _test_module(file_name: str):
 
 # Helper modules that test files import by name.
 sys.modules.setdefault("cascade_test_cli", _test_module("cli_helpers.py"))
+sys.modules.setdefault("cascade_test_plugin_dist", _test_module("plugin_dist.py"))
 
 
 def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.02) -> Any:

@@ -49,7 +49,14 @@ def total(xs, extra):
     return sum(xs) + extra
 
 
+@cs.task(name="widths")
+def widths(width):
+    return list(range(width))
+
+
 def graph(width):
+    if os.environ.get("CASCADE_TEST_MAP") == "1":  # the same calls, from a list known at run time
+        return total(leaf.map(widths(width)), shared(7))
     return total([leaf(i) for i in range(width)], shared(7))
 
 

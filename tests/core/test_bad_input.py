@@ -126,15 +126,17 @@ def test_nothing_stored_is_lost_by_a_bad_call():
     assert store("keep").get_results(store("keep").result_ids()) == before
 
 
-def test_a_task_returning_a_lazy_result_fails_with_an_explanation():
+def test_a_task_returning_lazy_results_under_json_fails_with_an_explanation(json_state):
     @cs.task(name="builder")
     def builder():
         return add(1, 2)
 
+    _, factory = json_state
     with pytest.raises(cs.TaskFailed) as failure:
-        cs.run(builder())
-    assert isinstance(failure.value.cause, cs.DefinitionError)
-    assert "returned a lazy result" in _one_line(failure.value)
+        cs.run(builder(), state_backend=factory)
+    assert isinstance(failure.value.cause, cs.SerializationError)
+    assert "returned lazy results" in _one_line(failure.value)
+    assert "pickle serializer" in _one_line(failure.value)
 
 
 def test_calls_are_matched_against_the_signature():

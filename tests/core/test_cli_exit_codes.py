@@ -223,5 +223,5 @@ def test_the_tree_drawn_in_concepts_md_is_the_one_in_the_errors_module():
     drawn = text[text.index("\nCascadeError ") + 1 :].split("```", 1)[0].splitlines()
     tree = [line[4:] for line in (errors.__doc__ or "").splitlines() if line.startswith("    ") and line.strip()]
     assert drawn == tree
-    named = set(re.findall(r"(\w+Error|TaskFailed)\s", "\n".join(drawn)))
+    named = set(re.findall(r"(\w+Error|TaskFailed|TaskTimeout)\s", "\n".join(drawn)))
     assert named == {cls.__name__ for cls in every_error()} | {"CascadeError"}

@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from cascade_test_cli import FLOW_HEAD, calls, cli
+from cascade_test_cli import FLOW_HEAD, calls, cli, interrupt_after
 
 # Every task appends its name to $FLOW_LOG, so a test counts executions across processes.
 FLOW = (
@@ -349,16 +347,7 @@ def test_an_interrupted_run_prints_its_resume_command(flow):
     env = {**os.environ, "FLOW_LOG": str(flow / "calls.log"), "FLOW_SLOW": "0.5"}
     args = [sys.executable, "-m", "cascade_core", "run", "flow.py:pipeline", *STORE, "--workers", "1"]
     proc = subprocess.Popen(args, cwd=flow, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 30
-        while calls(flow)["load"] < 2:  # the second load has started: one result is stored
-            assert time.monotonic() < deadline and proc.poll() is None
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    err, _ = interrupt_after(proc, flow, "load", 2)  # the second load has started: one result is stored
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     assert "interrupted: run " in err

@@ -23,6 +23,23 @@ def test_drivers_of_one_run_id_run_each_task_once(tmp_path, drivers, any_shared_
     assert any_shared_state.leases_left(run_lease=False) == []  # every node lease and cache lock released
 
 
+def test_drivers_sharing_a_run_split_a_map_known_at_run_time(tmp_path, drivers, any_shared_state):
+    uri, script, log = any_shared_state.uri, drivers.write_workflow(tmp_path), tmp_path / "events.log"
+    started = [
+        drivers.start_driver(script, log, uri, uri, "mapped", 12, CASCADE_TEST_MAP="1", CASCADE_TEST_WORKERS="2")
+        for _ in range(3)
+    ]
+    _finish(started, str(sum(range(12)) + 700))
+    counts = drivers.events(log)
+    assert all(counts[f"start leaf-{i}"] == 1 for i in range(12)), counts  # each mapped call once
+    assert counts["start total"] == 1, counts
+    leaves_by_driver = drivers.Counter(
+        line.rsplit(" ", 1)[1] for line in log.read_text().splitlines() if line.startswith("start leaf-")
+    )
+    assert len(leaves_by_driver) >= 2, leaves_by_driver  # split between the drivers
+    assert any_shared_state.leases_left(run_lease=False) == []
+
+
 def test_a_killed_driver_loses_its_leases_by_expiry_and_another_takes_over(tmp_path, drivers, any_shared_state):
     uri, script, log = any_shared_state.uri, drivers.write_workflow(tmp_path), tmp_path / "events.log"
     first = drivers.start_driver(

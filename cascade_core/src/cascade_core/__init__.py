@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._build.cache_policy import DEFAULT, INPUTS, RUN_ID, TASK_SOURCE, CachePolicy
+from ._build.cache_policy import DEFAULT, INPUT_VALUES, INPUTS, RUN_ID, TASK_SOURCE, CachePolicy
+from ._build.dynamic import Router, unmapped
 from ._build.task import LazyResult, Param, Task, task
 from ._errors import (
     BackendError,
@@ -29,12 +30,14 @@ from ._errors import (
     HashingError,
     IntegrityError,
     InvalidURIError,
+    LimitError,
     ParamError,
     PluginError,
     RunInUseError,
     SerializationError,
     TargetError,
     TaskFailed,
+    TaskTimeout,
     UsageError,
 )
 from ._store.protocols import (
@@ -66,12 +69,15 @@ __all__ = [
     "DEFAULT",
     "DefinitionError",
     "Engine",
+    "Explanation",
     "HashingError",
     "INPUTS",
+    "INPUT_VALUES",
     "InlineExecutor",
     "IntegrityError",
     "InvalidURIError",
     "LazyResult",
+    "LimitError",
     "MemoryCacheBackend",
     "MemoryStateBackend",
     "MemoryStateStore",
@@ -79,6 +85,7 @@ __all__ = [
     "ParamError",
     "PluginError",
     "RUN_ID",
+    "Router",
     "RunCatalog",
     "RunInUseError",
     "RunReport",
@@ -90,15 +97,19 @@ __all__ = [
     "TargetError",
     "Task",
     "TaskFailed",
+    "TaskTimeout",
     "ThreadsExecutor",
     "UsageError",
     "__version__",
     "arun",
+    "explain",
     "graph",
     "hookimpl",
     "register_backend",
     "run",
+    "set_limit",
     "task",
+    "unmapped",
     "unregister_backend",
 ]
 
@@ -108,6 +119,9 @@ _LAZY = {
     "RunReport": "._run.engine",
     "run": "._run.engine",
     "arun": "._run.engine",
+    "set_limit": "._run.limit_admin",
+    "explain": "._run.explain",
+    "Explanation": "._run.explain",
     "register_backend": "._plugins.registry",
     "BackendConflictWarning": "._plugins.registry",
     "unregister_backend": "._plugins.registry",

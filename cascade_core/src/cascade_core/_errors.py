@@ -9,6 +9,8 @@ The tree::
     ├── ParamError                    a param is unknown, missing or of the wrong type
     ├── HashingError                  an input cannot be hashed for a node id or cache key
     ├── TaskFailed                    a task raised; chains the original exception
+    ├── TaskTimeout                   an attempt of a task ran past its timeout=
+    ├── LimitError                    a named limit is unknown, or its backend keeps none
     ├── ConfigurationError            a setting such as CASCADE_SECRET_KEY is unusable
     ├── RunInUseError                 another live driver holds the run id (names it)
     ├── BackendError                  anything about a state or cache backend
@@ -79,6 +81,30 @@ class TaskFailed(CascadeError):
 
     def __reduce__(self):  # keep picklable across processes
         return (type(self), (self.task, self.node_id, self.run_id, self.cause))
+
+
+class TaskTimeout(CascadeError):
+    """An attempt of a task ran past its ``timeout=``; ``task`` names it, ``timeout`` is in seconds."""
+
+    def __init__(self, task: str, timeout: float, attempt: int = 0) -> None:
+        self.task = task
+        self.timeout = timeout
+        self.attempt = attempt
+        super().__init__(
+            f"task {task!r} timed out after {timeout:g} s (attempt {attempt + 1}): "
+            "make it faster, or raise its timeout= (or retries=)"
+        )
+
+    def __reduce__(self):  # keep picklable across processes (a Dask worker sends it back)
+        return (type(self), (self.task, self.timeout, self.attempt))
+
+
+class LimitError(CascadeError):
+    """A named limit is not configured, or the state backend keeps no limits; ``limit`` names it."""
+
+    def __init__(self, message: str, *, limit: str | None = None) -> None:
+        super().__init__(message)
+        self.limit = limit
 
 
 class RunInUseError(CascadeError):

@@ -163,6 +163,9 @@ class BackendURI:
 
 
 MAX_SECONDS = 10 * 365 * 24 * 3600  # the longest TTL anywhere: 10 years (redis caps expiry times too)
+# Limit and resource names (docs/concepts.md, "Limits"): what a CLI argument, a Redis key and a
+# sqlite row all take as they are.
+LIMIT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}")
 MAX_TIMEOUT = 24 * 3600  # the longest timeout: a day (sqlite's busy timeout wraps around past 24 days)
 MAX_WHOLE = 2**63 - 1  # what SQLite and redis store as an integer
 

@@ -30,6 +30,7 @@ from ._plugins.call import Outcome, TaskCall, run_call, run_call_async
 from ._plugins.executor import Executor
 from ._store.blob_protocol import BlobInfo, BlobMarkers, BlobStore, TemporaryFiles, blob_path, is_blob_id
 from ._store.leases import LeaseTableMixin, supports_leases
+from ._store.limits import LimitRow, LimitRules, LimitStore, LimitStoreMixin
 from ._store.protocols import (
     CacheBackend,
     CacheBackendBase,
@@ -84,6 +85,10 @@ __all__ = [
     "LeaseHolders",
     "LeaseTableMixin",
     "Leases",
+    "LimitRow",
+    "LimitRules",
+    "LimitStore",
+    "LimitStoreMixin",
     "MASK",
     "MAX_SECONDS",
     "MAX_TIMEOUT",

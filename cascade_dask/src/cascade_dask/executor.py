@@ -173,7 +173,11 @@ class DaskExecutor:
         inbox = self._inbox
         inbox[key] = None  # awaited: a worker of this process may post its result here (worker._post)
         try:
-            future = client.submit(worker_fn, sent, upstream, (self._prefix, key), key=key, pure=False)
+            # A task's resources= are Dask's worker resources too: only a worker that has them takes it.
+            resources = getattr(call.task, "resources", None) or None
+            future = client.submit(
+                worker_fn, sent, upstream, (self._prefix, key), key=key, pure=False, resources=resources
+            )
         except BaseException:
             inbox.pop(key, None)
             raise

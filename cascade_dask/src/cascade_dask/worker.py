@@ -16,15 +16,16 @@ Encoding = Any  # TaskCall.encoding: cascade-core's Encoding (its serializer, bl
 
 class _Shipped:
     """What a worker needs of a task: its function (pickled by cloudpickle's rules, so tasks of
-    ``__main__`` and closures travel by value), name and kind."""
+    ``__main__`` and closures travel by value), name, kind and the timeout of each attempt."""
 
-    __slots__ = ("fn", "name", "is_async")
+    __slots__ = ("fn", "name", "is_async", "timeout")
 
     def __init__(self, task: Any) -> None:
         self.fn, self.name, self.is_async = task.fn, task.name, task.is_async
+        self.timeout = getattr(task, "timeout", None)
 
     def __reduce__(self) -> Any:
-        return _shipped, (self.fn, self.name, self.is_async)
+        return _shipped, (self.fn, self.name, self.is_async, self.timeout)
 
 
 class DaskValue:
@@ -74,9 +75,9 @@ class _Ref:
         return _Ref, (self.i,)
 
 
-def _shipped(fn: Any, name: str, is_async: bool) -> _Shipped:
+def _shipped(fn: Any, name: str, is_async: bool, timeout: float | None = None) -> _Shipped:
     shipped = _Shipped.__new__(_Shipped)
-    shipped.fn, shipped.name, shipped.is_async = fn, name, is_async
+    shipped.fn, shipped.name, shipped.is_async, shipped.timeout = fn, name, is_async, timeout
     return shipped
 
 

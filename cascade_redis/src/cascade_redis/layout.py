@@ -9,9 +9,13 @@
     <prefix>:cache:<cache key>        string  payload bytes
     <prefix>:lease:{<run id>}:<node>  string  owner token of a node lease (expires)
     <prefix>:lock:<cache key>         string  owner token of a cache lock (expires)
+    <prefix>:limit:{<name>}:conf      hash    a named limit's settings and rate state
+    <prefix>:limit:{<name>}:held      zset    holder -> expiry (ms, server clock): its slots
+    <prefix>:limit:{<name>}:waiting   zset    holder -> expiry: askers refused, waiting
+    <prefix>:limits                   set     every limit's name
 
 The braces are a redis hash tag: a run's four keys and all its leases live in one cluster
-slot; cache entries and their locks spread over every slot.
+slot, and so do a limit's three keys; cache entries and their locks spread over every slot.
 """
 
 from __future__ import annotations
@@ -47,6 +51,17 @@ def cache_key(prefix: str, key: str) -> str:
 def cache_pattern(prefix: str, key_prefix: str) -> str:
     """SCAN MATCH pattern for every cache entry whose cache key starts with ``key_prefix``."""
     return glob_escape(cache_key(prefix, key_prefix)) + "*"
+
+
+def limit_keys(prefix: str, name: str) -> tuple[str, str, str]:
+    """The conf, held and waiting keys of one named limit (one hash tag: one cluster slot)."""
+    head = f"{prefix}:limit:{{{name}}}:"
+    return head + "conf", head + "held", head + "waiting"
+
+
+def limits_key(prefix: str) -> str:
+    """The set of every named limit's name."""
+    return f"{prefix}:limits"
 
 
 def glob_escape(text: str) -> str:

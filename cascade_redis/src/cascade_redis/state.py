@@ -12,11 +12,12 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Final, cast
 
-from cascade_core.plugin import BackendError, BackendURI, LeaseTableMixin, StateBackendBase
+from cascade_core.plugin import BackendError, BackendURI, LeaseTableMixin, LimitStoreMixin, StateBackendBase
 
 from .connection import RedisStoreBase
 from .layout import lease_key, meta_pattern, run_keys
 from .leases import RedisLeases
+from .limits import RedisLimits
 from .options import RedisOptions
 from .topology import CLUSTER
 
@@ -36,15 +37,19 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
-class RedisStateStore(RedisStoreBase):
+class RedisStateStore(LimitStoreMixin, RedisStoreBase):
     """All runs under one URI: call it with a run id to get that run's backend.
 
     Owns the connection pool that its backends share; ``close()`` disconnects it.
-    Also lists and deletes runs (``RunCatalog``).
+    Also lists and deletes runs (``RunCatalog``) and keeps named limits (``LimitStore``, limits.py).
     """
 
     def __init__(self, options: RedisOptions) -> None:
         super().__init__(options)
+        self._limits = RedisLimits(self.connection, options.prefix)  # LimitStore (limits.py)
+
+    def _limit_table(self) -> RedisLimits:
+        return self._limits
 
     @classmethod
     def from_uri(cls, uri: BackendURI | str) -> RedisStateStore:

@@ -71,6 +71,13 @@ class _Inputs(CachePolicy):
         return ("inputs", context.inputs_digest)
 
 
+class _InputValues(CachePolicy):
+    name = "INPUT_VALUES"
+
+    def parts(self, context: KeyContext) -> tuple[str, ...]:
+        return ("values", context.inputs_digest)
+
+
 class _TaskSource(CachePolicy):
     name = "TASK_SOURCE"
 
@@ -88,12 +95,16 @@ class _RunId(CachePolicy):
 INPUTS: CachePolicy = _Inputs()
 """The task's input values (upstream results enter through their own cache keys or values)."""
 TASK_SOURCE: CachePolicy = _TaskSource()
-"""The task's code version: ``version=`` when given, else a hash of its source."""
+"""The task's code version: ``version=`` when given, else the digest of its code and the user code it calls."""
 RUN_ID: CachePolicy = _RunId()
 """The run id: entries are reused only within one run."""
+INPUT_VALUES: CachePolicy = _InputValues()
+"""As INPUTS, but every upstream enters by the hash of its value, not by its key (early cutoff:
+an upstream that reran to the same value leaves this key as it was)."""
 DEFAULT: CachePolicy = INPUTS + TASK_SOURCE
 """What ``cache=True`` means."""
-_BUILTIN_POLICIES = (_Inputs, _TaskSource, _RunId)
+_BUILTIN_POLICIES = (_Inputs, _TaskSource, _RunId, _InputValues)
+_BY_INPUTS = (_Inputs, _InputValues)
 
 
 _PLACEHOLDER = "\0inputs digest\0"  # cannot be a hex digest; splits a key's material around the inputs part
@@ -113,7 +124,7 @@ def key_maker(task: Any, run_id: str) -> Callable[[bytes], str]:
     if all(type(member) in _BUILTIN_POLICIES for member in members):
         material = "\0".join(policy.parts(KeyContext(task, _PLACEHOLDER, run_id)))
         pieces = material.split(_PLACEHOLDER)
-        if not any(type(member) is _Inputs for member in members):  # one key for every call in this run
+        if not any(type(member) in _BY_INPUTS for member in members):  # one key for every call in this run
             key = prefix + digest(material.encode())
             return lambda inputs: key
         if len(pieces) == 2:  # (a version or run id holding the placeholder takes the general path)
@@ -136,6 +147,12 @@ def key_maker(task: Any, run_id: str) -> Callable[[bytes], str]:
         return prefix + digest("\0".join(parts).encode())
 
     return policy_key
+
+
+def by_values(task: Any) -> bool:
+    """Whether a task's upstreams enter its cache key by their values' hashes (INPUT_VALUES)."""
+    policy = task.cache_policy
+    return policy is not None and any(type(member) is _InputValues for member in _members(policy))
 
 
 def merkle_material(task: Any) -> bytes | None:

@@ -27,6 +27,8 @@ import struct
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .dynamic import Routes
+from .lazy import condition_of
 from .task import LazyResult, Param
 
 
@@ -97,6 +99,9 @@ def encode_inputs(lazy: LazyResult, graph: Any, params: Mapping[str, Any], token
         encoded += encode_arg(lazy.kwargs, graph, params, tokens)
     if lazy.ordering:
         encoded += b"A" + b"".join(graph.node_of(dep).hash.encode() for dep in lazy.ordering)
+    condition = condition_of(lazy)
+    if type(condition) is Param:  # a lazy run_if condition is in the ordering
+        encoded += b"C" + encode(params[condition.name])
     return encoded
 
 
@@ -134,7 +139,24 @@ def encode_arg(value: Any, graph: Any, params: Mapping[str, Any], tokens: Any) -
     if kind is set or kind is frozenset:
         parts = sorted(encode_arg(item, graph, params, tokens) for item in value)
         return b"S" + _pack(">Q", len(parts)) + b"".join(parts)
+    if kind is Routes:
+        return b"R" + _encode_routes(value, params)
     return encode(value)
+
+
+def _encode_routes(routes: Routes, params: Mapping[str, Any]) -> bytes:
+    """A router's routes by key and Merkle hash. The routes are not in the graph (only the chosen
+    one joins it), so a scratch graph hashes them: the same hashes they get when chosen."""
+    from .graph import Graph
+
+    scratch = Graph()
+    scratch.params = dict(params)
+    scratch.add([route for route in routes.routes.values() if type(route) is LazyResult])
+    parts = sorted(
+        encode(key) + (b"r" + scratch.node_of(route).hash.encode() if type(route) is LazyResult else encode(route))
+        for key, route in routes.routes.items()
+    )
+    return _pack(">Q", len(parts)) + b"".join(parts)
 
 
 # -- fast paths ------------------------------------------------------------------------

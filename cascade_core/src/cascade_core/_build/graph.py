@@ -19,16 +19,17 @@ import logging
 import operator
 import os
 import struct
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from .cache_policy import merkle_material
 from .._errors import CycleError, ParamError, TargetError
+from .cache_policy import merkle_material
 from .encoding import UnhashableInput, build_inputs
 from .gc_pause import collection_paused
 from .hashing import digest
+from .lazy import condition_of
 from .params import params_in, resolve_params
-from .task import MISSING, LazyResult, Param, Task
+from .task import LazyResult, Task
 
 log = logging.getLogger("cascade")
 
@@ -61,7 +62,7 @@ class Node:
 class Graph:
     """Nodes in a topological order (every node after all of its upstreams)."""
 
-    __slots__ = ("nodes", "index_of", "targets", "target_shape", "params", "_downstream", "_built")
+    __slots__ = ("nodes", "index_of", "targets", "target_shape", "params", "dynamic", "_downstream", "_built")
 
     def __init__(self) -> None:
         self.nodes: list[Node] = []
@@ -69,6 +70,7 @@ class Graph:
         self.targets: list[int] = []
         self.target_shape: Any = None
         self.params: dict[str, Any] = {}
+        self.dynamic = False  # whether a node maps, routes or runs on a condition (_build/dynamic.py)
         self._downstream: list[list[int]] | None = None
         self._built = _BuildState()  # what the id computation of later nodes needs of earlier ones
 
@@ -90,13 +92,16 @@ class Graph:
     def node_of(self, lazy: LazyResult) -> Node:
         return self.nodes[self.index_of[id(lazy)]]
 
-    def add(self, roots: list[LazyResult]) -> range:
+    def add(self, roots: list[LazyResult], namespace: str | None = None) -> range:
         """Nodes for ``roots`` and the calls they reach that the graph lacks, appended in a
         topological order after the nodes it has; returns their indexes.
 
         A node gets the id it would have had in a graph built whole (Merkle hashes over the
-        same inputs). Params are the graph's: a new one is a ParamError. The downstream links,
-        once built, are extended.
+        same inputs), or with ``namespace`` (the id of the node that expands into them) an id
+        from that and its hash: ``digest(namespace/hash#k)``, ``k`` counting equal calls among
+        those added, so that equal calls of two expansions never depend on which came first.
+        Params are the graph's: a new one is a ParamError. The downstream links, once built,
+        are extended.
         """
         known = self.index_of
         start = len(self.nodes)
@@ -112,7 +117,7 @@ class Graph:
                         f"param: declare it in the graph the run started with",
                         param=name,
                     )
-            _build_nodes(self, ordered)
+            _build_nodes(self, ordered, namespace)
         links = self._downstream
         if links is not None:
             links.extend([] for _ in range(len(self.nodes) - start))
@@ -249,7 +254,7 @@ def _describe_cycle(stack: list[tuple[LazyResult, int]], repeated: LazyResult) -
     return f"the graph has a cycle: {loop}; remove one of the .after() calls that closes it"
 
 
-def _build_nodes(graph: Graph, ordered: list[LazyResult]) -> None:
+def _build_nodes(graph: Graph, ordered: list[LazyResult], namespace: str | None = None) -> None:
     """Make the nodes of ``ordered`` (a topological order) in one pass: links and ids.
 
     Upstream nodes come first, so every upstream id is known when a node's id is computed.
@@ -260,6 +265,9 @@ def _build_nodes(graph: Graph, ordered: list[LazyResult]) -> None:
     refs, unkeyed, any_unkeyed, warned = built.refs, built.unkeyed, built.any_unkeyed, built.warned
     pack = struct.pack
     index_at, ref_at = index_of.__getitem__, refs.__getitem__
+    if namespace is not None:
+        seen = {}  # equal calls are counted among this expansion's only
+    dynamic = graph.dynamic
     for index, lazy in enumerate(ordered, len(nodes)):
         node = Node(index, lazy)
         nodes.append(node)
@@ -285,11 +293,16 @@ def _build_nodes(graph: Graph, ordered: list[LazyResult]) -> None:
             material = merkle_material(task)
             if material is not None:
                 keyed_tasks.add(task)
+            if task.kind is not None:  # a map or a router
+                dynamic = True
             primed = primed_by_task[task] = hashlib.blake2b(
                 pack(">I", len(name)) + name + (material or b""), digest_size=16
             )
         # Its hash is its key's digest when its task's policy allows it and every upstream's hash is its key's.
         keyed = task in keyed_tasks and (not any_unkeyed or not any(map(unkeyed.__getitem__, node.data_deps)))
+        if (ordering or lazy.has_params) and condition_of(lazy) is not None:
+            dynamic = True
+            keyed = False  # its key waits for its condition: it may not run at all
         try:
             inputs = build_inputs(node, ref_at, graph)  # sets node.head and node.tail when it can
             if not deps and not ordering:
@@ -317,7 +330,10 @@ def _build_nodes(graph: Graph, ordered: list[LazyResult]) -> None:
         unkeyed.append(not keyed)
         occurrences = seen.get(node_id, 0)
         seen[node_id] = occurrences + 1
-        if occurrences:  # an identical call: the same hash (and key), another id
+        if namespace is not None:
+            node_id = digest(f"{namespace}/{node_id}#{occurrences}".encode())
+        elif occurrences:  # an identical call: the same hash (and key), another id
             node_id = digest(f"{node_id}#{occurrences}".encode())
         node.id = node_id
     built.any_unkeyed, built.warned = any_unkeyed, warned
+    graph.dynamic = dynamic

@@ -6,6 +6,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .._errors import ParamError
+from .dynamic import Routes
+from .lazy import condition_of
 from .task import MISSING, LazyResult, Param
 
 _CONTAINERS = (list, tuple, dict, set, frozenset)
@@ -42,12 +44,16 @@ def resolve_params(lazies: Iterable[LazyResult], given: Mapping[str, Any]) -> di
 
 
 def params_in(lazy: LazyResult) -> Iterable[Param]:
-    pending: list[Any] = [*lazy.args, *lazy.kwargs.values()]
+    pending: list[Any] = [*lazy.args, *lazy.kwargs.values(), condition_of(lazy)]
     while pending:
         value = pending.pop()
         kind = type(value)
         if kind is Param:
             yield value
+        elif kind is Routes:
+            for route in value.reachable():
+                if route.has_params:
+                    pending.extend([*route.args, *route.kwargs.values(), condition_of(route)])
         elif kind in _CONTAINERS:
             pending.extend(value.values() if kind is dict else value)
             if kind is dict:

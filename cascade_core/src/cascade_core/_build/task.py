@@ -1,10 +1,9 @@
-"""Tasks, lazy results and params: what user code touches to build a graph."""
+"""Tasks: plain functions made lazy, their options, and the @task decorator."""
 
 from __future__ import annotations
 
 import functools
 import inspect
-import itertools
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar, overload
 
@@ -12,51 +11,13 @@ from .._errors import DefinitionError
 from .._uri import MAX_SECONDS
 from .binding import Binder
 from .cache_policy import CachePolicy, resolve_policy
+from .lazy import MISSING, LazyResult, Param  # noqa: F401  (re-exported: the graph layer imports them from here)
+from .task_options import checked_limits, checked_resources, checked_timeout
 
 R = TypeVar("R")
 
 MAX_RETRY_DELAY = 24 * 3600  # seconds, also the longest wait between two attempts
 MAX_RETRY_BACKOFF = 100
-
-_CONTAINERS = (list, tuple, dict, set, frozenset)
-_SCALARS = frozenset({int, float, str, bytes, bool, type(None)})  # never hold a lazy result or a Param
-
-
-class _Missing:
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "MISSING"
-
-
-MISSING: Any = _Missing()
-
-
-class Param:
-    """A named input of a graph, filled from ``run(params=...)``.
-
-    >>> n = Param("n", default=3, type=int)
-    """
-
-    __slots__ = ("name", "default", "type")
-
-    def __init__(self, name: str, default: Any = MISSING, type: Callable[[Any], Any] | None = None) -> None:
-        if not isinstance(name, str) or not name.isidentifier():
-            raise DefinitionError(f"param name {name!r} is not a valid identifier: use letters, digits and '_'")
-        if type is not None and not callable(type):
-            raise DefinitionError(f"param {name!r}: type= must be a type or a callable, got {type!r}")
-        self.name = name
-        self.default = default
-        self.type = type
-
-    @property
-    def required(self) -> bool:
-        return self.default is MISSING
-
-    def __repr__(self) -> str:
-        default = "" if self.required else f", default={self.default!r}"
-        kind = "" if self.type is None else f", type={getattr(self.type, '__name__', self.type)}"
-        return f"Param({self.name!r}{default}{kind})"
 
 
 def _module_name(fn: Any) -> str:
@@ -65,15 +26,9 @@ def _module_name(fn: Any) -> str:
     So a task defined in ``wordcount.py`` is ``wordcount.fetch`` whether the script is run
     directly or loaded by ``cascade run``: its node ids and cache keys stay the same.
     """
-    module = getattr(fn, "__module__", None) or "?"
-    if module == "__main__":
-        import sys
-        from pathlib import Path
+    from .code_version import module_label  # (imported when a task is made, not with the package)
 
-        main_file = getattr(sys.modules.get("__main__"), "__file__", None)
-        if main_file:
-            return Path(main_file).stem
-    return module
+    return module_label(getattr(fn, "__module__", None) or "?")
 
 
 def _lookup(module: str, qualname: str) -> Any:
@@ -101,6 +56,8 @@ def _task_named(module: str, qualname: str) -> Task:
 class Task(Generic[R]):
     """A plain function made lazy: calling it returns a :class:`LazyResult`."""
 
+    kind: str | None = None  # "map" or "router" for the engine's own dynamic nodes (_build/dynamic.py)
+
     def __init__(
         self,
         fn: Callable[..., R],
@@ -113,6 +70,9 @@ class Task(Generic[R]):
         cache_ttl: float | None = None,
         version: str | None = None,
         cache_lock: bool = True,
+        timeout: float | None = None,
+        resources: dict[str, float] | None = None,
+        limits: list[str] | None = None,
     ) -> None:
         if not callable(fn) or isinstance(fn, (Task, LazyResult)):
             raise DefinitionError(f"@task needs a function, got {type(fn).__name__} {fn!r}")
@@ -148,8 +108,12 @@ class Task(Generic[R]):
         self.cache_ttl = None if cache_ttl is None else float(cache_ttl)
         self.version = version
         self.cache_lock = cache_lock
+        self.timeout = checked_timeout(label, timeout)  # seconds per attempt (docs/concepts.md, "Limits")
+        self.resources = checked_resources(label, resources)
+        self.limits = checked_limits(label, limits)
         self.is_async = inspect.iscoroutinefunction(fn)
         self._code_version: str | None = None
+        self._code: Any = None  # its CodeVersion, when first asked
         self._binder = Binder(fn, label)
         # A call with exactly this many positional arguments and no keyword needs no binding (-1: always bind).
         self._arity = self._binder.arity
@@ -175,124 +139,46 @@ class Task(Generic[R]):
 
     @property
     def code_version(self) -> str:
-        """The explicit ``version=``, else a hash of the function's source (or bytecode)."""
+        """The explicit ``version=``, else the digest of its code and the user code it calls
+        (normalised: comments, docstrings and layout do not count; _build/code_version)."""
         if self.version is not None:
             return self.version
         if self._code_version is None:
-            from .hashing import digest
-
-            try:
-                source = inspect.getsource(self.fn).encode()
-            except (OSError, TypeError):
-                code = getattr(self.fn, "__code__", None)
-                source = code.co_code + repr(code.co_consts).encode() if code is not None else self.name.encode()
-            self._code_version = digest(source)
+            self._code_version = self.code.digest
         return self._code_version
+
+    @property
+    def code(self) -> Any:
+        """What its code version covers (a ``CodeVersion``: digest, units, unresolved names),
+        computed once per process, whether or not ``version=`` overrides it."""
+        if self._code is None:
+            from .code_version import follow
+
+            self._code = follow(self.fn, self.name)
+        return self._code
 
     def __call__(self, *args: Any, **kwargs: Any) -> LazyResult[R]:
         if kwargs or len(args) != self._arity:
             args, kwargs = self._binder.bind(args, kwargs)
         return LazyResult(self, args, kwargs)
 
+    def map(self, *iterables: Any, **kwargs: Any) -> LazyResult[list[R]]:
+        """One call per element: ``f.map(xs)`` is ``[f(x) for x in xs]`` as one lazy result.
+
+        Each argument is a plain iterable, or a lazy result (or Param) whose value is one, expanded
+        when the run knows it; several are zipped; ``cascade_core.unmapped(x)`` passes ``x`` whole.
+        """
+        from .dynamic import map_call
+
+        return map_call(self, iterables, kwargs)
+
     def __repr__(self) -> str:
         return f"<task {self.name}>"
 
 
-_creation_counter = itertools.count()
-
-
-def _holds_lazy(container: Any) -> bool:
-    """Whether a container (of any type) holds a lazy result or a Param, at any depth."""
-    pending = [container]
-    while pending:
-        value = pending.pop()
-        if isinstance(value, (LazyResult, Param)):
-            return True
-        if isinstance(value, dict):
-            pending.extend(value.keys())
-            pending.extend(value.values())
-        elif isinstance(value, _CONTAINERS):
-            pending.extend(value)
-    return False
-
-
-class LazyResult(Generic[R]):
-    """The not-yet-computed result of one task call: a node of the graph."""
-
-    __slots__ = ("task", "args", "kwargs", "deps", "ordering", "has_params", "seq", "__weakref__")
-
-    def __init__(self, task: Task[R], args: tuple, kwargs: dict[str, Any]) -> None:
-        self.seq = next(_creation_counter)  # creation order is a topological order of data dependencies
-        self.task = task
-        self.args = args
-        self.kwargs = kwargs
-        deps: list[LazyResult] = []
-        has_params = False
-        # The common case: lazy results and scalars, no container to search (the order of
-        # the walk below: the positional arguments, then the keyword ones).
-        for value in (*args, *kwargs.values()) if kwargs else args:
-            kind = type(value)
-            if kind is LazyResult:
-                deps.append(value)
-            elif kind in _SCALARS:
-                continue
-            elif kind is Param:
-                has_params = True
-            elif kind in _CONTAINERS or isinstance(value, _CONTAINERS):
-                break
-        else:
-            # Only lazy results (a chain, a diamond): the args tuple is the deps, no second tuple.
-            self.deps: tuple[LazyResult, ...] = args if len(deps) == len(args) and not kwargs else tuple(deps)
-            self.ordering: tuple[LazyResult, ...] = ()
-            self.has_params = has_params
-            return
-        deps.clear()
-        has_params = False
-        pending: list[Any] = [*args, *kwargs.values()] if kwargs else list(args)
-        while pending:
-            value = pending.pop()
-            kind = type(value)
-            if kind is LazyResult:
-                deps.append(value)
-            elif kind is Param:
-                has_params = True
-            elif kind in _CONTAINERS:
-                pending.extend(value.values() if kind is dict else value)
-                if kind is dict:
-                    pending.extend(value.keys())
-            elif isinstance(value, _CONTAINERS) and _holds_lazy(value):
-                raise DefinitionError(
-                    f"{task.name}(...) got a {kind.__name__} holding lazy results: only plain lists, tuples, "
-                    f"dicts and sets are searched for dependencies; pass a plain one (for example list(...) or "
-                    "dict(...)) and rebuild the container inside the task"
-                )
-        deps.reverse()
-        self.deps = tuple(deps)
-        self.ordering = ()
-        self.has_params = has_params
-
-    def after(self, *others: LazyResult) -> LazyResult[R]:
-        """Run this node only after ``others`` have finished, without passing their data."""
-        for other in others:
-            if not isinstance(other, LazyResult):
-                raise DefinitionError(
-                    f".after() on {self.task.name!r} needs lazy results (task calls), got {type(other).__name__}"
-                )
-        self.ordering = self.ordering + others
-        return self
-
-    def __repr__(self) -> str:
-        return f"<lazy {self.task.name}>"
-
-    def __bool__(self) -> bool:
-        raise DefinitionError(
-            f"the result of {self.task.name!r} is not known while the graph is built: "
-            "branch inside a task instead of on a lazy result"
-        )
-
-
 _TASK_OPTIONS = frozenset(
     {"name", "retries", "retry_delay", "retry_backoff", "cache", "cache_ttl", "version", "cache_lock"}
+    | {"timeout", "resources", "limits"}
 )
 
 
@@ -309,6 +195,9 @@ def task(
     cache_ttl: float | None = ...,
     version: str | None = ...,
     cache_lock: bool = ...,
+    timeout: float | None = ...,
+    resources: dict[str, float] | None = ...,
+    limits: list[str] | None = ...,
 ) -> Callable[[Callable[..., R]], Task[R]]: ...
 
 

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._errors import BackendUnavailableError, DefinitionError, IntegrityError, SerializationError
+from .._errors import BackendUnavailableError, IntegrityError, SerializationError
 from .._masking import mask_uri_text
 from .._store.serializers import SERIALIZER_CODES, dumps, is_reference
 
@@ -140,6 +140,11 @@ def run_call(call: TaskCall) -> Outcome:
     ``KeyboardInterrupt`` and ``SystemExit`` come back as failed outcomes too: the engine
     decides that they stop the run.
     """
+    timeout = getattr(call.task, "timeout", None)
+    if timeout is not None:  # docs/concepts.md, "Limits"
+        from .timeouts import run_with_timeout
+
+        return run_with_timeout(call, timeout)
     started = time.perf_counter()
     try:
         value = call.task.fn(*call.args, **call.kwargs)
@@ -150,6 +155,11 @@ def run_call(call: TaskCall) -> Outcome:
 
 async def run_call_async(call: TaskCall) -> Outcome:
     """Await an ``async def`` task call on the running loop and encode its result."""
+    timeout = getattr(call.task, "timeout", None)
+    if timeout is not None:
+        from .timeouts import run_async_with_timeout
+
+        return await run_async_with_timeout(call, timeout)
     started = time.perf_counter()
     try:
         value = await call.task.fn(*call.args, **call.kwargs)
@@ -158,17 +168,24 @@ async def run_call_async(call: TaskCall) -> Outcome:
     return finish_call(call, value, started)
 
 
+class ReturnedGraph(Exception):
+    """Not an error: the outcome of a task that returned lazy results (a graph the run adds).
+
+    It travels as a failed outcome, so that every executor carries it back unchanged (a Dask
+    worker pickles it); the scheduler expands it instead of failing the node.
+    """
+
+    def __init__(self, shape: Any) -> None:
+        super().__init__(shape)
+        self.shape = shape
+
+
 def finish_call(call: TaskCall, value: Any, started: float) -> Outcome:
     """The outcome of a call that returned ``value``: encoded, or the reason it cannot be stored."""
-    from .._build.task import LazyResult
+    from .._build.dynamic import returns_graph
 
-    error: Exception
-    if type(value) is LazyResult:
-        error = DefinitionError(
-            f"task {call.name!r} returned a lazy result ({value.task.name}) instead of a value: "
-            "pass it to the task as an argument, or call cs.run() on it inside the task"
-        )
-        return Outcome(call.index, False, error, None, time.perf_counter() - started, call.attempt)
+    if returns_graph(value):
+        return Outcome(call.index, False, ReturnedGraph(value), None, time.perf_counter() - started, call.attempt)
     try:
         body = call.encoding.encode(call.name, value)
     except (SerializationError, BackendUnavailableError) as exc:  # the latter: a blob store that failed

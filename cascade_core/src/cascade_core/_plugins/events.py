@@ -54,6 +54,11 @@ def _event_specs() -> type:
             """A run ended with ``status`` "succeeded" or "failed"; counts by outcome; seconds."""
 
         @hookspec
+        def cascade_graph_grew(self, run_id: str, task: str, node_id: str, added: int, tasks: int) -> None:
+            """A node expanded (a map, a router, a task that returned lazy results): ``added`` nodes
+            joined the run, which has ``tasks`` now."""
+
+        @hookspec
         def cascade_task_started(self, run_id: str, task: str, node_id: str) -> None:
             """A task was handed to a worker."""
 

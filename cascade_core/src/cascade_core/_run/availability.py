@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._errors import BackendUnavailableError
+from .._store.protocols import CacheBackend, StateBackend
 
 
 class Availability:
@@ -15,7 +16,7 @@ class Availability:
     A state and a cache at one URI are one store: when either goes down, both are down.
     """
 
-    def __init__(self, state: Any, cache: Any, same_store: bool) -> None:
+    def __init__(self, state: StateBackend, cache: CacheBackend, same_store: bool) -> None:
         self.state = state
         self.cache = cache
         self.same_store = same_store

@@ -1,7 +1,8 @@
 """Cache keys and cache hits: compute keys, fetch entries in batches, verify and use them.
 
 A key is ``<task name>:<digest>`` from the task's cache policy; an upstream enters a
-downstream key by its own key when it has one, else by the hash of its value. Keys that
+downstream key by its own key when it has one, else (and always for a downstream cached by
+INPUT_VALUES: early cutoff) by the hash of its value. Keys that
 need no computed value are all fetched in one ``get_many`` before anything runs; the others
 as their nodes become ready.
 """
@@ -12,11 +13,12 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .._build.cache_policy import key_maker
+from .._build.cache_policy import by_values, key_maker
 from .._build.encoding import UnhashableInput, encode, encode_arg, encode_inputs, key_inputs
 from .._build.gc_pause import collection_paused
 from .._build.graph import Graph
 from .._build.hashing import digest
+from .._build.lazy import condition_of
 from .._errors import HashingError, IntegrityError, SerializationError
 from .._store.blob_refs import check_reference, for_workers
 from .._store.codec import cache_storage_key
@@ -28,6 +30,10 @@ log = logging.getLogger("cascade")
 Hit = tuple[bytes, bytes, Any]  # a verified cache entry: serializer code, body, deserialized value
 
 
+def _AFTER_VALUES(inputs: bytes) -> str:  # a marker, never called: the key waits for the upstreams' values
+    raise AssertionError("a key of INPUT_VALUES computed before its upstreams' values")
+
+
 class CacheLookup:
     """The cache side of one run: keys, lookups, and the hits it takes."""
 
@@ -37,6 +43,9 @@ class CacheLookup:
         self.gather = gather  # the executor's gather(values), when its results are handles to values on its workers
         self.hold = hold  # the executor's hold_reference(reference, encoding): its workers read stored blobs
         self._key_makers: dict[Any, Callable[[bytes], str]] = {}  # task -> its cache-key function for this run
+        # The same, for keys computed before anything runs: _AFTER_VALUES for a task whose
+        # upstreams enter by their values' hashes (INPUT_VALUES), whose key waits for them.
+        self._upfront_makers: dict[Any, Callable[[bytes], str]] = {}
         self._refused: set[str] = set()  # storage keys of the cache entries refused (and logged) in this run
 
     # -- keys --------------------------------------------------------------------
@@ -45,6 +54,10 @@ class CacheLookup:
         maker = self._key_makers.get(task)
         if maker is None:
             maker = self._key_makers[task] = key_maker(task, self.ctx.run_id)
+        return maker
+
+    def _upfront_maker(self, task: Any) -> Callable[[bytes], str]:
+        maker = self._upfront_makers[task] = _AFTER_VALUES if by_values(task) else self._key_maker(task)
         return maker
 
     def cache_key(self, index: int, tokens: Any) -> str:
@@ -66,10 +79,11 @@ class CacheLookup:
             ) from None
         return self._key_maker(task)(inputs)
 
-    def _token(self, index: int) -> str | None:
-        """What an upstream contributes to a downstream cache key: its own key, or its value's hash."""
+    def _token(self, index: int, by_value: bool = False) -> str | None:
+        """What an upstream contributes to a downstream cache key: its own key, or (without one, or
+        ``by_value``) its value's hash."""
         key = self.ctx.keys[index]
-        if key is not None:
+        if key is not None and not by_value:
             return key
         value = self.ctx.results[index]
         if value is MISSING:
@@ -124,7 +138,7 @@ class CacheLookup:
         keys, status, looked_up = ctx.keys, ctx.status, ctx.looked_up
         index_of = ctx.graph.index_of
         refs: list[bytes | None] = [None] * len(keys)  # b"r" + cache key, by node index
-        makers = self._key_makers
+        makers, real = self._upfront_makers, self._key_makers
         for node in ctx.nodes:
             task = node.task
             if task.cache_policy is None:
@@ -133,10 +147,13 @@ class CacheLookup:
             if (key_digest := node.key_digest) is not None:  # its node hash is its key's digest
                 key = task.key_prefix + key_digest
             elif node.inputs is not None:  # no upstream: the inputs were encoded with the node id
-                key = (makers.get(task) or self._key_maker(task))(node.inputs)
+                key = (real.get(task) or self._key_maker(task))(node.inputs)
+            elif (maker := makers.get(task) or self._upfront_maker(task)) is _AFTER_VALUES:
+                continue  # its key needs its upstreams' values
             elif (inputs := key_inputs(node, refs, index_of)) is not None:
-                key = (makers.get(task) or self._key_maker(task))(inputs)  # each upstream by its own cache key
-            elif all(keys[dep] is not None for dep in node.data_deps):
+                key = maker(inputs)  # each upstream enters by its own cache key
+            elif condition_of(node.lazy) is None and all(keys[dep] is not None for dep in node.data_deps):
+                # (a node with a run_if condition is looked up when it runs, if it does)
                 key = self.cache_key(index, keys)  # the same, for any other argument shape
             else:
                 continue
@@ -243,8 +260,9 @@ class CacheLookup:
             if node.task.cache_policy is None or ctx.looked_up[index]:
                 continue
             tokens: dict[int, str | None] = {}
+            by_value = by_values(node.task)
             for dep in node.data_deps:
-                tokens[dep] = self._token(dep)
+                tokens[dep] = self._token(dep, by_value)
                 if tokens[dep] is None:
                     argument = nodes[dep].task.name
                     raise HashingError(

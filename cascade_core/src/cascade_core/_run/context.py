@@ -11,6 +11,7 @@ from .._plugins.call import Encoding
 from .._plugins.capabilities import StoreCapabilities
 from .._store.blob_refs import code_of, serialize_for_cache  # noqa: F401  (for the scheduler: one import line there)
 from .._store.codec import Codec, state_key
+from .._store.protocols import CacheBackend, StateBackend
 from .node_table import DONE, FAILED, MISSING, PENDING, SKIPPED, NodeTable  # noqa: F401  (one import line for users)
 
 
@@ -43,8 +44,8 @@ class RunContext:
         self,
         graph: Graph,
         run_id: str,
-        state: Any,
-        cache: Any,
+        state: StateBackend,
+        cache: CacheBackend,
         secret_keys: list[bytes],
         cancel: threading.Event | None = None,
         blobs: Any = None,
@@ -53,8 +54,8 @@ class RunContext:
         self.graph = graph
         self.nodes = graph.nodes
         self.run_id = run_id
-        self.state = state
-        self.cache = cache
+        self.state: StateBackend = state
+        self.cache: CacheBackend = cache
         self.state_caps = state_caps = StoreCapabilities.of(state)
         self.cache_caps = cache_caps = StoreCapabilities.of(cache)
         self.codec = _codec(state_caps, secret_keys, blobs)

@@ -30,9 +30,10 @@ from .._plugins.resolve import check_lease_ttl, check_run_id, check_workers, new
 from .._store.blob_refs import BlobError
 from .._store.codec import keys_from_env
 from .._store.leases import new_owner
+from .admission import Gate, checked_totals
 from .availability import Availability
 from .cache_lookup import CacheLookup
-from .context import RunContext
+from .context import MISSING, RunContext
 from .inflight import Cancel
 from .plan import prepare
 from .records import RunRecords, log
@@ -76,6 +77,7 @@ class Engine:
         leases: bool = False,
         lease_ttl: float = 30.0,
         blob_store: Any = None,
+        resources: Mapping[str, float] | None = None,
     ) -> None:
         self._state_arg = state_backend_factory
         self._blobs_arg = blob_store
@@ -88,6 +90,7 @@ class Engine:
             raise DefinitionError(f"leases must be True or False, got {leases!r}")
         self.leases = leases
         self.lease_ttl = check_lease_ttl(lease_ttl)
+        self.resources = checked_totals(resources)  # the run's totals, for tasks' resources= (_run/admission)
         # The `cascade run` command that resumes a run (secrets masked), kept in its run info for
         # the HTML report; the CLI sets it, "" for a run started from Python.
         self.resume_command = ""
@@ -198,6 +201,10 @@ class _Run:
         # The lease keepers call their backends from the heartbeat and on the way out: once a
         # backend is down they must fail at once too, so they get the backends guarded.
         guarded_state = availability.guard(ctx.state)
+        spec = res.state_spec
+        self.gate = Gate.of(
+            ctx, (spec.factory, spec.instance, ctx.state), spec.label, engine.resources, owner, engine.lease_ttl
+        )
         self.hold = RunHold(guarded_state, state_label, ctx.run_id, owner, engine.lease_ttl, engine.leases)
         self.scheduler = Scheduler(
             ctx,
@@ -211,6 +218,7 @@ class _Run:
             owner=owner,
             executor_label=res.executor_spec.label,
             guard=availability.guard,
+            gate=self.gate,
         )
 
     def execute(self) -> RunReport:
@@ -231,9 +239,11 @@ class _Run:
         self.records.run_started(len(stored), self.res.state_spec.label, self.res.cache_spec.label)
         try:
             must_run = prepare(ctx, self.records, self.lookup, stored)
+            if self.gate is not None:
+                self.gate.check(must_run)  # a limit nothing set, a resource the run lacks: fails here
             if 1 in must_run:  # tasks run from here on: their garbage is collected as usual
                 self.collection.resume()
-            self.scheduler.run(must_run)
+            self.scheduler.run(must_run, stored)
         except BaseException as exc:
             self._crashed(exc)
             raise
@@ -250,8 +260,9 @@ class _Run:
             return  # its info says "running" until its run lease expires
         try:
             self.ctx.state.set_run_info({"status": "interrupted" if interrupted else "crashed", "error": describe(exc)})
-            if self.records.records:
-                self.ctx.state.put_task_records(self.records.record_json())
+            keeper = self.ctx.state_caps.task_records
+            if self.records.records and keeper is not None:
+                keeper.put_task_records(self.records.record_json())
         except Exception:  # the store may be the reason; the original error matters more
             pass
 
@@ -264,8 +275,9 @@ class _Run:
                 for node in nodes:
                     if node.id in records.skipped:
                         records.record(node.index, "skipped", 0.0, None, records.skipped[node.id])
-        if records.records:
-            state.put_task_records(records.record_json())
+        keeper = ctx.state_caps.task_records
+        if records.records and keeper is not None:
+            keeper.put_task_records(records.record_json())
         values: list[Any] = []
         if not records.failures:
             try:
@@ -274,7 +286,10 @@ class _Run:
                 records.failures.append((ctx.graph.targets[0], lost))
         status = "failed" if records.failures else "succeeded"
         end_info = {"status": status, "failed_task": "", "error": ""}  # clears an earlier attempt's failure
+        end_info["tasks"] = str(len(nodes))  # a graph that grew during the run (docs/concepts.md) has more
         end_info.update({f"count_{name}": str(value) for name, value in records.counts.items()})
+        if self.gate is not None:
+            end_info.update(self.gate.info())
         error = None
         failed_task = None
         if records.failures:
@@ -286,6 +301,8 @@ class _Run:
             end_info["error"] = str(error)
         state.set_run_info(end_info)
         records.run_finished(status)
+        if not error and records.counts["skipped"]:  # a target skipped by run_if (or a router) is None
+            values = [None if value is MISSING else value for value in values]
         value = None if error else shape_result(ctx.graph.target_shape, values, ctx.graph)
         return RunReport(
             ctx.run_id, status, dict(records.counts), 0.0, value, error, failed_task, dict(records.skipped)
@@ -322,6 +339,7 @@ def run(
     leases: bool = False,
     lease_ttl: float = 30.0,
     blob_store: Any = None,
+    resources: Mapping[str, float] | None = None,
 ) -> Any:
     """Run ``target`` (a lazy result, or a list/dict of them) and return its value.
 
@@ -333,13 +351,14 @@ def run(
     time holds a run id; with ``leases=True`` several drivers share it, claiming each node before
     running it, so each task runs once. A dead driver's claims expire after ``lease_ttl`` seconds.
     ``blob_store``: a URI (``"file:///blobs"``) storing results over 1 MiB once by content (docs/blobs.md).
+    ``resources``: the run's totals (``{"gpu": 2}``); tasks' ``resources=`` never exceed them together.
     """
     return _engine_of(locals()).run(target, params, run_id=run_id)
 
 
 def _engine_of(arguments: Mapping[str, Any]) -> Engine:
     """The Engine that ``run()``'s (or ``arun()``'s) arguments describe."""
-    options = ("executor", "max_workers", "observers", "leases", "lease_ttl", "blob_store")
+    options = ("executor", "max_workers", "observers", "leases", "lease_ttl", "blob_store", "resources")
     return Engine(arguments["state_backend"], arguments["cache_backend"], **{n: arguments[n] for n in options})
 
 

@@ -4,8 +4,11 @@ The executor contract (docs/executors.md) says each submitted call reports exact
 outcome. The engine does not bet the run on it: an outcome for a call that is not in flight
 (a second one, or one of an earlier attempt) is ignored with a warning naming the executor,
 and a call whose handle says ``done()`` but whose outcome has not come within the executor's
-``outcome_timeout`` fails instead of holding the run forever. A cancelled ``arun()`` wakes
-the scheduler at once through :class:`Cancel`.
+``outcome_timeout`` fails instead of holding the run forever. A call of a task with a
+``timeout=`` whose outcome has not come ``TIMEOUT_GRACE`` past its deadline (the worker did not
+stop it: stuck in C code, or an executor that runs no ``run_call``) is cancelled and fails with
+TaskTimeout; its late outcome is dropped. A cancelled ``arun()`` wakes the scheduler at once
+through :class:`Cancel`.
 """
 
 from __future__ import annotations
@@ -16,11 +19,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .._errors import PluginError
+from .._errors import PluginError, TaskTimeout
 from .._plugins.call import Outcome
+from .._plugins.executor import Executor
 from .records import log
 
 _WAKE: Any = object()  # put in the completion queue to wake the scheduler
+TIMEOUT_GRACE = 2.0  # seconds past a call's timeout= before the driver gives up on it
 
 
 class Cancel(threading.Event):
@@ -38,7 +43,7 @@ class Cancel(threading.Event):
 class InFlight:
     """The calls submitted and not reported yet, by node index, and the queue their outcomes arrive in."""
 
-    def __init__(self, executor: Any, label: str, cancel: threading.Event | None, grace: float | None) -> None:
+    def __init__(self, executor: Executor, label: str, cancel: threading.Event | None, grace: float | None) -> None:
         self.executor = executor
         self.label = label  # how warnings and errors name the executor
         self.handles: dict[int, Any] = {}  # node index -> the executor's handle of its call
@@ -47,6 +52,9 @@ class InFlight:
         self.grace = grace  # the executor's outcome_timeout (ExecutorCapabilities)
         self.finished: dict[int, float] = {}  # node index -> when its handle was first seen done()
         self.next_check = 0.0
+        self.deadlines: dict[int, float] = {}  # node index -> when its call is given up (timeout=)
+        self.timeouts: dict[int, tuple[str, float]] = {}  # node index -> (task name, timeout=) of those
+        self.abandoned: set[tuple[int, int]] = set()  # (index, attempt) given up: their outcomes are dropped
         self.cancel = cancel
         if isinstance(cancel, Cancel):
             self._queue()
@@ -66,6 +74,10 @@ class InFlight:
         index, attempt = call.index, call.attempt
         self.handles[index] = None  # before submit: an executor may report the outcome at once
         self.attempt[index] = attempt
+        timeout = getattr(call.task, "timeout", None)
+        if timeout is not None:
+            self.deadlines[index] = time.monotonic() + timeout + TIMEOUT_GRACE
+            self.timeouts[index] = (call.name, timeout)
         if error is not None:
             completed.put(Outcome(index, False, error, None, 0.0, attempt))
             return
@@ -93,6 +105,9 @@ class InFlight:
             if self.handles and self.grace is not None:
                 until_check = max(0.0, self.next_check - time.monotonic())
                 wait = until_check if wait is None else min(wait, until_check)
+            if self.deadlines:
+                until_deadline = max(0.0, min(self.deadlines.values()) - time.monotonic())
+                wait = until_deadline if wait is None else min(wait, until_deadline)
             try:
                 batch = [completed.get(timeout=wait)]
             except queue.Empty:
@@ -105,6 +120,8 @@ class InFlight:
             outcomes = [outcome for outcome in batch if outcome is not _WAKE and self._accept(outcome)]
             if self.handles and self.grace is not None and time.monotonic() >= self.next_check:
                 outcomes.extend(self._lost())
+            if self.deadlines and min(self.deadlines.values()) <= time.monotonic():
+                outcomes.extend(self._overdue())
             if outcomes or len(batch) or (deadline is not None and time.monotonic() >= deadline):
                 return outcomes
 
@@ -114,7 +131,13 @@ class InFlight:
         if index in self.handles and self.attempt.get(index) == attempt:
             del self.handles[index], self.attempt[index]
             self.finished.pop(index, None)
+            if self.deadlines:
+                self.deadlines.pop(index, None)
+                self.timeouts.pop(index, None)
             return True
+        if (index, attempt) in self.abandoned:  # given up at its deadline: expected, not an error
+            self.abandoned.discard((index, attempt))
+            return False
         log.warning(
             "executor %s reported an outcome for a call that is not in flight (node index %r, attempt %r): "
             "ignored; an executor must call done(outcome) exactly once per call (docs/executors.md#the-contract)",
@@ -154,6 +177,25 @@ class InFlight:
             )
             lost.append(Outcome(index, False, error, None, 0.0, attempt))
         return lost
+
+    def _overdue(self) -> list[Outcome]:
+        """TaskTimeout outcomes for calls past their deadline; each handle is cancelled."""
+        now = time.monotonic()
+        overdue = []
+        for index in [index for index, deadline in self.deadlines.items() if deadline <= now]:
+            del self.deadlines[index]
+            handle = self.handles.pop(index, None)
+            attempt = self.attempt.pop(index)
+            self.finished.pop(index, None)
+            self.abandoned.add((index, attempt))
+            if handle is not None:
+                try:
+                    handle.cancel()  # Dask: the future is cancelled
+                except Exception:  # best effort: the attempt is given up either way
+                    pass
+            name, timeout = self.timeouts.pop(index)
+            overdue.append(Outcome(index, False, TaskTimeout(name, timeout, attempt), None, timeout, attempt))
+        return overdue
 
     def cancel_all(self) -> None:
         """Call ``cancel()`` on every call in flight: the run is ending."""

@@ -104,6 +104,12 @@ class NodeTable:
             self.skipped[self.nodes[index].id] = reason
         self.announce_skip(index, reason)
 
+    def unskip(self, index: int) -> None:
+        """A node skipped as not needed is needed after all (a graph grew that reads it): pending again."""
+        self.status[index] = PENDING
+        self.counts["skipped"] -= 1
+        self.skipped.pop(self.nodes[index].id, None)
+
     def announce_skip(self, index: int, reason: str) -> None:
         """Tell observers a node did not run here (skipped, resumed, done by another driver)."""
         if self.events:

@@ -13,6 +13,7 @@ from .._store.blob_refs import parse_reference
 from .._store.process import driver_name
 from .._store.serializers import is_reference
 from .._times import stamp
+from .why import record_fields
 
 log = logging.getLogger("cascade")
 
@@ -80,6 +81,15 @@ class RunRecords:
         )
 
     # -- tasks -----------------------------------------------------------------
+
+    def grew(self, index: int, added: int) -> None:
+        """Node ``index`` expanded into ``added`` more nodes."""
+        node = self.nodes[index]
+        log.debug("task %s (node %s) expanded into %d nodes", node.task.name, node.id, added)
+        if self.events:
+            self.events.hook.cascade_graph_grew(
+                run_id=self.run_id, task=node.task.name, node_id=node.id, added=added, tasks=len(self.nodes)
+            )
 
     def started(self, index: int) -> None:
         node = self.nodes[index]
@@ -178,12 +188,15 @@ class RunRecords:
         the values is joined here, because ``json.dumps`` of a dict per record measured six times
         slower (67 ms against 11 ms for 10,000 records), most of a warm rerun's own cost. Each
         record names its ``upstream`` node ids (``after`` for .after() orderings), so that a run
-        alone draws its graph, and a retried task its ``attempts`` and ``failed_attempts``.
+        alone draws its graph, and a retried task its ``attempts`` and ``failed_attempts``. A
+        cached node that ran adds its ``key``, ``code`` and ``inputs`` (and its task's first, the
+        ``code_units``): what explain compares later runs with (_run/why).
         """
         string = _json_string()
         wall, perf = self.clock
         driver = f', "driver": {string(driver_name())}'  # who ran it: drivers may share a run
         nodes, retried = self.nodes, self.retried
+        keys, graph, with_units = self.ctx.keys, self.ctx.graph, set()
         leaf_end = f', "upstream": []{driver}}}'
         heads: dict[tuple[int, str, float], str] = {}  # (id(task), status, duration) -> the record's start
         stamps: dict[int, str] = {}
@@ -207,6 +220,10 @@ class RunRecords:
                 extra += f', "blob": {string(blob)}'
             if retried and index in retried:
                 extra += _attempts(retried[index], wall, perf)
+            if status == "done" and task.cache_policy is not None and keys[index] is not None:
+                # What `cascade explain` and `runs show --why` compare later runs with (_run/why).
+                extra += record_fields(node, keys[index], graph, task not in with_units)
+                with_units.add(task)
             ups = node.upstream
             if not ups:
                 end = leaf_end

@@ -14,17 +14,20 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from .._build.task import LazyResult
+from .._build.dynamic import returns_graph
 from .._build.values import call_arguments
 from .._errors import BackendUnavailableError, SerializationError
-from .._plugins.call import Outcome, TaskCall, finish_call, raise_limit, run_call
+from .._plugins.call import Outcome, ReturnedGraph, TaskCall, finish_call, raise_limit, run_call
 from .._plugins.capabilities import ExecutorCapabilities
+from .._plugins.executor import Executor
 from .._store.codec import cache_storage_key
 from .._store.leases import Backoff
+from .admission import Gate
 from .availability import Availability
 from .cache_lookup import CacheLookup
 from .claims import Claims
 from .context import RunContext, code_of, serialize_for_cache
+from .expansion import Expansions
 from .inflight import InFlight
 from .records import RunRecords, log
 
@@ -37,7 +40,7 @@ class Scheduler:
         ctx: RunContext,
         records: RunRecords,
         lookup: CacheLookup,
-        executor: Any,
+        executor: Executor,
         caps: ExecutorCapabilities,
         availability: Availability,
         *,
@@ -46,6 +49,7 @@ class Scheduler:
         owner: str | None = None,
         executor_label: str = "",
         guard: Callable[[Any], Any] | None = None,
+        gate: Gate | None = None,
     ) -> None:
         self.ctx = ctx
         self.records = records
@@ -66,11 +70,22 @@ class Scheduler:
         self.handles = self.inflight.handles  # node index -> the executor's handle of its running call
         self.attempts: dict[int, int] = {}  # node index -> attempt number, for nodes being retried
         self.retries: list[tuple[float, int]] = []  # heap of (when, node index) waiting for a retry
+        self.dynamic = Expansions(
+            ctx,
+            records,
+            gather=caps.gather,
+            hold=caps.hold_reference,
+            complete=self._complete,
+            fail=lambda index, error: self._fail(index, error, False, 0.0),
+        )
+        self.gate = gate  # limits and resources: asked before each attempt starts (_run/admission)
 
     # -- the loop ------------------------------------------------------------------
 
-    def run(self, must_run: bytearray) -> None:
-        """Run every node flagged in ``must_run`` (whose upstreams are done or will be)."""
+    def run(self, must_run: bytearray, stored: set[str] | None = None) -> None:
+        """Run every node flagged in ``must_run`` (whose upstreams are done or will be); ``stored``:
+        the node ids stored before the run (for the nodes a dynamic graph adds)."""
+        self.dynamic.start(stored or set())
         self.ready.extend(self.ctx.table.plan(must_run))
         try:
             self._loop_until_done()
@@ -89,12 +104,16 @@ class Scheduler:
         inline_only = local and capacity == 1
         backoff = Backoff()
         # Nothing to look up or claim: a lone ready sync node can go straight to execution.
-        direct = local and not claims.active and not any(node.task.cache_policy for node in nodes)
+        direct = local and not claims.active and not any(node.task.cache_policy for node in nodes) and not self.gate
+        dynamic = self.dynamic
+        gate = self.gate
         while True:
             self._check_cancelled()
             if self.retries and self.retries[0][0] <= time.monotonic():
                 while self.retries and self.retries[0][0] <= time.monotonic():
                     runnable.append(heapq.heappop(self.retries)[1])
+            if direct and dynamic.active:
+                direct = False  # a node that expands or joins goes through the general path
             if direct and ready and not runnable and (inline_only or (not self.handles and len(ready) == 1)):
                 index = ready[0]
                 if not nodes[index].task.is_async and index not in self.attempts:
@@ -104,18 +123,24 @@ class Scheduler:
             if ready:
                 candidates = list(ready)
                 ready.clear()
+                if dynamic.active:
+                    candidates = dynamic.check_conditions(candidates)
                 hits = self.lookup.lookup_ready(candidates)
                 if hits:
                     self._release_indexes(hits)
                     taken = set(hits)
                     candidates = [index for index in candidates if index not in taken]
+                if dynamic.active:
+                    candidates, expanded = dynamic.take(candidates)
+                    ready.extend(expanded)
                 if claimable is None:
                     runnable.extend(claims.claim(candidates))
                 else:
                     claimable.extend(candidates)
                 continue
-            if claimable and capacity - len(self.handles) - len(runnable) > 0:
-                free = capacity - len(self.handles) - len(runnable)
+            # Nodes waiting in the gate count as started: drivers sharing a run split its work.
+            if claimable and capacity - len(self.handles) - len(runnable) - (len(gate.waiting) if gate else 0) > 0:
+                free = capacity - len(self.handles) - len(runnable) - (len(gate.waiting) if gate else 0)
                 runnable.extend(claims.claim([claimable.popleft() for _ in range(min(free, len(claimable)))]))
                 continue
             if runnable:
@@ -123,6 +148,8 @@ class Scheduler:
                 runnable.clear()
                 for index in batch:
                     self._check_cancelled()  # not one more call once the run is cancelled
+                    if gate is not None and not gate.admit(index):
+                        continue  # waits in the gate until a slot, a rate token or resources free up
                     # A lone ready sync task runs in this thread: a chain pays no thread hand-off.
                     alone = inline_only or (not self.handles and len(batch) == 1)
                     if local and alone and not nodes[index].task.is_async:
@@ -134,12 +161,15 @@ class Scheduler:
                         self._check_cancelled()
                     self._submit(index)
                 continue
+            if gate is not None and gate.waiting and self._wait_for_gate(gate, not claims.waiting):
+                continue
             if claims.waiting:
                 # Nodes another driver is working on: poll for their results or their lease.
+                pause = backoff.next() if gate is None else gate.sooner(backoff.next())
                 if self.handles:
-                    self._wait_for_completions(timeout=backoff.next())
+                    self._wait_for_completions(timeout=pause)
                 else:
-                    self._sleep(backoff.next())
+                    self._sleep(pause)
                 claimed = claims.poll_waiting(None if claimable is None else capacity - len(self.handles))
                 if claimed or ready:
                     backoff.reset()
@@ -153,6 +183,25 @@ class Scheduler:
             timeout = max(0.0, self.retries[0][0] - time.monotonic()) if self.retries else None
             self._wait_for_completions(timeout)
 
+    def _wait_for_gate(self, gate: Gate, wait: bool) -> bool:
+        """Take back the nodes the gate says are worth asking again; else, with ``wait``, wait for
+        the gate's next hint (or a completion, or a retry). Whether the loop should go round again."""
+        due = gate.poll()
+        if due:
+            self.runnable.extend(due)
+            return True
+        if not wait:
+            return False
+        timeout = gate.next_in()
+        if self.retries:
+            until_retry = max(0.0, self.retries[0][0] - time.monotonic())
+            timeout = until_retry if timeout is None else min(timeout, until_retry)
+        if self.handles:
+            self._wait_for_completions(timeout)
+        elif timeout is not None:
+            self._sleep(timeout)
+        return True
+
     def _run_inline(self, index: int) -> None:
         """Run one sync node in this thread and store it; the fast path of a chain.
 
@@ -162,7 +211,7 @@ class Scheduler:
         ctx, records = self.ctx, self.records
         node = ctx.nodes[index]
         task = node.task
-        if records.verbose or task.retries or ctx.keys[index] is not None:
+        if records.verbose or task.retries or ctx.keys[index] is not None or task.timeout is not None:
             self._start(index)
             self._complete([run_call(self._call(index))])
             return
@@ -174,8 +223,8 @@ class Scheduler:
         except BaseException as exc:
             self._complete([Outcome(index, False, exc, None, perf_counter() - started)])
             return
-        if type(value) is LazyResult:
-            self._complete([finish_call(self._call(index), value, started)])  # builds the right error
+        if returns_graph(value):
+            self._complete([finish_call(self._call(index), value, started)])  # a graph to add
             return
         try:
             body = ctx.encoding.encode(task.name, value)
@@ -213,6 +262,8 @@ class Scheduler:
         self.inflight.submit(call)
 
     def _wait_for_completions(self, timeout: float | None = None) -> None:
+        if self.gate is not None:
+            self.gate.flush()  # a limit's slot kept for the next attempt goes back before any wait
         batch = self.inflight.wait(timeout)
         if batch:
             self._complete(batch)
@@ -225,6 +276,8 @@ class Scheduler:
 
     def _sleep(self, seconds: float) -> None:
         """Sleep, but wake at once when the run is cancelled."""
+        if self.gate is not None:
+            self.gate.flush()
         if self.ctx.cancel is not None:
             self.ctx.cancel.wait(seconds)
         else:
@@ -234,6 +287,8 @@ class Scheduler:
         """Cancel calls still queued in the executor and give up every claim."""
         self.inflight.cancel_all()
         self.claims.close()
+        if self.gate is not None:
+            self.gate.close()
 
     # -- completions -----------------------------------------------------------------
 
@@ -247,9 +302,17 @@ class Scheduler:
         released: list[tuple[int, float]] = []
         ended: list[int] = []
         fatal: BaseException | None = None
+        if self.gate is not None:  # each attempt frees its slots, retried or not
+            self.gate.finished([outcome.index for outcome in outcomes])
         for outcome in outcomes:
             index = outcome.index
             node = nodes[index]
+            if not outcome.ok and type(outcome.value) is ReturnedGraph:
+                try:
+                    self.ready.extend(self.dynamic.returned(index, outcome.value.shape))
+                    continue
+                except SerializationError as exc:
+                    outcome.value = exc
             if not outcome.ok:
                 error = outcome.value
                 stops_run = self._stops_run(error)
@@ -348,4 +411,3 @@ class Scheduler:
         if not stops_run:
             reason = f"upstream failed: {ctx.nodes[index].task.name}"
             ctx.table.skip_downstream(index, reason, ctx.graph.downstream)
-

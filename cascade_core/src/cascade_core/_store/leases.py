@@ -87,12 +87,17 @@ class LeaseKeeper:
         if not wanted:
             return set()
         got = set(self.backend.acquire_leases(wanted, self.owner, self.ttl))
+        self.hold(got)
+        return got
+
+    def hold(self, names: Iterable[str]) -> None:
+        """Renew ``names`` from now on: leases taken by other means (a limit's slots, _run/admission)."""
+        names = set(names)
         with self._lock:
-            self.held |= got
-        if got and not self._scheduled:
+            self.held |= names
+        if names and not self._scheduled:
             self._scheduled = True
             _heartbeat().add(self)
-        return got
 
     def release(self, names: Iterable[str]) -> None:
         with self._lock:

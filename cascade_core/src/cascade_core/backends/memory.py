@@ -13,8 +13,10 @@ from datetime import datetime, timezone
 
 from .. import _clock
 from .._store.leases import LeaseTableMixin
+from .._store.limits import LimitStoreMixin
 from .._store.protocols import CacheBackendBase, StateBackendBase
 from .._uri import checked_ttl
+from .memory_limits import MemoryLimits
 
 
 class LeaseTable:
@@ -80,7 +82,7 @@ def _info(run: _Run) -> dict[str, str]:
     return {**run.info, "created": _stamp(run.created), "updated": _stamp(run.updated)}
 
 
-class MemoryStateStore:
+class MemoryStateStore(LimitStoreMixin):
     """All runs of one in-process store; call it with a run id to get a backend.
 
     It keeps the ``max_runs`` most recently started runs (default 100) and forgets older ones,
@@ -92,6 +94,10 @@ class MemoryStateStore:
         self._runs: dict[str, _Run] = {}
         self._leases: dict[str, LeaseTable] = {}
         self.lock = threading.Lock()
+        self.limits = MemoryLimits()  # LimitStore: shared by every run of this store
+
+    def _limit_table(self) -> MemoryLimits:
+        return self.limits
 
     def leases(self, run_id: str) -> LeaseTable:
         """The lease table of one run (kept apart from its data, which reads must not create)."""

@@ -35,6 +35,7 @@ from pathlib import Path
 
 from .. import _clock
 from .._errors import BackendUnavailableError
+from .._store.limits import LimitStoreMixin
 from .._store.protocols import CacheBackendBase, StateBackendBase
 from .._uri import BackendURI, checked_ttl
 from .sqlite_db import (
@@ -53,6 +54,7 @@ from .sqlite_db import (
     path_from_uri,
     read_pairs,
 )
+from .sqlite_limits import SqliteLimits
 
 __all__ = [
     "OPTIONS",
@@ -96,7 +98,7 @@ def inspect_file(uri: BackendURI, who: str = "a check", acts: str = "writes only
     return f"{db.path}, schema version {version}"
 
 
-class SqliteStateStore:
+class SqliteStateStore(LimitStoreMixin):
     """Every run stored in one file; call it with a run id to get that run's backend.
 
     >>> import os, tempfile
@@ -116,6 +118,7 @@ class SqliteStateStore:
         self._db = _Database(os.fspath(path), timeout=timeout, journal=journal)
         self._conn = _Connection(self._db, f"sqlite state store {self._db.path}")
         self._backends: weakref.WeakSet[SqliteStateBackend] = weakref.WeakSet()
+        self._limits = SqliteLimits(self._conn)  # LimitStore: shared by every run of the file
         with self._conn.read():
             pass  # fail now, not at the first write, when the file cannot be used
 
@@ -128,6 +131,9 @@ class SqliteStateStore:
     @property
     def path(self) -> str:
         return self._db.path
+
+    def _limit_table(self) -> SqliteLimits:
+        return self._limits
 
     def __call__(self, run_id: str) -> SqliteStateBackend:
         backend = SqliteStateBackend(run_id, self._db)

@@ -223,4 +223,7 @@ def check_blob_store(uri: Any, probe: bytes) -> str | None:
     store.delete(blob_id)
     if store.exists(blob_id):
         raise BackendError(f"blob store {spec.label} did not delete a blob")
-    return f"{type(store).__name__}, blobs over {spec.threshold} bytes stored by reference"
+    described = getattr(store, "describe", None)  # optional: what the store reached (an IPFS node's version)
+    found = described() if callable(described) else None
+    reached = f"{found}; " if isinstance(found, str) and found else ""
+    return f"{reached}{type(store).__name__}, blobs over {spec.threshold} bytes stored by reference"

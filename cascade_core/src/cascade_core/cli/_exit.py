@@ -9,6 +9,7 @@ from .._errors import (
     DefinitionError,
     HashingError,
     InvalidURIError,
+    LimitError,
     NotProvidedError,
     ParamError,
     UsageError,
@@ -31,6 +32,7 @@ BAD_INPUT: tuple[type[CascadeError], ...] = (
     BackendNotFoundError,
     NotProvidedError,  # a PluginError, but the URI given is the wrong one
     ConfigurationError,
+    LimitError,  # a limit nothing configured, a bad limit setting
 )
 
 

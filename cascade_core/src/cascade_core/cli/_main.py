@@ -47,7 +47,7 @@ class _VersionAction(argparse.Action):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import _backends, _blobs, _graph, _run, _runs
+    from . import _backends, _blobs, _explain, _graph, _limits, _run, _runs
 
     parser = _Parser(prog="cascade", description="Run Cascade workflows and manage their backends.")
     parser.add_argument("--version", action=_VersionAction, help="show the version and exit")
@@ -55,9 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands.required = True
     _run.add_parser(commands)
     _graph.add_parser(commands)
+    _explain.add_parser(commands)
     _runs.add_parsers(commands)
     _backends.add_parser(commands)
     _blobs.add_parser(commands)
+    _limits.add_parser(commands)
     return parser
 
 

@@ -80,6 +80,12 @@ class Progress:
             self._ticker.start()
 
     @hookimpl
+    def cascade_graph_grew(self, task: str, added: int, tasks: int) -> None:
+        with self._lock:
+            self.total = tasks
+        self._event(f"expanded {task} into {plural(added, 'task')}")
+
+    @hookimpl
     def cascade_task_started(self, task: str) -> None:
         with self._lock:
             self.counts["running"] += 1

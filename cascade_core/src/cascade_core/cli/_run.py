@@ -11,6 +11,7 @@ from typing import Any
 from .._errors import DefinitionError, UsageError
 from .._store.blob_refs import BLOBS_ENV
 from ._exit import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+from ._limits import parse_resources
 from ._progress import PROGRESS_INTERVAL
 from ._stores import CACHE_ENV, DEFAULT_STORE, EXECUTOR_ENV, STATE_ENV, default_cache, default_state
 from ._target import add_param_option, parse_params, target_command
@@ -84,6 +85,12 @@ def add_parser(commands: Any) -> None:
         help="share the run: several drivers of one run id (on several machines) split its tasks, each run "
         "once (without it, a second driver of a live run id is refused)",
     )
+    parser.add_argument(
+        "--resources",
+        default=None,
+        metavar="NAME=N,...",
+        help="the run's resources, such as gpu=2,memory_gb=32: tasks' resources= never exceed them together",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object at the end (no progress)")
     parser.add_argument("--no-progress", action="store_true", help="no progress display, only the summary")
     parser.add_argument(
@@ -129,6 +136,7 @@ def run_command(args: argparse.Namespace) -> int:
         observers=[progress],
         leases=args.leases,
         blob_store=blobs_uri,
+        resources=parse_resources(args.resources),
     )
     resume = _resume_command(args, run_id, state_uri)
     engine.resume_command = resume.command or ""  # kept in the run info: the HTML report prints it
@@ -245,6 +253,8 @@ def _resume_command(args: argparse.Namespace, run_id: str, state_uri: Any) -> _R
         words += ["--workers", str(args.workers)]
     if args.leases:
         words.append("--leases")
+    if args.resources:
+        words += ["--resources", args.resources]
     words += ["--run-id", run_id]
     return _Resume(shlex.join(words), masked)
 

@@ -51,6 +51,7 @@ def add_parsers(commands: Any) -> None:
     show.add_argument("run_id", metavar="RUN_ID")
     show.add_argument("--state", default=None, metavar="URI", help=state_help)
     show.add_argument("--json", action="store_true", help="print a JSON object")
+    show.add_argument("--why", default=None, metavar="NODE", help="why the node (an id or its start) ran, or did not")
     add_picture_options(show)  # --graph, --html (see _graph)
     show.set_defaults(handler=show_run)
 
@@ -172,6 +173,8 @@ def _task_rows(stored: set[str], skipped: dict[str, str], records: dict[str, str
 
 
 def show_run(args: argparse.Namespace) -> int:
+    if args.why is not None and (args.graph is not None or args.html is not None):
+        raise UsageError("--why prints one node's cause: leave out --graph and --html")
     if wants_pictures(args):
         return show_pictures(args)
     uri = parse_uri(args.state or default_state())
@@ -189,6 +192,10 @@ def show_run(args: argparse.Namespace) -> int:
             records = backend.get_task_records() if callable(getattr(backend, "get_task_records", None)) else {}
         finally:
             backend.close()
+        if args.why is not None:
+            from ._explain import show_why
+
+            return show_why(args, factory, info, records)
     finally:
         close(factory)
     info = shown_info(info, datetime.now(timezone.utc))
@@ -219,6 +226,9 @@ def show_run(args: argparse.Namespace) -> int:
         print(f"driver: {driver}{started}, run lease until {info.get('lease_expires', '?')}")
     if status == "failed" and info.get("error"):
         print(f"failure: {info['error']}")
+    if "waited_limits_s" in info or "waited_resources_s" in info:  # docs/concepts.md, "Limits"
+        limits, resources = info.get("waited_limits_s", "?"), info.get("waited_resources_s", "?")
+        print(f"waited: {limits}s on limits, {resources}s on resources (summed over tasks)")
     print_table(
         ["task", "node", "status", "finished", "duration", "size", "why"],
         [

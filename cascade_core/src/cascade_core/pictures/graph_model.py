@@ -61,6 +61,7 @@ class Picture:
         self.calls = calls  # task calls in the graph
         self.collapsed = collapsed
         self.unknown_edges = 0  # drawn from a run alone: tasks whose records do not name their upstream
+        self.legends: dict[str, str] = {}  # status -> legend text instead of its style's (a prediction's words)
 
     @property
     def edges_known(self) -> bool:

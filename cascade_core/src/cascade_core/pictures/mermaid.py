@@ -59,6 +59,7 @@ def _legend(picture: Picture, statuses: list[str]) -> list[str]:
     lines = ['  subgraph legend["legend"]', "    direction LR"]
     for status in statuses:
         style = STYLES[status]
-        lines.append(f'    legend_{status}["{text(f"{style.symbol} {style.legend}".strip())}"]')
+        legend = picture.legends.get(status, style.legend)
+        lines.append(f'    legend_{status}["{text(f"{style.symbol} {legend}".strip())}"]')
     lines.append("  end")
     return lines

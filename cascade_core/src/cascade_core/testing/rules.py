@@ -73,3 +73,21 @@ OWNER_ONLY = (
     "renew_leases and release_leases touch only names the owner still holds, so a driver never frees a lease it lost"
 )
 HOLDERS = "lease_holders(names) -> the owner token of each name held now (unexpired), free names left out"
+
+# -- LimitStore (LIMITS) --
+LIMITS = "docs/backends.md#limits-shared-by-every-run"
+LIMIT_SETTINGS = (
+    "set_limit stores a limit's settings for every run of the store; get_limits returns them; delete_limit removes "
+    "the limit and returns whether it existed"
+)
+LIMIT_SLOTS = (
+    "acquire_limit takes one of concurrency slots for a holder (0.0) or refuses (seconds to wait, > 0); a holder "
+    "that holds a slot may ask again; release_limit frees its slot"
+)
+LIMIT_UNKNOWN = "acquire_limit of a limit that is not set returns None; pause_limit returns False"
+LIMIT_PAUSE = "a paused limit refuses every new acquisition until it is resumed"
+LIMIT_EXPIRY = "a slot expires ttl seconds after it was taken or renewed, so a holder that died frees it"
+LIMIT_RATE = (
+    "the rate admits burst acquisitions at once, then one per per/rate seconds; a refusal says how long to wait"
+)
+LIMIT_ATOMIC = "acquisitions from many threads and processes at once never hand out more slots than the concurrency"
