@@ -94,7 +94,7 @@ python -m bench --quick    # fewer repeats, under 2 minutes
 python -m bench --only overhead,startup --no-write   # some scenarios, print only
 ```
 
-CI (`.ci/run`) runs `python -m bench --quick --only redis-state,warm-cache --no-write --no-profile
+CI (`.ci/run`) runs `python -m bench --quick --only redis-state,warm-cache,limits --no-write --no-profile
 --check 1.5` against a private redis-server: the command-count target must hold exactly, the
 wall-clock ratios within 1.5x their goal (this shared machine moves them by 10-40% between runs);
 a miss is measured again, up to three times. Scenario 3's check covers every call shape with a

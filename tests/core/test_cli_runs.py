@@ -80,7 +80,8 @@ def test_show_gives_each_task_its_status_timing_size_and_why(flow):
     assert shown["run_id"] == "r1" and shown["info"]["status"] == "failed"
     by_task: dict[str, list[dict]] = {}
     for row in shown["tasks"]:
-        assert set(row) == {"node_id", "task", "status", "reason", "duration_s", "size", "finished"}
+        assert set(row) == {"node_id", "task", "status", "reason", "duration_s", "size", "finished", "parent"}
+        assert row["parent"] is None  # no map, router or returned graph added it
         by_task.setdefault(row["task"], []).append(row)
     assert [row["status"] for row in by_task["flow.load"]] == ["done"] * 3
     assert all(row["size"] > 100 and row["duration_s"] >= 0 for row in by_task["flow.load"])

@@ -131,16 +131,24 @@ def test_editing_the_upstreams_code_to_the_same_value_reruns_only_it(tmp_path):
     assert run() == ["down", "up"]
 
 
-def test_explain_says_an_early_cutoff_key_waits_for_its_upstreams_values():
+def test_explain_computes_early_cutoff_keys_from_cached_values_and_waits_for_values_that_run():
     cache = cs.MemoryCacheBackend()
-    pipeline = _tasks("1", lambda x: x * 2)
-    cs.run(pipeline(), cache_backend=cache)
-    explained = cs.explain(pipeline(), cache_backend=cache)
-    assert [(node.task, node.prediction, node.cause) for node in explained.nodes] == [
-        ("ec.up", "cache", None),
+    cs.run(_tasks("1", lambda x: x * 2)(), cache_backend=cache)
+    warm = cs.explain(_tasks("1", lambda x: x * 2)(), cache_backend=cache)
+    assert [(node.task, node.prediction) for node in warm.nodes] == [
+        ("ec.up", "cache"),
+        ("ec.down", "cache"),
+        ("ec.final", "cache"),
+    ]
+    edited = cs.explain(_tasks("2", lambda x: x + x)(), cache_backend=cache)
+    assert [(node.task, node.prediction, node.cause) for node in edited.nodes] == [
+        ("ec.up", "run", "no entry"),
         ("ec.down", "unknown", "key after upstream"),
         ("ec.final", "unknown", "key after upstream"),
     ]
-    assert explained.nodes[1].reason == (
-        "its cache key needs the values of ec.up (INPUT_VALUES: early cutoff), known as the run reads them"
+    assert edited.nodes[1].reason == (
+        "its cache key needs the values of ec.up (INPUT_VALUES: early cutoff), computed first"
     )
+    calls.clear()
+    cs.run(_tasks("2", lambda x: x + x)(), cache_backend=cache)
+    assert +calls == Counter({"up": 1})  # the unknowns were hits

@@ -73,7 +73,7 @@ ALLOWED_TAGS = {
     "dt",
     "dd",
 }
-ALLOWED_TAGS |= {"div", "section", "p", "pre", "table", "thead", "tbody", "tr", "th", "td", "footer"}
+ALLOWED_TAGS |= {"div", "section", "p", "pre", "table", "thead", "tbody", "tr", "th", "td", "footer", "ul", "li"}
 ALLOWED_TAGS |= {"svg", "g", "a", "polygon", "path", "text", "ellipse", "polyline"}  # what dot draws
 
 

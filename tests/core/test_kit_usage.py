@@ -54,9 +54,10 @@ def test_a_dir_backend_written_from_the_docs_passes_the_kit(site, tmp_path):
     counts = last_counts(result.stdout)
     assert counts["passed"] >= 35 and "failed" not in counts and "error" not in counts, counts
     skips = [line for line in result.stdout.splitlines() if line.startswith("SKIPPED")]
-    # It implements RunCatalog, CacheCatalog and timestamps; only Leases, TaskRecords and EntryCount are left out.
+    # It implements RunCatalog, CacheCatalog and timestamps; Leases, TaskRecords, EntryCount, LimitStore are not.
     assert skips and all(
         "optional capability: no Leases" in s
+        or "no LimitStore" in s
         or "no task records" in s
         or "no EntryCount" in s
         or "provides no executor" in s

@@ -372,3 +372,52 @@ def test_the_checks_see_a_page_that_failed_to_load(tmp_path, browser):
     browser.open(page.as_uri())
     problems = browser.problems()
     assert any(p.startswith("load failed") for p in problems) and "request to http://192.0.2.1/x.png" in problems
+
+
+MAP_FLOW = """
+import cascade_core as cs
+
+
+@cs.task
+def listing(n: int) -> list:
+    return list(range(n))
+
+
+@cs.task(cache=True)
+def square(x: int) -> int:
+    if x == 7:
+        raise ValueError("seven")
+    return x * x
+
+
+@cs.task
+def total(xs: list) -> int:
+    return sum(xs)
+
+
+def pipeline(n: int = 200):
+    return total(square.map(listing(n)))
+"""
+
+
+def test_the_report_of_a_200_element_run_time_map_draws_one_box_with_its_outcomes(tmp_path, browser):
+    need("dot", "graphviz")
+    (tmp_path / "flow.py").write_text(MAP_FLOW)
+    warm = cli(tmp_path, "run", "flow.py:pipeline", *STORE, "--run-id", "warm", "-p", "n=20", "--no-progress")
+    assert warm.returncode == 1  # 19 calls cached for the next run; square(7) failed
+    run = cli(tmp_path, "run", "flow.py:pipeline", *STORE, "--run-id", "m", "--no-progress")
+    assert run.returncode == 1
+    done = cli(tmp_path, "runs", "show", "m", "--state", STATE, "--html", "report.html")
+    assert done.returncode == 0, done.stderr
+    facts = look(browser, tmp_path / "report.html", "map-200")
+    boxes = browser.evaluate(
+        "[...document.querySelectorAll('#graph svg g.node')].map(g => g.textContent.replace(/\\s+/g, ' ').trim())"
+    )
+    # listing -> one box of 200 calls (19 cached, 180 executed, 1 failed) -> total, not 200 boxes.
+    assert facts["svgNodes"] == 3 and facts["edges"] == 2 and facts["columns"] == 3
+    box = next(text for text in boxes if "×200" in text)
+    assert "square ×200" in box and "✓180" in box and "◆19" in box and "✗1" in box, boxes
+    assert facts["rows"] == 203 and not facts["overflow"]
+    assert "200 calls (180 executed, 19 cached, 1 failed)" in facts["text"]  # the summary, as runs show says it
+    assert "tasks\n203" in facts["text"]  # the header counts the calls the map added
+    assert "square.map ×1" in facts["text"] and "square ×200" in facts["text"]  # timeline rows: the map, its calls

@@ -148,7 +148,7 @@ def test_warm_rerun_round_trips_do_not_grow_with_the_size(
         cache.close()
     # The target's entry is read (one MGET, on its master); the N it does not use are counted
     # (one pipeline per master). The round trips grow with the masters, not the tasks.
-    assert sends[30] == sends[3000], sends
+    assert sorted(sends[30].values()) == sorted(sends[3000].values()), sends  # (the target's master varies)
     assert set(sends[30]) == masters and sum(sends[30].values()) == len(masters) + 1, sends
     # Inside those pipelines, one EXISTS per slot holding some of the N entries (a slot takes one).
     assert mgets[30] == mgets[3000] == 1, mgets

@@ -53,10 +53,13 @@ class CodeVersion:
 
 
 class _Unit:
-    __slots__ = ("name", "digest", "refs", "unresolved")
+    __slots__ = ("name", "module", "local", "digest", "refs", "unresolved")
 
-    def __init__(self, name: str, unit_digest: str, refs: list[Any], unresolved: list[str]) -> None:
-        self.name = name
+    def __init__(
+        self, name: str, unit_digest: str, refs: list[Any], unresolved: list[str], module: str = "", local: str = ""
+    ) -> None:
+        self.name = name  # shown (explain): module label and qualified name, or "<distribution>==<version>"
+        self.module, self.local = module, local or name  # its module (none for a distribution), the rest
         self.digest = unit_digest
         self.refs = refs  # the objects it reaches (resolved to units when the closure is walked)
         self.unresolved = unresolved
@@ -75,6 +78,7 @@ def follow(fn: Any, label: str) -> CodeVersion:
     units: dict[str, str] = {}
     unresolved: list[str] = []
     seen: set[int] = set()
+    reached: list[_Unit] = []
     root = _unwrapped(fn)
     # Its own code counts wherever it lives (a script, a REPL); a callable without code, by its name.
     forced = isinstance(root, (types.FunctionType, type))
@@ -86,10 +90,15 @@ def follow(fn: Any, label: str) -> CodeVersion:
         if unit is None or id(unit) in seen:
             continue
         seen.add(id(unit))
+        reached.append(unit)
         units[unit.name] = unit.digest
         unresolved.extend(unit.unresolved)
         pending.extend(unit.refs)
-    material = FORMAT + "\0".join(f"{name}\0{units[name]}" for name in sorted(units)).encode()
+    # Units of the task's own module enter by their names within it: however that module was
+    # imported (a script as __main__, a file under another name), its tasks keep their versions.
+    own = getattr(root_unit, "module", "")
+    named = {(unit.local if unit.module == own else unit.name): unit.digest for unit in reached}
+    material = FORMAT + "\0".join(f"{name}\0{named[name]}" for name in sorted(named)).encode()
     names = tuple(sorted(set(unresolved)))
     if names:
         log.warning(
@@ -128,10 +137,10 @@ class _Strong:
 
 def _make_unit(obj: Any, force: bool = False) -> _Unit | None:
     if isinstance(obj, _Constant):
-        if _kind(obj.module) != "user":
+        if _kind(obj.module, obj.file) != "user":
             return None
-        form = _assignment_form(obj.module, obj.attribute)
-        return _Unit(obj.name, digest(form or _stable_repr(obj.value).encode()), [], [])
+        form = _assignment_form(obj.file, obj.attribute)
+        return _Unit(obj.name, digest(form or _stable_repr(obj.value).encode()), [], [], obj.module, obj.attribute)
     obj = _unwrapped(obj)
     if isinstance(obj, types.ModuleType):
         kind = _kind(obj.__name__)
@@ -139,21 +148,23 @@ def _make_unit(obj: Any, force: bool = False) -> _Unit | None:
     module = getattr(obj, "__module__", None)
     if not isinstance(module, str):
         return None
-    kind = "user" if force else _kind(module)
+    kind = "user" if force else _kind(module, _file_of(obj))
     if kind == "installed":
         return _distribution(module)
     if kind != "user":
         return None
-    name = f"{module_label(module)}.{getattr(obj, '__qualname__', getattr(obj, '__name__', '?'))}"
+    local = getattr(obj, "__qualname__", getattr(obj, "__name__", "?"))
+    name = f"{module_label(module)}.{local}"
     if isinstance(obj, types.FunctionType):
         refs, unresolved = _references(obj)
-        return _Unit(name, digest(_normal_form(obj) or _code_form(obj.__code__).encode()), refs, unresolved)
+        form = _normal_form(obj) or _code_form(obj.__code__).encode()
+        return _Unit(name, digest(form), refs, unresolved, module, local)
     if isinstance(obj, type):
         refs = [base for base in obj.__bases__ if base is not object]
         refs.extend(value for value in vars(obj).values() if not isinstance(value, _SCALARS))
-        return _Unit(name, digest(_normal_form(obj) or name.encode()), refs, [])
+        return _Unit(name, digest(_normal_form(obj) or local.encode()), refs, [], module, local)
     if isinstance(obj, types.BuiltinFunctionType):  # a C extension of the user's own
-        return _Unit(name, digest(name.encode()), [], [f"{name} (C extension)"])
+        return _Unit(name, digest(name.encode()), [], [f"{name} (C extension)"], module, local)
     return None
 
 
@@ -186,6 +197,7 @@ def _references(fn: types.FunctionType) -> tuple[list[Any], list[str]]:
     builtins = module_globals.get("__builtins__", {})
     builtin_names = vars(builtins) if isinstance(builtins, types.ModuleType) else builtins
     own = getattr(fn, "__module__", "?")
+    own_file = module_globals.get("__file__") or fn.__code__.co_filename
     refs: list[Any] = []
     unresolved: list[str] = []
     for cell in fn.__closure__ or ():
@@ -226,7 +238,7 @@ def _references(fn: types.FunctionType) -> tuple[list[Any], list[str]]:
                     if isinstance(value, types.ModuleType):
                         current, path = value, arg
                     elif isinstance(value, _SCALARS) or _is_frozen(value):
-                        refs.append(_Constant(own, arg, value))
+                        refs.append(_Constant(own, own_file, arg, value))
                     else:
                         refs.append(_unwrapped(value))
                 elif arg not in builtin_names:
@@ -271,18 +283,17 @@ class _Constant:
     the statements that assign it (so a value read from the environment at import does not make
     the version depend on the environment), by its repr without source."""
 
-    __slots__ = ("name", "module", "attribute", "value")
+    __slots__ = ("name", "module", "file", "attribute", "value")
 
-    def __init__(self, module: str, attribute: str, value: Any) -> None:
+    def __init__(self, module: str, file: str, attribute: str, value: Any) -> None:
         self.name = f"{module_label(module)}.{attribute}"
-        self.module = module
+        self.module, self.file = module, file
         self.attribute = attribute
         self.value = value
 
 
-def _assignment_form(module: str, attribute: str) -> bytes | None:
-    """The normal form of the module-level statements that assign ``attribute``, or None."""
-    filename = getattr(sys.modules.get(module), "__file__", None) or ""
+def _assignment_form(filename: str, attribute: str) -> bytes | None:
+    """The normal form of the module-level statements of a file that assign ``attribute``, or None."""
     definitions = _parsed(filename)
     statements = definitions.get(("assign", attribute)) if definitions else None
     if not statements:
@@ -333,7 +344,7 @@ def _normal_form(obj: Any) -> bytes | None:
         code = obj.__code__
         filename, key = code.co_filename, ("line", code.co_firstlineno, code.co_name)
     else:
-        filename = getattr(sys.modules.get(obj.__module__), "__file__", None) or ""
+        filename = getattr(sys.modules.get(obj.__module__), "__file__", None) or _file_of(obj) or ""
         key = ("qualname", obj.__qualname__)
     definitions = _parsed(filename)
     node = definitions.get(key) if definitions else None
@@ -433,22 +444,31 @@ def _code_form(code: types.CodeType) -> str:
     return repr((code.co_code.hex(), consts, code.co_names, code.co_varnames, code.co_freevars, code.co_argcount))
 
 
-def _kind(module: str) -> str:
+def _kind(module: str, file: str | None = None) -> str:
     """Whether a module is the user's ("user"), an installed distribution's ("installed"), or
-    neither ("other": the standard library, builtins, Cascade)."""
+    neither ("other": the standard library, builtins, Cascade); ``file``: where its code is, for a
+    module that ``sys.modules`` does not hold (loaded from a file under a name of its own)."""
     kind = _kinds.get(module)
     if kind is None:
-        kind = _kinds[module] = _find_kind(module)
+        kind = _kinds[module] = _find_kind(module, file)
     return kind
 
 
-def _find_kind(module: str) -> str:
+def _file_of(obj: Any) -> str | None:
+    """The source file of a function, or of a class's first method."""
+    code = getattr(obj, "__code__", None)
+    if code is None and isinstance(obj, type):
+        code = next((v.__code__ for v in vars(obj).values() if isinstance(v, types.FunctionType)), None)
+    return code.co_filename if code is not None else None
+
+
+def _find_kind(module: str, hint: str | None = None) -> str:
     top = module.partition(".")[0]
     if top in sys.builtin_module_names or top in getattr(sys, "stdlib_module_names", ()) or top == "cascade_core":
         return "other"
     loaded = sys.modules.get(module) or sys.modules.get(top)
-    file = getattr(loaded, "__file__", None)
-    if not file:
+    file = getattr(loaded, "__file__", None) or hint
+    if not file or file.startswith("<"):
         return "other"  # a namespace package or a module made at run time
     parts = Path(file).parts
     if "site-packages" in parts or "dist-packages" in parts:

@@ -31,8 +31,9 @@ class Gate:
     def of(
         cls, ctx: Any, candidates: Sequence[Any], label: str, totals: Mapping[str, float] | None, owner: str, ttl: float
     ) -> Gate | None:
-        """The gate of a run whose tasks name limits or resources; None when none does (no cost)."""
-        if not any(node.task.limits or node.task.resources for node in ctx.nodes):
+        """The gate of a run whose tasks name limits or resources, or whose maps and routers expand
+        into such tasks; None when none does (no cost)."""
+        if not any(_limited(node.task, node.lazy) for node in ctx.nodes):
             return None
         return cls(ctx, limit_store_of(*candidates), label, dict(totals or {}), owner, ttl)
 
@@ -50,16 +51,18 @@ class Gate:
         self.since: dict[int, float] = {}  # node index -> when it started waiting
         self.waited = {"limits": 0.0, "resources": 0.0}  # seconds the run's tasks spent waiting, summed
         self.started: set[int] = set()  # node indexes whose attempt holds resources now
+        self.checked: set[Any] = set()  # the tasks whose limits and resources were checked
 
     # -- before the run ------------------------------------------------------------
 
     def check(self, must_run: bytearray) -> None:
         """Fail the plan, in one line, on a limit nothing configured or a resource the run lacks."""
+        self._check([node.task for index, node in enumerate(self.nodes) if must_run[index]])
+
+    def _check(self, tasks: Iterable[Any]) -> None:
         needed: dict[str, str] = {}  # limit -> a task naming it
-        for index, node in enumerate(self.nodes):
-            if not must_run[index]:
-                continue
-            task = node.task
+        for task in tasks:
+            self.checked.add(task)
             for name in task.limits:
                 needed.setdefault(name, task.name)
             for name, amount in task.resources.items():
@@ -92,13 +95,16 @@ class Gate:
                     limit=name,
                 )
         if self.slots is not None:  # what a handover needs to know, fresh
-            self.slots.settings, self.slots.looked = configured, time.monotonic()
+            self.slots.settings.update(configured)
+            self.slots.looked = time.monotonic()
 
     # -- during the run ------------------------------------------------------------
 
     def admit(self, index: int) -> bool:
         """Whether node ``index`` may start now; if not, it waits here until :meth:`poll` returns it."""
         task = self.nodes[index].task
+        if task not in self.checked:  # a node a map, a router or a returned graph added during the run
+            self._check([task])
         now = time.monotonic()
         if task.resources and not self._fits(task.resources, self.used):
             self._wait(index, "resources", now)
@@ -183,6 +189,29 @@ class Gate:
     def info(self) -> dict[str, str]:
         """The run info this driver adds: seconds its tasks waited on limits and on resources."""
         return {f"waited_{why}_s": f"{seconds:.3f}" for why, seconds in self.waited.items()}
+
+
+def _limited(task: Any, lazy: Any = None) -> bool:
+    """Whether ``task`` names limits or resources, or is a map or router that expands into such tasks."""
+    if task.limits or task.resources:
+        return True
+    if task.kind == "map":
+        return _limited(task.mapped)
+    if task.kind == "router" and lazy is not None:
+        return any(_limited(route.task, route) for route in lazy.kwargs["routes"].reachable())
+    return False
+
+
+def refuse_ungated(returner: str, added: Iterable[Any]) -> None:
+    """A run without a gate (its graph named no limit or resource) cannot limit the tasks of a
+    graph a task returned: LimitError when one of ``added`` names limits or resources."""
+    for node in added:
+        if _limited(node.task, node.lazy):
+            raise LimitError(
+                f"task {returner!r} returned a graph whose task {node.task.name!r} names limits or resources, "
+                "which a run applies only when its own graph names one: name them on a task of the graph "
+                "given to run() (or map over that task) instead"
+            )
 
 
 def checked_totals(resources: Any) -> dict[str, float]:

@@ -19,8 +19,9 @@ from .._build.gc_pause import collection_paused
 from .._build.graph import Graph
 from .._build.hashing import digest
 from .._build.lazy import condition_of
-from .._errors import HashingError, IntegrityError, SerializationError
-from .._store.blob_refs import check_reference, for_workers
+from .._errors import BackendUnavailableError, HashingError, IntegrityError, SerializationError
+from .._plugins.call import raise_limit
+from .._store.blob_refs import check_reference, for_workers, serialize_for_cache
 from .._store.codec import cache_storage_key
 from .context import DONE, MISSING, PENDING, RunContext
 from .records import RunRecords
@@ -79,7 +80,7 @@ class CacheLookup:
             ) from None
         return self._key_maker(task)(inputs)
 
-    def _token(self, index: int, by_value: bool = False) -> str | None:
+    def token(self, index: int, by_value: bool = False) -> str | None:
         """What an upstream contributes to a downstream cache key: its own key, or (without one, or
         ``by_value``) its value's hash."""
         key = self.ctx.keys[index]
@@ -241,13 +242,32 @@ class CacheLookup:
         accepted = codec.accepts(code, body)
         if accepted and (blobs is None or len(body) <= blobs.threshold):
             return code, body
-        from .._errors import BackendUnavailableError
         from .._store.blob_refs import encode_for, spill
 
         try:
             return spill(blobs, code, body) if accepted else encode_for(codec, blobs, value)
         except (SerializationError, BackendUnavailableError) as exc:  # a resume looks it up in the cache again
             log.debug("cache hit of %s not copied into the state: %s", self.ctx.nodes[index].task.name, exc)
+            return None
+
+    def entry_of(self, index: int, key: str, code: bytes, body: bytes, value: Any) -> bytes | None:
+        """The sealed cache entry of node ``index``, which ran to ``value`` (encoded as ``body``
+        under ``code`` for the state); None, with a warning, when the cache cannot take it."""
+        ctx = self.ctx
+        cache_codec = ctx.cache_codec
+        cache_body = body if cache_codec.serializer == ctx.codec.serializer else None
+        try:
+            if cache_body is None:
+                value = value if self.gather is None else self.gather([value])[0]
+                code, cache_body = serialize_for_cache(ctx, value)
+            if ctx.cache_max_payload is not None and len(cache_body) > ctx.cache_max_payload:
+                raise SerializationError(
+                    f"{len(cache_body)} bytes is over the cache's limit of {ctx.cache_max_payload} bytes "
+                    f"({raise_limit(ctx.cache_caps.max_payload_option)} to cache it)"
+                )
+            return cache_codec.seal(cache_storage_key(key), code, cache_body)
+        except (SerializationError, BackendUnavailableError) as exc:
+            log.warning("result of task %s not cached: %s", ctx.nodes[index].task.name, exc)
             return None
 
     def lookup_ready(self, ready: list[int]) -> list[int]:
@@ -262,7 +282,7 @@ class CacheLookup:
             tokens: dict[int, str | None] = {}
             by_value = by_values(node.task)
             for dep in node.data_deps:
-                tokens[dep] = self._token(dep, by_value)
+                tokens[dep] = self.token(dep, by_value)
                 if tokens[dep] is None:
                     argument = nodes[dep].task.name
                     raise HashingError(

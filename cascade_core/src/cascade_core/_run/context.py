@@ -9,7 +9,7 @@ from typing import Any
 from .._build.graph import Graph
 from .._plugins.call import Encoding
 from .._plugins.capabilities import StoreCapabilities
-from .._store.blob_refs import code_of, serialize_for_cache  # noqa: F401  (for the scheduler: one import line there)
+from .._store.blob_refs import code_of  # noqa: F401  (for the scheduler: one import line there)
 from .._store.codec import Codec, state_key
 from .._store.protocols import CacheBackend, StateBackend
 from .node_table import DONE, FAILED, MISSING, PENDING, SKIPPED, NodeTable  # noqa: F401  (one import line for users)

@@ -5,7 +5,8 @@ graph, the results the run's state holds, the cache keys known up front and whic
 cache holds, then the plan backwards from the targets. Each node is predicted ``resume`` (its
 result is in the run's state), ``cache`` (a hit), ``run``, ``not needed`` (only hits or stored
 results depend on it), or ``unknown`` (a cached node whose key needs the value of an upstream
-that runs first). Each ``run`` gets its cause (_run/why), from what earlier runs in the same
+that runs first; values that are stored or cached are loaded to compute such keys, as the run
+does when the node is ready). Each ``run`` gets its cause (_run/why), from what earlier runs in the same
 state store recorded.
 """
 
@@ -17,10 +18,11 @@ from typing import Any
 
 from .._build.cache_policy import by_values
 from .._build.graph import build_graph
+from .._errors import CascadeError
 from .._plugins.resolve import check_run_id, resolve_cache, resolve_state
-from .._store.codec import keys_from_env
+from .._store.codec import keys_from_env, state_key
 from .cache_lookup import CacheLookup
-from .context import DONE, RunContext
+from .context import DONE, MISSING, RunContext
 from .plan import plan
 from .records import RunRecords
 from .why import Cause, History, argument_tokens, why_missing
@@ -104,7 +106,7 @@ def explain(
         try:
             stored = state.result_ids() if given is not None else set()
             ctx = RunContext(graph, given or "explain", state, cache_spec.backend, keys_from_env())
-            history = History.of_runs(state_spec.factory, skip=None) if state_spec.factory is not None else History()
+            history = History.of_runs(state_spec.factory) if state_spec.factory is not None else History()
             return _predict(ctx, stored, history, given)
         finally:
             if state_spec.instance is None:
@@ -115,7 +117,7 @@ def explain(
 
 
 def _predict(ctx: RunContext, stored: set[str], history: History, run_id: str | None) -> Explanation:
-    nodes, status, keys = ctx.nodes, ctx.status, ctx.keys
+    nodes, keys = ctx.nodes, ctx.keys
     resumed = {node.index for node in nodes if node.id in stored}
     ctx.table.mark(resumed, DONE)
     lookup = CacheLookup(ctx, RunRecords(ctx))
@@ -133,15 +135,71 @@ def _predict(ctx: RunContext, stored: set[str], history: History, run_id: str | 
             item.prediction = "resume"
         elif index in hits:
             item.prediction = "cache"
+        elif must_run[index] and task.cache_policy is not None and keys[index] is None:
+            # Looked up when it is ready, as the scheduler does: its key from its upstreams' keys
+            # or the values of those that are stored or cached.
+            item.key = keys[index] = _late_key(ctx, lookup, node, predictions, found, wanted)
+            payload = ctx.cache.get_many([item.key]).get(item.key) if item.key is not None else None
+            if payload is not None:
+                found[item.key], wanted[item.key] = payload, [index]  # type: ignore[index]
+                item.prediction = "cache"
+            else:
+                _explain_run(ctx, item, node, predictions, history, run_id)
         elif must_run[index]:
-            cause = _cause(ctx, node, predictions, history, run_id)
-            item.prediction = "unknown" if cause.kind == "key after upstream" else "run"
-            item.cause, item.reason, item.changed = cause.kind, cause.text, cause.changed
-        elif status[index] == DONE:  # pragma: no cover (every done node is resumed or a hit)
-            item.prediction = "cache"
+            _explain_run(ctx, item, node, predictions, history, run_id)
         predictions.append(item.prediction)
         out.append(item)
     return Explanation(run_id, out, [nodes[i].id for i in ctx.graph.targets], ctx.graph)
+
+
+def _explain_run(
+    ctx: RunContext, item: NodeExplanation, node: Any, predictions: list[str], history: History, run_id: str | None
+) -> None:
+    cause = _cause(ctx, node, predictions, history, run_id)
+    item.prediction = "unknown" if cause.kind == "key after upstream" else "run"
+    item.cause, item.reason, item.changed = cause.kind, cause.text, cause.changed
+
+
+def _late_key(
+    ctx: RunContext, lookup: CacheLookup, node: Any, predictions: list[str], found: dict, wanted: dict
+) -> str | None:
+    """The cache key of a node whose key needs its upstreams' values, when every such value is
+    stored or cached (loaded and verified here); None when one comes from a task that runs."""
+    by_value = by_values(node.task)
+    tokens: dict[int, str | None] = {}
+    for dep in node.data_deps:
+        known = ctx.keys[dep]
+        if known is not None and not by_value:
+            tokens[dep] = known
+            continue
+        if predictions[dep] not in ("resume", "cache") or not _load(ctx, lookup, dep, predictions[dep], found, wanted):
+            return None
+        tokens[dep] = lookup.token(dep, by_value)
+        if tokens[dep] is None:
+            return None
+    return lookup.cache_key(node.index, tokens)
+
+
+def _load(ctx: RunContext, lookup: CacheLookup, index: int, prediction: str, found: dict, wanted: dict) -> bool:
+    """Load the value of a stored or cached node into the run's results; False if it does not load."""
+    if ctx.results[index] is not MISSING:
+        return True
+    node = ctx.nodes[index]
+    try:
+        if prediction == "resume":
+            payload = ctx.state.get_results([node.id]).get(node.id)
+            if payload is None:
+                return False
+            ctx.results[index] = ctx.codec.loads(state_key(ctx.run_id, node.id), payload)
+            return True
+        key = ctx.keys[index]
+        opened = lookup.verified({key: found[key]}, {key: [index]}) if key is not None and key in found else {}
+    except CascadeError:  # refused, or a blob this explanation cannot read: its key stays unknown
+        return False
+    if index not in opened:
+        return False
+    ctx.results[index] = opened[index][2]
+    return True
 
 
 def _cause(ctx: RunContext, node: Any, predictions: list[str], history: History, run_id: str | None) -> Cause:
@@ -151,18 +209,12 @@ def _cause(ctx: RunContext, node: Any, predictions: list[str], history: History,
         where = f"run {run_id} holds no result for it" if run_id is not None else "a new run holds no results"
         return Cause("not cached", f"not cached (cache=False) and {where}")
     key = ctx.keys[node.index]
-    if key is None and by_values(task):
-        names = list(dict.fromkeys(nodes[up].task.name for up in node.data_deps))
-        return Cause(
-            "key after upstream",
-            f"its cache key needs the values of {', '.join(names)} (INPUT_VALUES: early cutoff), "
-            "known as the run reads them",
-            names,
-        )
-    if key is None:
+    if key is None:  # its key needs the value of an upstream that runs first
         waits = [nodes[up].task.name for up in node.data_deps if predictions[up] in ("run", "unknown")]
         shown = ", ".join(dict.fromkeys(waits)) or "an upstream"
-        return Cause("key after upstream", f"its cache key needs the value of {shown}, computed first", waits)
+        kind = "values" if by_values(task) else "value"
+        early = " (INPUT_VALUES: early cutoff)" if by_values(task) else ""
+        return Cause("key after upstream", f"its cache key needs the {kind} of {shown}{early}, computed first", waits)
     reran = [nodes[up].task.name for up in node.data_deps if predictions[up] == "run"]
     return why_missing(
         task.name, key, (task.code_version, task.code.units), argument_tokens(node, ctx.graph), reran, history

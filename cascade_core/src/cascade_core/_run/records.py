@@ -41,6 +41,8 @@ class RunRecords:
         )
         # Node index -> its failed attempts that were retried: (perf_counter at the end, duration, error).
         self.retried: dict[int, list[tuple[float, float | None, str]]] = {}
+        # Node index -> the index of the node that expanded into it (a map, a router, a task that returned a graph).
+        self.parents: dict[int, int] = {}
 
     @property
     def verbose(self) -> bool:
@@ -85,6 +87,8 @@ class RunRecords:
     def grew(self, index: int, added: int) -> None:
         """Node ``index`` expanded into ``added`` more nodes."""
         node = self.nodes[index]
+        total = len(self.nodes)  # the added nodes are the graph's last ones (Graph.add appends)
+        self.parents.update(dict.fromkeys(range(total - added, total), index))
         log.debug("task %s (node %s) expanded into %d nodes", node.task.name, node.id, added)
         if self.events:
             self.events.hook.cascade_graph_grew(
@@ -193,6 +197,7 @@ class RunRecords:
         ``code_units``): what explain compares later runs with (_run/why).
         """
         string = _json_string()
+        parents = self.parents  # a node added during the run names the node that expanded into it
         wall, perf = self.clock
         driver = f', "driver": {string(driver_name())}'  # who ran it: drivers may share a run
         nodes, retried = self.nodes, self.retried
@@ -216,6 +221,12 @@ class RunRecords:
             extra = f', "size": {size}' if size is not None else ""
             if text is not None:
                 extra += f', "{"reason" if status == "skipped" else "error"}": {string(text)}'
+            if parents and index in parents:  # `parent`, and `kind` (and a router's `routes`): docs/backends.md
+                extra += f', "parent": "{nodes[parents[index]].id}"'
+            if task.kind is not None:  # a map or a router: rare
+                extra += f', "kind": {string(task.kind)}'
+                if task.kind == "router":
+                    extra += f', "routes": {len(node.lazy.kwargs["routes"].routes)}'
             if blob is not None:
                 extra += f', "blob": {string(blob)}'
             if retried and index in retried:

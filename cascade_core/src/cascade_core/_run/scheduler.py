@@ -17,19 +17,18 @@ from typing import Any
 from .._build.dynamic import returns_graph
 from .._build.values import call_arguments
 from .._errors import BackendUnavailableError, SerializationError
-from .._plugins.call import Outcome, ReturnedGraph, TaskCall, finish_call, raise_limit, run_call
+from .._plugins.call import Outcome, ReturnedGraph, TaskCall, finish_call, run_call
 from .._plugins.capabilities import ExecutorCapabilities
 from .._plugins.executor import Executor
-from .._store.codec import cache_storage_key
 from .._store.leases import Backoff
-from .admission import Gate
+from .admission import Gate, refuse_ungated
 from .availability import Availability
 from .cache_lookup import CacheLookup
 from .claims import Claims
-from .context import RunContext, code_of, serialize_for_cache
+from .context import RunContext, code_of
 from .expansion import Expansions
 from .inflight import InFlight
-from .records import RunRecords, log
+from .records import RunRecords
 
 
 class Scheduler:
@@ -296,7 +295,7 @@ class Scheduler:
         """Store a batch of finished calls in one write, then release their downstream."""
         ctx, records = self.ctx, self.records
         nodes, results, keys, table = ctx.nodes, ctx.results, ctx.keys, ctx.table
-        codec, cache_codec = ctx.codec, ctx.cache_codec
+        codec = ctx.codec
         to_store: dict[str, bytes] = {}
         to_cache: dict[float | None, dict[str, bytes]] = {}
         released: list[tuple[int, float]] = []
@@ -309,7 +308,10 @@ class Scheduler:
             node = nodes[index]
             if not outcome.ok and type(outcome.value) is ReturnedGraph:
                 try:
+                    grown = len(nodes)
                     self.ready.extend(self.dynamic.returned(index, outcome.value.shape))
+                    if self.gate is None:
+                        refuse_ungated(node.task.name, nodes[grown:])  # never a silent no-op
                     continue
                 except SerializationError as exc:
                     outcome.value = exc
@@ -335,21 +337,8 @@ class Scheduler:
             code = self._code_of(body)
             to_store[node.id] = codec.seal(ctx.state_prefix + node.id, code, body)
             key = keys[index]
-            if key is not None:
-                cache_body = body if cache_codec.serializer == codec.serializer else None
-                try:
-                    if cache_body is None:
-                        value = outcome.value if self.gather is None else self.gather([outcome.value])[0]
-                        code, cache_body = serialize_for_cache(ctx, value)
-                    if ctx.cache_max_payload is not None and len(cache_body) > ctx.cache_max_payload:
-                        raise SerializationError(
-                            f"{len(cache_body)} bytes is over the cache's limit of {ctx.cache_max_payload} bytes "
-                            f"({raise_limit(ctx.cache_caps.max_payload_option)} to cache it)"
-                        )
-                    payload = cache_codec.seal(cache_storage_key(key), code, cache_body)
-                    to_cache.setdefault(node.task.cache_ttl, {})[key] = payload
-                except (SerializationError, BackendUnavailableError) as exc:
-                    log.warning("result of task %s not cached: %s", node.task.name, exc)
+            if key is not None and (payload := self.lookup.entry_of(index, key, code, body, outcome.value)):
+                to_cache.setdefault(node.task.cache_ttl, {})[key] = payload
             released.append((index, outcome.duration))
         if to_store:
             ctx.state.put_results(to_store)

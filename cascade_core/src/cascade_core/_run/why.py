@@ -1,7 +1,8 @@
 """Why a node runs: what a run records of the cached nodes it executes, and how a key compares
 with what earlier runs recorded.
 
-A task record of a cached node that ran carries its cache ``key``, its task's ``code`` version
+A task record of a cached node that ran carries its cache ``key`` (the digest after the task's
+name), its task's ``code`` version
 and its ``inputs`` (a short digest per argument; an upstream by its node hash); the first such
 record of a task in a run also carries the task's ``code_units`` (each function, class and
 distribution its code version covers, with its digest). ``History`` gathers these from earlier
@@ -20,7 +21,7 @@ from typing import Any
 from .._build.encoding import UnhashableInput, encode_arg
 from .._build.hashing import digest
 
-TOKEN_CHARS = 16  # of an argument's digest: enough to tell values apart, short in every record
+TOKEN_CHARS = 12  # of an argument's digest: enough to tell values apart, short in every record
 HISTORY_RUNS = 50  # the newest runs read for the causes of a miss
 MAX_CALLS = 2000  # recorded calls of one task compared with a missing one (the newest)
 
@@ -63,7 +64,10 @@ def record_fields(node: Any, key: str, graph: Any, with_units: bool) -> str:
 
     task = node.task
     inputs = ", ".join(f"{string(name)}: {string(token)}" for name, token in argument_tokens(node, graph).items())
-    text = f', "key": {string(key)}, "code": {string(task.code_version)}, "inputs": {{{inputs}}}'
+    # The key's digest only: the record names the task (records are kept small, per node).
+    text = (
+        f', "key": {string(key[len(task.key_prefix) :])}, "code": {string(task.code_version)}, "inputs": {{{inputs}}}'
+    )
     if with_units:
         text += f', "code_units": {json.dumps(task.code.units, sort_keys=True)}'
     return text
@@ -82,8 +86,9 @@ class History:
         units_of: dict[str, dict[str, str]] = {}
         versions: dict[str, str] = {}
         for record in records:
-            key, task = record.get("key"), record.get("task")
-            if not isinstance(key, str) or not isinstance(task, str):
+            key = recorded_key(record)
+            task = record.get("task")
+            if key is None or not isinstance(task, str):
                 continue
             self.keys.setdefault(key, run_id)
             inputs = record.get("inputs")
@@ -129,6 +134,12 @@ class History:
                 backend.close()
             history.add(run["run_id"], parse_records(raw).values())
         return history
+
+
+def recorded_key(record: Mapping[str, Any]) -> str | None:
+    """The cache key a task record of a cached node that ran names (it keeps the digest only)."""
+    key, task = record.get("key"), record.get("task")
+    return f"{task}:{key}" if isinstance(key, str) and isinstance(task, str) else None
 
 
 def parse_records(raw: Mapping[str, str]) -> dict[str, dict[str, Any]]:

@@ -108,7 +108,7 @@ def _mermaid(explanation: Any) -> str:
 
 def show_why(args: argparse.Namespace, factory: Any, info: dict[str, Any], records: dict[str, str]) -> int:
     """``cascade runs show ID --why NODE``: why that node of the run ran (or did not)."""
-    from .._run.why import History, parse_records, why_missing
+    from .._run.why import History, parse_records, recorded_key, why_missing
 
     parsed = parse_records(records)
     matches = [node_id for node_id in parsed if node_id.startswith(args.why)] if args.why else []
@@ -128,7 +128,7 @@ def show_why(args: argparse.Namespace, factory: Any, info: dict[str, Any], recor
         cause.update(cause="skipped", reason=record.get("reason") or "skipped")
     elif status == "failed":
         cause.update(cause="failed", reason=f"it ran and failed: {record.get('error') or '?'}")
-    elif status == "done" and not isinstance(record.get("key"), str):
+    elif status == "done" and recorded_key(record) is None:
         cause.update(cause="not cached", reason="not cached (cache=False): it runs when its run holds no result for it")
     elif status == "done":
         of_task = (r.get("code_units") for r in parsed.values() if r.get("task") == task)
@@ -140,7 +140,8 @@ def show_why(args: argparse.Namespace, factory: Any, info: dict[str, Any], recor
         ]
         history = History.of_runs(factory, before=info.get("created"), skip=args.run_id)
         code = (record.get("code", ""), units)
-        cause = why_missing(task, record["key"], code, record.get("inputs") or {}, reran, history).as_dict()
+        key = recorded_key(record) or ""
+        cause = why_missing(task, key, code, record.get("inputs") or {}, reran, history).as_dict()
     payload = {"run_id": args.run_id, "node_id": node_id, "task": task, "status": status, **cause}
     if args.json:
         print_json(payload)

@@ -60,6 +60,7 @@ class Progress:
             "failed": 0,
             "skipped": 0,
         }
+        self._running: set[str] = set()  # the node ids started and not yet finished
         self.failures: list[tuple[str, str]] = []  # (task, one-line cause), in the order they happened
         self.started = time.monotonic()
         self._lock = threading.RLock()
@@ -86,19 +87,21 @@ class Progress:
         self._event(f"expanded {task} into {plural(added, 'task')}")
 
     @hookimpl
-    def cascade_task_started(self, task: str) -> None:
+    def cascade_task_started(self, task: str, node_id: str) -> None:
         with self._lock:
-            self.counts["running"] += 1
+            self._running.add(node_id)
+            self.counts["running"] = len(self._running)
         self._event(f"started  {task}")
 
     @hookimpl
-    def cascade_task_finished(self, task: str, duration: float, cached: bool) -> None:
+    def cascade_task_finished(self, task: str, node_id: str, duration: float, cached: bool) -> None:
         with self._lock:
             self.counts["done"] += 1
             if cached:
                 self.counts["cached"] += 1
-            else:
-                self.counts["running"] -= 1
+            # By node id: a map's or router's node finishes without having started, a retry starts twice.
+            self._running.discard(node_id)
+            self.counts["running"] = len(self._running)
         self._event(f"cached   {task}" if cached else f"finished {task} ({duration:.3f}s)")
 
     @hookimpl
@@ -114,11 +117,12 @@ class Progress:
             self._event(f"skipped  {task}: {reason}")
 
     @hookimpl
-    def cascade_task_failed(self, task: str, error: BaseException) -> None:
+    def cascade_task_failed(self, task: str, node_id: str, error: BaseException) -> None:
         cause = one_line(error)
         with self._lock:
             self.counts["failed"] += 1
-            self.counts["running"] -= 1
+            self._running.discard(node_id)
+            self.counts["running"] = len(self._running)
             self.failures.append((task, cause))
         self._event(f"failed   {task}: {cause}", always=self.mode == LINES)
 

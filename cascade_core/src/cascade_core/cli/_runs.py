@@ -142,8 +142,11 @@ def list_runs(args: argparse.Namespace) -> int:
 
 def _task_rows(stored: set[str], skipped: dict[str, str], records: dict[str, str]) -> list[dict[str, Any]]:
     """One row per node the run knows of, in the order they finished, then by task name."""
+    from .._run.expansion import GRAPH_SUFFIX
+
     tasks = []
-    for node_id in set(stored) | set(skipped) | set(records):
+    stored = {node_id for node_id in stored if not node_id.endswith(GRAPH_SUFFIX)}  # a returned graph: not a node
+    for node_id in stored | set(skipped) | set(records):
         try:
             record = json.loads(records[node_id]) if node_id in records else {}
         except ValueError:
@@ -165,6 +168,7 @@ def _task_rows(stored: set[str], skipped: dict[str, str], records: dict[str, str
                 "duration_s": record.get("duration"),
                 "size": record.get("size"),
                 "finished": record.get("finished"),
+                "parent": record.get("parent"),  # the map or router that added it during the run
             }
         )
     # Records without a time (a backend without task records) go last.
@@ -204,8 +208,9 @@ def show_run(args: argparse.Namespace) -> int:
         for t in tasks:
             if t["status"] == "failed":  # a node of an earlier attempt that a changed param replaced
                 t["reason"] = f"earlier attempt: {t['reason'] or '?'}"
+    dynamic = _dynamic(args.run_id, info, stored, skipped, records)
     if args.json:
-        print_json({"run_id": args.run_id, "info": info, "tasks": tasks})
+        print_json({"run_id": args.run_id, "info": info, "tasks": tasks, **dynamic})
         return EXIT_OK
     status = info.get("status", "?")
     counts = describe_counts(_counts(info)) if status in ("succeeded", "failed") else ""
@@ -244,7 +249,19 @@ def show_run(args: argparse.Namespace) -> int:
             for t in tasks
         ],
     )
+    from ..pictures.summary import summary_lines
+
+    for line in summary_lines(dynamic):
+        print(line)
     return EXIT_OK
+
+
+def _dynamic(run_id: str, info: Any, stored: set[str], skipped: dict[str, str], records: dict[str, str]) -> Any:
+    """Maps, routers and skipped nodes of the run (pictures/summary.py)."""
+    from ..pictures.run_view import RunView
+    from ..pictures.summary import dynamic_summary
+
+    return dynamic_summary(RunView.from_stored(run_id, info, stored, skipped, records))
 
 
 def _clock(iso: str | None) -> str:

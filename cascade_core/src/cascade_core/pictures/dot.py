@@ -7,13 +7,14 @@ import subprocess
 
 from .._errors import UsageError
 from .graph_model import Picture, PictureNode
-from .palette import CACHEABLE_NOTE, STYLES, TARGET_NOTE
+from .palette import CACHEABLE_NOTE, MAP_NOTE, ROUTER_NOTE, STYLES, TARGET_NOTE
 
 FONT = "DejaVu Sans,Arial,sans-serif"
 INSTALL_HINT = (
     "drawing {fmt} needs Graphviz's 'dot' program, which is not on PATH: install Graphviz "
     "(apt-get install graphviz, brew install graphviz or conda install graphviz), or ask for mermaid, dot or json"
 )
+_SHAPES = {"map": "box3d", "router": "hexagon"}  # a map's box of calls, a router
 _PEN = {"solid": "", "bold": "bold", "dashed": "dashed", "dotted": "dotted"}
 
 
@@ -60,6 +61,8 @@ def _node(picture: Picture, node: PictureNode) -> str:
     ]
     if node.target:
         attributes.append("peripheries=2")
+    if node.kind is not None:
+        attributes.append(f"shape={_SHAPES[node.kind]}")
     return f"  {node.key} [{', '.join(attributes)}];"
 
 
@@ -80,6 +83,9 @@ def _legend(picture: Picture) -> list[str]:
         entries.append(
             f'legend_cacheable [label={quote(CACHEABLE_NOTE)}, fillcolor="#FFFFFF", style="filled,rounded"];'
         )
+    for kind, note in (("map", MAP_NOTE), ("router", ROUTER_NOTE)):
+        if any(node.kind == kind for node in picture.nodes):
+            entries.append(f'legend_{kind} [label={quote(note)}, fillcolor="#FFFFFF", shape={_SHAPES[kind]}];')
     if not entries:
         return []
     names = " -> ".join(entry.split(" ", 1)[0] for entry in entries)

@@ -4,6 +4,10 @@ Above ``collapse`` task calls, the calls of one task at one depth (the longest p
 node without inputs) become one node that counts them (``fetch ×1000  ✓998 ✗2``), so a
 fan-out of 100,000 calls draws as a handful of nodes. When that still leaves more than
 ``collapse`` nodes (a long chain of one task), the calls collapse by task name alone.
+
+Before that, each map is folded into one box (``folds.py``): a run-time map is ``square.map ×?``
+before it ran and ``square ×1000  ✓998 ✗2`` after, a build-time map over more than
+``FOLD_CALLS`` calls ``square ×N``. A router is drawn as one (its selector is its input).
 """
 
 from __future__ import annotations
@@ -16,8 +20,10 @@ from operator import attrgetter
 from typing import Any
 
 from .._build.gc_pause import collection_paused
+from .folds import Folds, call_statuses, find_folds
 from .palette import STATUSES, STYLES, describe_counts, group_status
-from .run_view import RunView, TaskRecord
+from .run_view import RunView, TaskRecord, short_name
+from .summary import routed_away
 
 DEFAULT_COLLAPSE = 200
 SHORT_ID = 8  # characters of a node id shown in a label
@@ -26,7 +32,9 @@ SHORT_ID = 8  # characters of a node id shown in a label
 class PictureNode:
     """One drawn node: one task call, or a group of calls of one task."""
 
-    __slots__ = ("key", "task", "name", "count", "statuses", "status", "target", "cacheable", "node_id", "depth")
+    __slots__ = (
+        "key", "task", "name", "count", "statuses", "status", "target", "cacheable", "node_id", "depth", "kind", "known"
+    )  # fmt: skip
 
     def __init__(self, key: str, task: str, name: str, depth: int, cacheable: bool) -> None:
         self.key = key  # n0, n1, ...: safe in every output format
@@ -39,6 +47,8 @@ class PictureNode:
         self.cacheable = cacheable
         self.node_id: str | None = None  # the node id, for a node that is one call
         self.depth = depth
+        self.kind: str | None = None  # "map" (a box of a map's calls) or "router"
+        self.known = True  # a map's calls are known (False before a run-time map expanded)
 
 
 class Edge:
@@ -87,8 +97,10 @@ class Picture:
     def label_lines(self, node: PictureNode) -> list[str]:
         """The text of a node, one line per item (renderers join and escape them)."""
         if node.node_id is None:
-            counts = describe_counts(node.statuses) if self.run is not None else ""
-            return [f"{node.name} ×{node.count}", *([counts] if counts else [])]
+            # A map box without calls (not expanded, or over an empty list) shows its status by colour alone.
+            counts = describe_counts(node.statuses) if self.run is not None and node.count else ""
+            head = f"{node.name} ×{node.count}" if node.known else f"{node.name}.map ×?"
+            return [head, *([counts] if counts else [])]
         symbol = STYLES[node.status].symbol
         lines = [f"{symbol + ' ' if symbol else ''}{node.name} · {node.node_id[:SHORT_ID]}"]
         record = self.run.records.get(node.node_id) if self.run is not None else None
@@ -104,6 +116,9 @@ class Picture:
     def tooltip(self, node: PictureNode) -> str:
         """What hovering a node shows: the task name, the id, and the error or skip reason."""
         head = node.task if node.node_id is None else f"{node.task} [{node.node_id}]"
+        if not node.known:
+            what = "expands into one call per element when the run reaches it"
+            return f"{head}.map: {what}" + (f"; {describe_counts(node.statuses)}" if self.run is not None else "")
         if self.run is None:
             return head if node.node_id is not None else f"{head}: {node.count} calls"
         if node.node_id is not None:
@@ -135,13 +150,23 @@ def from_graph(graph: Any, run: RunView | None = None, collapse: int | None = DE
     }
     ids = list(map(attrgetter("id"), nodes))
     upstream = list(map(attrgetter("upstream"), nodes))
+    kinds = {task.name: task.kind for task in set(map(attrgetter("task"), nodes))}
     with collection_paused():  # pure computation allocating 100,000s of live containers
-        return _assemble(names, ids, upstream, ordering, graph.targets, cacheable, run, collapse)
+        folds = find_folds(names, list(map(kinds.get, names)), upstream, [-1] * len(names))
+        recorded: dict[str, dict[str, int]] = {}
+        if run is not None and folds.calls:  # the graph before the run: its maps' calls are in the run's records
+            for (parent, status), size in Counter(
+                (record.parent, record.status) for record in run.records.values() if record.parent
+            ).items():
+                recorded.setdefault(parent, {})[status] = size
+            for index in folds.calls:
+                folds.known[index] = folds.known[index] or ids[index] in run.records
+        return _assemble(names, ids, upstream, ordering, graph.targets, cacheable, run, collapse, folds, recorded)
 
 
 def from_run(run: RunView, collapse: int | None = DEFAULT_COLLAPSE) -> Picture:
     """The picture of a run from its records alone: its nodes, and the edges its records name."""
-    records = _in_graph_order(run.ordered())
+    records = _in_graph_order(_with_routes(run.ordered()))
     position = {record.node_id: index for index, record in enumerate(records)}
     upstream: list[tuple[int, ...]] = []
     ordering: dict[int, tuple[int, ...]] = {}
@@ -159,11 +184,41 @@ def from_run(run: RunView, collapse: int | None = DEFAULT_COLLAPSE) -> Picture:
     targets = [
         index
         for index, record in enumerate(records)
-        if index not in has_downstream and record.task in target_tasks and record.upstream is not None
+        if index not in has_downstream
+        and record.task in target_tasks
+        and record.upstream is not None
+        and not record.parent  # a node the run added is read by the node that added it
     ]
-    picture = _assemble(names, ids, upstream, ordering, targets, {}, run, collapse)
+    parents = [position.get(record.parent, -1) if record.parent else -1 for record in records]
+    folds = find_folds(names, [record.kind for record in records], upstream, parents)
+    for index in folds.calls:
+        folds.known[index] = True  # the run's records hold its calls: none means an empty list
+    picture = _assemble(names, ids, upstream, ordering, targets, {}, run, collapse, folds)
     picture.unknown_edges = sum(record.upstream is None for record in records)
     return picture
+
+
+def _with_routes(records: list[TaskRecord]) -> list[TaskRecord]:
+    """``records`` where a router (or a task that returned a graph) takes the nodes it expanded
+    into that nothing else among them reads as inputs, so that the chosen route is drawn into it."""
+    kinds = {record.node_id: record.kind for record in records}
+    children: dict[str, list[TaskRecord]] = {}
+    for record in records:
+        if record.parent and record.parent in kinds and kinds[record.parent] != "map":
+            children.setdefault(record.parent, []).append(record)
+    if not children:
+        return records
+    out = []
+    for record in records:
+        added = children.get(record.node_id)
+        if added and record.upstream is not None:
+            read = {up for child in added for up in (*(child.upstream or ()), *child.after)}
+            roots = [child for child in added if child.node_id not in read]
+            chosen = tuple(child.node_id for child in roots if not routed_away(child))
+            away = tuple(child.node_id for child in roots if routed_away(child))  # drawn dashed: not its value
+            record = record._replace(upstream=(*record.upstream, *chosen), after=(*record.after, *away))
+        out.append(record)
+    return out
 
 
 def _in_graph_order(records: list[TaskRecord]) -> list[TaskRecord]:
@@ -202,19 +257,28 @@ def _assemble(
     cacheable: dict[str, bool],
     run: RunView | None,
     collapse: int | None,
+    folds: Folds | None = None,
+    recorded: dict[str, dict[str, int]] | None = None,
 ) -> Picture:
-    """Group the calls into drawn nodes and count the edges between them (written for 100,000s of calls)."""
+    """Group the calls into drawn nodes and count the edges between them (written for 100,000s of calls).
+
+    ``folds``: the maps whose calls are one box; ``recorded``: map node id -> its calls' statuses
+    when the calls are not among the nodes (a graph built before the run, coloured by the run).
+    """
     count = len(names)
     depth = [0] * count
     for index, ups in enumerate(upstream):  # a topological order: every upstream comes first
         if ups:
             depth[index] = depth[ups[0]] + 1 if len(ups) == 1 else max([depth[up] for up in ups]) + 1
-    collapsed = collapse is not None and count > collapse
+    folded = folds is not None and bool(folds.calls or folds.routers)
+    collapsed = collapse is not None and (folds.drawn() if folds is not None and folded else count) > collapse
     keys: Sequence[Any] = range(count)
     if collapsed:
         keys = list(zip(names, depth))
         if len(set(keys)) > (collapse or 0):
             keys = names
+    if folds is not None and folded:
+        keys = [key if rep < 0 else ("map", rep) for key, rep in zip(keys, folds.rep)]
     group_ids: dict[Any, int] = {}
     members = [group_ids.setdefault(key, len(group_ids)) for key in keys]
     first = {group: index for index, group in reversed(list(enumerate(members)))}
@@ -240,11 +304,16 @@ def _assemble(
     else:
         for (group, status), size in Counter(zip(members, statuses)).items():
             out[group].statuses[status] = size
+    if folds is not None and folded:
+        _fill_maps(out, members, folds, ids, statuses, recorded or {}, shown, depth)
     for node in out:
         node.status = group_status(node.statuses)
     for index in targets:
         out[members[index]].target = True
     pairs = Counter([(members[up], members[index]) for index, ups in enumerate(upstream) for up in ups])
+    if folded:  # the edges between a map's calls and the map: inside its box
+        for group in {members[index] for index in folds.calls} if folds is not None else ():
+            pairs.pop((group, group), None)
     order_only = Counter([(members[up], members[index]) for index, ups in ordering.items() for up in ups])
     edges = []
     for (source, target), size in pairs.items():
@@ -255,9 +324,38 @@ def _assemble(
     return Picture(out, edges, run, count, collapsed)
 
 
+def _fill_maps(
+    out: list[PictureNode],
+    members: list[int],
+    folds: Folds,
+    ids: list[str],
+    statuses: list[str] | None,
+    recorded: dict[str, dict[str, int]],
+    shown: dict[str, str],
+    depth: list[int],
+) -> None:
+    """Each map's box: the mapped task's name, its calls' count and outcomes."""
+    counted = call_statuses(folds, statuses)
+    for index, calls in folds.calls.items():
+        node = out[members[index]]
+        node.kind, node.node_id = "map", None
+        node.task = folds.tasks[index]
+        node.name = shown.get(node.task) or short_name(node.task)
+        node.known = folds.known[index]
+        node.count = len(calls)
+        node.statuses = counted[index]
+        if not calls and ids[index] in recorded:
+            node.statuses = recorded[ids[index]]
+            node.count = sum(node.statuses.values())
+        node.depth = max(node.depth, depth[index])
+    for index in folds.routers:
+        if out[members[index]].count == 1:
+            out[members[index]].kind = "router"
+
+
 def _shown_names(names: set[str]) -> dict[str, str]:
     """Each task's short name (after the last dot), or its full name where two tasks share the short one."""
-    short = {name: name.rpartition(".")[2] or name for name in names}
+    short = {name: short_name(name) for name in names}
     seen: dict[str, int] = {}
     for value in short.values():
         seen[value] = seen.get(value, 0) + 1

@@ -7,6 +7,8 @@ from .palette import STYLES
 
 _DASHES = {"dashed": "stroke-dasharray:6 4", "dotted": "stroke-dasharray:2 3", "bold": "stroke-width:3px"}
 # Characters that end a quoted label or start markup or an entity: written as Mermaid's #code; entities.
+# A map's box is a subroutine (double sides), a router a hexagon.
+_SHAPES = {"map": ("[[", "]]"), "router": ("{{", "}}")}
 _UNSAFE = {ord(ch): f"#{ord(ch)};" for ch in '"#&<>`\\[]{}|'}
 
 
@@ -22,7 +24,7 @@ def to_mermaid(picture: Picture, *, explain: bool = True) -> str:
         lines.append(f"  %% {text(picture.edges_note())}: draw it with its target to see them")
     for node in picture.nodes:
         label = "<br/>".join(text(line) for line in picture.label_lines(node))
-        opening, closing = ("(", ")") if node.cacheable else ("[", "]")
+        opening, closing = _SHAPES.get(node.kind or "", ("(", ")") if node.cacheable else ("[", "]"))
         lines.append(f'  {node.key}{opening}"{label}"{closing}')
     for edge in picture.edges:
         arrow = "-.->" if edge.order_only else "-->"

@@ -26,7 +26,7 @@ STYLES: dict[str, Style] = {
     "resumed": Style("#0072B2", "#FFFFFF", "solid", "↺", "resumed (stored by an earlier attempt)"),
     "other_driver": Style("#CC79A7", "#000000", "solid", "⇄", "done by another driver"),
     "failed": Style("#D55E00", "#000000", "bold", "✗", "failed"),
-    "skipped": Style("#F0E442", "#000000", "dashed", "⊘", "skipped (upstream failed)"),
+    "skipped": Style("#F0E442", "#000000", "dashed", "⊘", "skipped (upstream failed or skipped, run_if false)"),
     "not_reached": Style("#DDDDDD", "#000000", "dotted", "○", "not reached or not needed"),
 }
 STATUSES = tuple(STYLES)
@@ -36,6 +36,8 @@ SEVERITY = ("failed", "skipped", "not_reached")
 
 TARGET_NOTE = "target: double border"
 CACHEABLE_NOTE = "cacheable task: rounded corners"
+MAP_NOTE = "map: its calls in one box (×N, ×? before it ran)"
+ROUTER_NOTE = "router: runs the route its input selects"
 
 
 def group_status(counts: dict[str, int]) -> str:

@@ -91,6 +91,7 @@ def report_html(run: RunView, picture: Picture, *, collapse: int | None, version
             '<section id="graph"><h2>Graph</h2>',
             _graph(picture),
             "</section>",
+            _dynamic(run),
             '<section id="tasks"><h2>Tasks</h2>',
             _table(run),
             "</section>",
@@ -172,6 +173,17 @@ def _graph(picture: Picture) -> str:
             reason = escape(str(exc))
     source = escape(to_mermaid(picture, explain=False))
     return f'{note}<p class="note hint">{reason}</p><pre class="mermaid-source">{source}</pre>'
+
+
+def _dynamic(run: RunView) -> str:
+    """Maps, routers and skipped nodes, as ``cascade runs show`` prints them below its table ("" if none)."""
+    from .summary import dynamic_summary, summary_lines
+
+    lines = summary_lines(dynamic_summary(run))
+    if not lines:
+        return ""
+    items = "".join(f"<li>{escape(line)}</li>" for line in lines)
+    return f'<section id="dynamic"><h2>Maps, routers and skips</h2><ul>{items}</ul></section>'
 
 
 def _table(run: RunView) -> str:

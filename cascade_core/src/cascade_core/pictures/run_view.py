@@ -6,7 +6,10 @@ the run's last attempt started (its ``driver_started``) and ``executed`` otherwi
 ``other_driver`` when the record names a ``driver`` other than the run's. A node with a
 stored result but no record counts as executed; one with neither is ``not_reached``.
 Records name their ``upstream`` node ids (those written before they did have none: their
-edges are unknown), and a retried task's record its ``failed_attempts``.
+edges are unknown), and a retried task's record its ``failed_attempts``. A node added during
+the run names its ``parent`` (the map, router or graph-returning task that expanded into it),
+and a map's or router's record its ``kind``; records without them (written before cascade-core
+recorded them) have None.
 """
 
 from __future__ import annotations
@@ -44,6 +47,9 @@ class TaskRecord(NamedTuple):
     upstream: tuple[str, ...] | None = None  # the node ids of its inputs; None: not recorded (older records)
     after: tuple[str, ...] = ()  # the node ids it runs .after() without taking their values
     failed_attempts: tuple[Attempt, ...] = ()  # earlier attempts that failed and were retried
+    parent: str | None = None  # the node that expanded into this one during the run, if any
+    kind: str | None = None  # "map" or "router" for those dynamic nodes
+    routes: int | None = None  # a router's number of routes
 
     @property
     def started(self) -> datetime | None:
@@ -54,6 +60,14 @@ class TaskRecord(NamedTuple):
     @property
     def attempts(self) -> int:
         return len(self.failed_attempts) + 1
+
+
+def short_name(task: str) -> str:
+    """A task's name as pictures show it: after the last dot, ``square.map`` for a map's node."""
+    head, _, last = task.rpartition(".")
+    if last == "map" and head:
+        return f"{head.rpartition('.')[2]}.map"
+    return last or task
 
 
 class RunView:
@@ -88,6 +102,10 @@ class RunView:
         reasons: Mapping[str, str],
         raw: Mapping[str, str],
     ) -> RunView:
+        from .._run.expansion import GRAPH_SUFFIX
+
+        # A graph a task returned is stored beside its node (<id>.graph): not a node of its own.
+        stored = {node_id for node_id in stored if not node_id.endswith(GRAPH_SUFFIX)}
         attempt = parse_time(info.get("driver_started"))
         driver = info.get("driver") or ""
         parsed = _parse_all(raw)
@@ -118,6 +136,9 @@ class RunView:
                     _ids(fields.get("upstream")),
                     _ids(fields.get("after")) or (),
                     _attempts(fields.get("failed_attempts"), times),
+                    _text(fields.get("parent")),
+                    _text(fields.get("kind")),
+                    _number(fields.get("routes"), int),
                 )
         return cls(run_id, info, records)
 

@@ -9,7 +9,7 @@ from typing import NamedTuple
 from .._times import parse_time
 from .graph_model import SHORT_ID
 from .palette import STYLES, describe_counts, group_status
-from .run_view import RunView, TaskRecord
+from .run_view import RunView, TaskRecord, short_name
 
 MIN_WIDTH = "1.1em"  # of a bar, however short its task: a cache hit takes no time, a failure little
 
@@ -46,7 +46,7 @@ def _one(record: TaskRecord) -> Bar:
         title += f", attempt {record.attempts} of {record.attempts}"
     if record.text:
         title += f": {record.text}"
-    name = record.task.rpartition(".")[2] or record.task
+    name = short_name(record.task)
     label = f"{name} · {record.node_id[:SHORT_ID]}"
     tries = []
     for number, attempt in enumerate(record.failed_attempts, 1):
@@ -78,7 +78,7 @@ def _group(task: str, records: list[TaskRecord]) -> Bar:
         counts[record.status] = counts.get(record.status, 0) + 1
     start = min(record.started for record in records if record.started is not None)
     end = max(record.finished for record in records if record.finished is not None)
-    name = task.rpartition(".")[2] or task
+    name = short_name(task)
     title = f"{task}: {len(records)} calls, {describe_counts(counts)}"
     retried = sum(1 for record in records if record.failed_attempts)
     if retried:
