@@ -203,20 +203,23 @@ def warm_cache(server: RedisServer, quick: bool) -> Result:
         counts = delta(before, commandstats(client))
         cmd_rows.append([f"{n:,}", label, str(sum(counts.values())), format_commands(counts)])
 
-    # Every fan-in shape of about 10,000 cached tasks, each against a raw MGET of its own keys.
-    # The shapes share one cache db, so each is measured right after its own cold run.
+    # Every call shape of about 10,000 cached tasks, each against a raw MGET of its own keys, with a
+    # memory state and a Redis state (which keeps task records). The shapes share one cache db, so
+    # each is measured right after its own cold run.
     n = 10_000
+    redis_ratios: dict[str, tuple[float, float, float]] = {}
     for shape, build in w.FAN_IN_SHAPES.items():
         keys = fill(build, n)
         cases = {
             "raw MGET + pickle.loads": raw_mget(keys),
             "Cascade warm run, memory state": warm(build, n, cs.MemoryStateStore),
+            "Cascade warm run, redis state": warm(build, n, lambda: state_url),
         }
         flat = shape == "flat fan-in"
         if flat:
             cases["Cascade graph build only (task calls + build_graph)"] = lambda build=build: build_graph(build(n))
-            cases["Cascade warm run, redis state"] = warm(build, n, lambda: state_url)
         times = interleave(cases, repeats)
+        server.client(db=2).flushdb()  # the redis state's runs of this shape
         raw_ms = median(times["raw MGET + pickle.loads"]) * 1e3
         for name, runs in times.items():
             figures[f"{shape}: {name}"] = median(runs) * 1e3
@@ -229,15 +232,15 @@ def warm_cache(server: RedisServer, quick: bool) -> Result:
                     len(runs),
                 )
             )
-        cascade_ms = median(times["Cascade warm run, memory state"]) * 1e3
-        # The median of each round's ratio: a round's two runs are adjacent, so they share the
+        # The median of each round's ratio: a round's runs are adjacent, so they share the
         # machine's load (this shared machine's load moves either figure by 20-40% within minutes).
-        paired = median(
-            [c / r for c, r in zip(times["Cascade warm run, memory state"], times["raw MGET + pickle.loads"])]
-        )
-        ratios[shape] = (paired, cascade_ms, raw_ms)
+        for name, table in (
+            ("Cascade warm run, memory state", ratios),
+            ("Cascade warm run, redis state", redis_ratios),
+        ):
+            paired = median([c / r for c, r in zip(times[name], times["raw MGET + pickle.loads"])])
+            table[shape] = (paired, median(times[name]) * 1e3, raw_ms)
         if flat:
-            redis_ratio = median(times["Cascade warm run, redis state"]) * 1e3 / raw_ms
             for label, state_backend in (("memory state", cs.MemoryStateStore), ("redis state", lambda: state_url)):
                 count_commands(build, n, label, state_backend)
             server.client(db=2).flushdb()
@@ -247,20 +250,25 @@ def warm_cache(server: RedisServer, quick: bool) -> Result:
     small = 1000
     fill(w.FAN_IN_SHAPES["flat fan-in"], small)
     count_commands(w.FAN_IN_SHAPES["flat fan-in"], small, "memory state", cs.MemoryStateStore)
-    worst = max(ratios, key=lambda shape: ratios[shape][0])
-    ratio, cascade_ms, raw_ms = ratios[worst]
-    result.targets.append(
-        Target(
-            f"warm run of 10,000 cached tasks vs raw MGET + pickle.loads, worst of {len(ratios)} fan-in shapes",
-            f"{worst}: {ratio:.2f}x (median of paired rounds; medians {cascade_ms:.1f} vs {raw_ms:.1f} ms); all: "
-            + ", ".join(f"{shape} {r:.2f}x" for shape, (r, _, _) in ratios.items())
-            + f"; flat with redis state {redis_ratio:.2f}x",
-            "<= 3x",
-            ratio <= 3,
-            ratio,
-            3.0,
+    # The Redis state's target is not met yet (docs/benchmarks.md): CI reports it but does not fail on it.
+    for state, table, checked in (
+        ("memory state", ratios, True),
+        ("redis state (task records kept)", redis_ratios, False),
+    ):
+        worst = max(table, key=lambda shape: table[shape][0])
+        ratio, cascade_ms, raw_ms = table[worst]
+        result.targets.append(
+            Target(
+                f"warm run of 10,000 cached tasks, {state}, vs raw MGET + pickle.loads, worst of {len(table)} shapes",
+                f"{worst}: {ratio:.2f}x (median of paired rounds; medians {cascade_ms:.1f} vs {raw_ms:.1f} ms); all: "
+                + ", ".join(f"{shape} {r:.2f}x" for shape, (r, _, _) in table.items()),
+                "<= 3x" if checked else "<= 3x (reported, not failed, by --check)",
+                ratio <= 3,
+                ratio,
+                3.0,
+                checked,
+            )
         )
-    )
     result.extra_tables.append(
         (
             "Redis commands sent by one warm run (INFO commandstats delta, whole server)",
@@ -279,7 +287,10 @@ def warm_cache(server: RedisServer, quick: bool) -> Result:
         )
     )
     result.notes.append(
-        "Shapes (every task `cache=True`): a flat fan-in of 10,000 into one reduce; a tree of 100 groups of 100 "
+        "Shapes (every task `cache=True`): a fan-in of 10,000 into one reduce as a list, a tuple, a dict, 100 "
+        "nested lists of 100, or 10,000 star-args; 100 leaves and a task per ordered pair of them (9,900) called "
+        "positionally `f(a, b, 2)`, by keyword `f(a, b, scale=2)`, with a keyword-only parameter, or with the "
+        "default filled in `f(a, b)`, totalled; a tree of 100 groups of 100 "
         "summed, then totalled; a chain of 10 fans of 1,000, each task taking the previous fan's total; a lattice "
         "of 100 layers of 100, each task taking three upstream results. For each shape the raw baseline MGETs "
         "the keys Cascade stored (the same number, names of the same length) on an already connected client and "

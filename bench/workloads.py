@@ -85,8 +85,59 @@ def lattice(n: int, width: int = 100) -> Any:
     return cached_total(layer)
 
 
+def pair_fn(a: int, b: int, scale: int) -> int:
+    return (a + b) * scale % 1_000_003
+
+
+def pair_kwonly_fn(a: int, b: int, *, scale: int) -> int:
+    return (a + b) * scale % 1_000_003
+
+
+def pair_default_fn(a: int, b: int, scale: int = 2) -> int:
+    return (a + b) * scale % 1_000_003
+
+
+def total_star_fn(*xs: int) -> int:
+    return sum(xs)
+
+
+def total_dict_fn(xs: dict[str, int]) -> int:
+    return sum(xs.values())
+
+
+def total_nested_fn(groups: list[list[int]]) -> int:
+    return sum(map(sum, groups))
+
+
+cached_pair = cs.task(name="bench.cached_pair", cache=True, version="1")(pair_fn)
+cached_pair_kwonly = cs.task(name="bench.cached_pair_kwonly", cache=True, version="1")(pair_kwonly_fn)
+cached_pair_default = cs.task(name="bench.cached_pair_default", cache=True, version="1")(pair_default_fn)
+cached_total_star = cs.task(name="bench.cached_total_star", cache=True, version="1")(total_star_fn)
+cached_total_dict = cs.task(name="bench.cached_total_dict", cache=True, version="1")(total_dict_fn)
+cached_total_nested = cs.task(name="bench.cached_total_nested", cache=True, version="1")(total_nested_fn)
+
+
+def pairs(n: int, call: Any, width: int = 100) -> Any:
+    """``width`` leaves, then one task per ordered pair of distinct leaves (9,900 for 100) made by
+    ``call(a, b)``, totalled: about ``n`` cached tasks whose calls have the shape ``call`` gives."""
+    leaves = [cached_inc(i) for i in range(width)]
+    calls = [call(leaves[i], leaves[j]) for i in range(width) for j in range(width) if i != j]
+    return cached_total(calls[: max(1, n - width)])
+
+
+# Every shape a user's calls take, about 10,000 cached tasks each (scenario 3; CI checks them all).
 FAN_IN_SHAPES = {
     "flat fan-in": lambda n: fan(n, cached_inc, cached_total),
+    "tuple fan-in": lambda n: cached_total(tuple(cached_inc(i) for i in range(n))),
+    "dict fan-in": lambda n: cached_total_dict({f"k{i}": cached_inc(i) for i in range(n)}),
+    "nested fan-in (lists of 100)": lambda n: cached_total_nested(
+        [[cached_inc(i) for i in range(start, min(start + 100, n))] for start in range(0, n, 100)]
+    ),
+    "star-args fan-in": lambda n: cached_total_star(*[cached_inc(i) for i in range(n)]),
+    "positional pairs: f(a, b, 2)": lambda n: pairs(n, lambda a, b: cached_pair(a, b, 2)),
+    "keyword pairs: f(a, b, scale=2)": lambda n: pairs(n, lambda a, b: cached_pair(a, b, scale=2)),
+    "keyword-only pairs: f(a, b, *, scale)": lambda n: pairs(n, lambda a, b: cached_pair_kwonly(a, b, scale=2)),
+    "defaults filled in: f(a, b)": lambda n: pairs(n, cached_pair_default),
     "tree (groups of 100)": tree,
     "chain of fans (of 1,000)": chain_of_fans,
     "lattice (3 upstreams each)": lattice,

@@ -23,6 +23,20 @@ def no_defaults(a, b):
     return a
 
 
+def keyword_only(a, b=2, *, c, d=4):
+    return a
+
+
+def with_locals(a, /, b=1):
+    total = a + b  # a local: the code object's names go past the parameters
+    return total
+
+
+class Holder:
+    def method(self, a, b=2):
+        return a
+
+
 CALLS = [
     ((), {}),
     ((1,), {}),
@@ -49,8 +63,12 @@ def _expected(fn, args, kwargs):
     return bound.args, bound.kwargs
 
 
-@pytest.mark.parametrize("fn", [plain, positional_only, no_defaults], ids=lambda fn: fn.__name__)
-@pytest.mark.parametrize(("args", "kwargs"), CALLS, ids=repr)
+@pytest.mark.parametrize(
+    "fn", [plain, positional_only, no_defaults, keyword_only, with_locals, Holder().method], ids=lambda fn: fn.__name__
+)
+@pytest.mark.parametrize(
+    ("args", "kwargs"), [*CALLS, ((1,), {"c": 3}), ((1, 2), {"d": 0, "c": 1}), ((1,), {"d": 0})], ids=repr
+)
 def test_every_call_binds_as_inspect_would(fn, args, kwargs):
     task = cs.task(name=f"binding.{fn.__name__}")(fn)
     expected = _expected(fn, args, kwargs)

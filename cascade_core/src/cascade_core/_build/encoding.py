@@ -173,9 +173,11 @@ def build_inputs(node: Any, ref_of: Callable[[int], bytes], graph: Any) -> bytes
     ``node.tail``: a cache key of the node then needs no walk of its arguments (:func:`key_inputs`).
     """
     lazy = node.lazy
-    if lazy.kwargs or lazy.ordering or lazy.has_params:
+    if lazy.ordering or lazy.has_params:
         return encode_inputs(lazy, graph, graph.params)
     args, deps = lazy.args, lazy.deps
+    if lazy.kwargs:  # keyword(-only) arguments: the positional ones as the definition has them, then these
+        return encode_arg(args, graph, graph.params, None) + _keywords(lazy.kwargs, ref_of, graph)
     if not deps:  # a leaf: scalars (or containers of them) only
         parts = [_COUNTS.get(len(args)) or _count(len(args))]
         for arg in args:
@@ -218,6 +220,26 @@ def build_inputs(node: Any, ref_of: Callable[[int], bytes], graph: Any) -> bytes
         tail = node.tail = b"".join(parts[at + 1 :])
         return head + parts[at] + tail
     return b"".join(parts)
+
+
+def _keywords(kwargs: dict[str, Any], ref_of: Callable[[int], bytes], graph: Any) -> bytes:
+    """``encode_arg(kwargs, graph, graph.params, None)`` of a call without params: its keys are
+    strings, its lazy results enter by ``ref_of``."""
+    index_of = graph.index_of
+    parts = sorted(
+        [
+            encode(key)
+            + (
+                ref_of(index_of[id(value)])
+                if type(value) is LazyResult
+                else b"i%d;" % value
+                if type(value) is int
+                else encode_arg(value, graph, graph.params, None)
+            )
+            for key, value in kwargs.items()
+        ]
+    )
+    return b"d" + _pack(">Q", len(parts)) + b"".join(parts)
 
 
 def _count(n: int) -> bytes:

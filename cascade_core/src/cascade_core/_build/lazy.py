@@ -84,26 +84,26 @@ class LazyResult(Generic[R]):
         self.kwargs = kwargs
         deps: list[LazyResult] = []
         has_params = False
-        if not kwargs:
-            # The common case: positional lazy results and scalars, no container to search.
-            for value in args:
-                kind = type(value)
-                if kind is LazyResult:
-                    deps.append(value)
-                elif kind in _SCALARS:
-                    continue
-                elif kind is Param:
-                    has_params = True
-                elif kind in _CONTAINERS or isinstance(value, _CONTAINERS):
-                    break
-            else:
-                # Only lazy results (a chain, a diamond): the args tuple is the deps, no second tuple.
-                self.deps: tuple[LazyResult, ...] = args if len(deps) == len(args) else tuple(deps)
-                self.ordering: tuple[LazyResult, ...] = ()
-                self.has_params = has_params
-                return
-            deps.clear()
-            has_params = False
+        # The common case: lazy results and scalars, no container to search (the order of the
+        # walk below: the positional arguments, then the keyword ones).
+        for value in (*args, *kwargs.values()) if kwargs else args:
+            kind = type(value)
+            if kind is LazyResult:
+                deps.append(value)
+            elif kind in _SCALARS:
+                continue
+            elif kind is Param:
+                has_params = True
+            elif kind in _CONTAINERS or isinstance(value, _CONTAINERS):
+                break
+        else:
+            # Only lazy results (a chain, a diamond): the args tuple is the deps, no second tuple.
+            self.deps: tuple[LazyResult, ...] = args if len(deps) == len(args) and not kwargs else tuple(deps)
+            self.ordering: tuple[LazyResult, ...] = ()
+            self.has_params = has_params
+            return
+        deps.clear()
+        has_params = False
         pending: list[Any] = [*args, *kwargs.values()] if kwargs else list(args)
         while pending:
             value = pending.pop()

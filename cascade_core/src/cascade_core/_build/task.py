@@ -9,6 +9,7 @@ from typing import Any, Generic, TypeVar, overload
 
 from .._errors import DefinitionError
 from .._uri import MAX_SECONDS
+from .binding import Binder
 from .cache_policy import CachePolicy, resolve_policy
 from .lazy import MISSING, LazyResult, Param  # noqa: F401  (re-exported: the graph layer imports them from here)
 from .task_options import checked_limits, checked_resources, checked_timeout
@@ -28,24 +29,6 @@ def _module_name(fn: Any) -> str:
     from .code_version import module_label  # (imported when a task is made, not with the package)
 
     return module_label(getattr(fn, "__module__", None) or "?")
-
-
-def _positional_parameters(fn: Any) -> tuple[list[str], dict[str, Any], int] | None:
-    """(names, defaults, how many are positional-only) when every parameter can be passed by
-    position, else None.
-
-    For such functions a call with exactly one value per parameter needs no binding, and any
-    other call is bound here, not by ``inspect`` (which costs about 15 µs a call).
-    """
-    code = getattr(fn, "__code__", None)
-    if code is None or code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS) or code.co_kwonlyargcount:
-        return None
-    if getattr(fn, "__wrapped__", None) is not None or getattr(fn, "__signature__", None) is not None:
-        return None
-    names = list(code.co_varnames[: code.co_posonlyargcount + code.co_argcount])
-    values = getattr(fn, "__defaults__", None) or ()
-    defaults = dict(zip(names[len(names) - len(values) :], values))
-    return names, defaults, code.co_posonlyargcount
 
 
 def _lookup(module: str, qualname: str) -> Any:
@@ -131,10 +114,9 @@ class Task(Generic[R]):
         self.is_async = inspect.iscoroutinefunction(fn)
         self._code_version: str | None = None
         self._code: Any = None  # its CodeVersion, when first asked
-        self._signature: Any = None  # computed on the first call that needs it
-        self._positional = _positional_parameters(fn)
-        # A call with exactly this many positional arguments needs no binding (-1: always bind).
-        self._arity = -1 if self._positional is None else len(self._positional[0])
+        self._binder = Binder(fn, label)
+        # A call with exactly this many positional arguments and no keyword needs no binding (-1: always bind).
+        self._arity = self._binder.arity
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]
 
     def __reduce_ex__(self, protocol: Any) -> Any:
@@ -177,7 +159,7 @@ class Task(Generic[R]):
 
     def __call__(self, *args: Any, **kwargs: Any) -> LazyResult[R]:
         if kwargs or len(args) != self._arity:
-            args, kwargs = self._bind(args, kwargs)
+            args, kwargs = self._binder.bind(args, kwargs)
         return LazyResult(self, args, kwargs)
 
     def map(self, *iterables: Any, **kwargs: Any) -> LazyResult[list[R]]:
@@ -189,29 +171,6 @@ class Task(Generic[R]):
         from .dynamic import map_call
 
         return map_call(self, iterables, kwargs)
-
-    def _bind(self, args: tuple, kwargs: dict[str, Any]) -> tuple[tuple, dict[str, Any]]:
-        """Match a call to the signature, defaults filled in, so that ``f(1)``, ``f(a=1)`` and
-        ``f(1, b=2)`` are the same node, and a changed default changes the node."""
-        positional = self._positional
-        if positional is not None and (positional[2] if kwargs else 0) <= len(args) <= len(positional[0]):
-            names, defaults, _ = positional
-            rest = names[len(args) :]  # each by keyword or by default; anything else: inspect says what is wrong
-            if sum(name in kwargs for name in rest) == len(kwargs) and all(n in kwargs or n in defaults for n in rest):
-                return args + tuple(kwargs[name] if name in kwargs else defaults[name] for name in rest), {}
-        if self._signature is None:
-            try:
-                self._signature = inspect.signature(self.fn)
-            except (TypeError, ValueError):  # some builtins have none: take the call as it is
-                self._signature = False
-        if self._signature is False:
-            return args, kwargs
-        try:
-            bound = self._signature.bind(*args, **kwargs)
-        except TypeError as exc:
-            raise DefinitionError(f"task {self.name!r} called with the wrong arguments: {exc}") from None
-        bound.apply_defaults()
-        return bound.args, bound.kwargs
 
     def __repr__(self) -> str:
         return f"<task {self.name}>"

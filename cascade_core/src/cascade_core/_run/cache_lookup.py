@@ -222,10 +222,8 @@ class CacheLookup:
             results[index] = entry[2]
         ctx.table.count("cached", len(used) + len(unused))
         if records.records is not None:
-            for index, (_, body, _) in used.items():
-                records.record(index, "cached", 0.0, len(body))
-            for index, size in unused.items():
-                records.record(index, "cached", 0.0, size)
+            records.cached({index: len(body) for index, (_, body, _) in used.items()})
+            records.cached(unused)
         if used:
             bodies = {
                 nodes[index].id: self._for_state(index, code, body, value)

@@ -126,6 +126,12 @@ class RunRecords:
         if self.records is not None:
             self.records[index] = (status, duration, size, text, time.perf_counter(), None)
 
+    def cached(self, sizes: dict[int, int]) -> None:
+        """Record cache hits: node index -> the size of its cached payload (one clock read for the batch)."""
+        if self.records is not None and sizes:
+            at = time.perf_counter()
+            self.records.update({index: ("cached", 0.0, size, None, at, None) for index, size in sizes.items()})
+
     def stored(self, index: int, duration: float, body: bytes) -> None:
         """Record a task that ran and stored ``body``: its result, or a reference to a blob
         (then the record names the blob and gives the result's own size)."""
@@ -197,7 +203,7 @@ class RunRecords:
         nodes, retried = self.nodes, self.retried
         keys, graph, with_units = self.ctx.keys, self.ctx.graph, set()
         leaf_end = f', "upstream": []{driver}}}'
-        names: dict[int, str] = {}
+        heads: dict[tuple[int, str, float], str] = {}  # (id(task), status, duration) -> the record's start
         stamps: dict[int, str] = {}
         out: dict[str, str] = {}
         for index, (status, duration, size, text, at, blob) in (self.records or {}).items():
@@ -207,9 +213,11 @@ class RunRecords:
                 finished = stamps[millis] = string(stamp(millis / 1000))
             node = nodes[index]
             task = node.task
-            name = names.get(id(task))
-            if name is None:
-                name = names[id(task)] = string(task.name)
+            head = heads.get((id(task), status, duration))
+            if head is None:  # a warm rerun's hits share one: cached, in no time
+                head = heads[(id(task), status, duration)] = (
+                    f'{{"task": {string(task.name)}, "status": {string(status)}, "duration": {duration:.6f}'
+                )
             extra = f', "size": {size}' if size is not None else ""
             if text is not None:
                 extra += f', "{"reason" if status == "skipped" else "error"}": {string(text)}'
@@ -236,10 +244,7 @@ class RunRecords:
                 end += f', "after": {_ids(nodes, [u for u in ups if u not in data])}{driver}}}'
             else:
                 end = f', "upstream": {_ids(nodes, ups)}{driver}}}'
-            out[node.id] = (
-                f'{{"task": {name}, "status": {string(status)}, "duration": {duration:.6f}{extra}, '
-                f'"finished": {finished}{end}'
-            )
+            out[node.id] = f'{head}{extra}, "finished": {finished}{end}'
         return out
 
 
