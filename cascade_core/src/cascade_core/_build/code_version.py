@@ -17,7 +17,6 @@ followed).
 
 from __future__ import annotations
 
-import ast
 import dis
 import logging
 import sys
@@ -28,13 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from .hashing import digest
+from .normal_form import assignment_form, file_of, normal_form
 
 log = logging.getLogger("cascade")
 
 FORMAT = b"cascade code version 3\0"  # part of every code version: bump it when the normal form changes
 
 _SCALARS = (int, float, complex, str, bytes, bool, type(None))
-_SKIPPED_FIELDS = frozenset({"ctx", "type_comment", "kind"})  # no behaviour in them
 _LOADS_GLOBAL = frozenset({"LOAD_GLOBAL", "LOAD_NAME"})
 _LOADS_ATTR = frozenset({"LOAD_ATTR", "LOAD_METHOD"})
 _STORES = frozenset({"STORE_FAST", "STORE_NAME", "STORE_GLOBAL", "STORE_DEREF"})
@@ -139,7 +138,7 @@ def _make_unit(obj: Any, force: bool = False) -> _Unit | None:
     if isinstance(obj, _Constant):
         if _kind(obj.module, obj.file) != "user":
             return None
-        form = _assignment_form(obj.file, obj.attribute)
+        form = assignment_form(obj.file, obj.attribute)
         return _Unit(obj.name, digest(form or _stable_repr(obj.value).encode()), [], [], obj.module, obj.attribute)
     obj = _unwrapped(obj)
     if isinstance(obj, types.ModuleType):
@@ -148,7 +147,7 @@ def _make_unit(obj: Any, force: bool = False) -> _Unit | None:
     module = getattr(obj, "__module__", None)
     if not isinstance(module, str):
         return None
-    kind = "user" if force else _kind(module, _file_of(obj))
+    kind = "user" if force else _kind(module, file_of(obj))
     if kind == "installed":
         return _distribution(module)
     if kind != "user":
@@ -157,12 +156,12 @@ def _make_unit(obj: Any, force: bool = False) -> _Unit | None:
     name = f"{module_label(module)}.{local}"
     if isinstance(obj, types.FunctionType):
         refs, unresolved = _references(obj)
-        form = _normal_form(obj) or _code_form(obj.__code__).encode()
+        form = normal_form(obj) or _code_form(obj.__code__).encode()
         return _Unit(name, digest(form), refs, unresolved, module, local)
     if isinstance(obj, type):
         refs = [base for base in obj.__bases__ if base is not object]
         refs.extend(value for value in vars(obj).values() if not isinstance(value, _SCALARS))
-        return _Unit(name, digest(_normal_form(obj) or local.encode()), refs, [], module, local)
+        return _Unit(name, digest(normal_form(obj) or local.encode()), refs, [], module, local)
     if isinstance(obj, types.BuiltinFunctionType):  # a C extension of the user's own
         return _Unit(name, digest(name.encode()), [], [f"{name} (C extension)"], module, local)
     return None
@@ -292,15 +291,6 @@ class _Constant:
         self.value = value
 
 
-def _assignment_form(filename: str, attribute: str) -> bytes | None:
-    """The normal form of the module-level statements of a file that assign ``attribute``, or None."""
-    definitions = _parsed(filename)
-    statements = definitions.get(("assign", attribute)) if definitions else None
-    if not statements:
-        return None
-    return _dump(ast.Module(body=list(statements), type_ignores=[])).encode()
-
-
 def _stable_repr(value: Any) -> str:
     """``repr`` of a constant, frozensets in sorted order (their iteration order follows hash seeds)."""
     if isinstance(value, frozenset):
@@ -336,106 +326,6 @@ def _import(name: str, level: int, module_globals: dict[str, Any]) -> Any:
         return None
 
 
-def _normal_form(obj: Any) -> bytes | None:
-    """The AST of a function's or class's definition without docstrings, comments, blank lines
-    or layout; None without source (a REPL, ``exec``, a lambda)."""
-    key: tuple[Any, ...]
-    if isinstance(obj, types.FunctionType):
-        code = obj.__code__
-        filename, key = code.co_filename, ("line", code.co_firstlineno, code.co_name)
-    else:
-        filename = getattr(sys.modules.get(obj.__module__), "__file__", None) or _file_of(obj) or ""
-        key = ("qualname", obj.__qualname__)
-    definitions = _parsed(filename)
-    node = definitions.get(key) if definitions else None
-    if node is None:
-        return None
-    return _dump(ast.Module(body=[node], type_ignores=[])).encode()
-
-
-_trees: dict[str, Any] = {}  # file -> its definitions (or None), parsed once per process
-
-
-def _parsed(filename: str) -> dict[tuple, Any] | None:
-    definitions = _trees.get(filename, _NOTHING)
-    if definitions is _NOTHING:
-        definitions = _trees[filename] = _definitions(filename)
-    return definitions
-
-
-def _definitions(filename: str) -> dict[tuple, ast.AST] | None:
-    """Every function and class defined in a source file, docstrings removed: by first line
-    (decorators included) and name, and by qualified name. Parsed whole, as ``inspect`` does
-    for classes, without its tokenizer (whose regular expressions cost more than the parse)."""
-    import linecache
-
-    lines = linecache.getlines(filename)
-    try:
-        tree = ast.parse("".join(lines)) if lines else None
-    except (SyntaxError, ValueError):
-        tree = None
-    if tree is None:
-        return None
-    found: dict[tuple, Any] = {}
-    _index_assignments(tree.body, found)
-    pending: list[tuple[ast.AST, str]] = [(tree, "")]
-    while pending:
-        parent, prefix = pending.pop()
-        for node in ast.iter_child_nodes(parent):
-            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                pending.append((node, prefix))
-                continue
-            body = node.body
-            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
-                if isinstance(body[0].value.value, str):
-                    node.body = body[1:] or [ast.Pass()]
-            first = min([node.lineno, *(decorator.lineno for decorator in node.decorator_list)])
-            found.setdefault(("line", first, node.name), node)
-            qualname = prefix + node.name
-            found.setdefault(("qualname", qualname), node)
-            pending.append((node, qualname + (".<locals>." if not isinstance(node, ast.ClassDef) else ".")))
-    return found
-
-
-def _index_assignments(statements: list[ast.stmt], found: dict[tuple, Any]) -> None:
-    """``("assign", name) -> [statements]`` for the module-level assignments (in ``if``, ``try``
-    and ``with`` blocks too)."""
-    for statement in statements:
-        targets: list[ast.AST] = []
-        if isinstance(statement, ast.Assign):
-            targets = list(statement.targets)
-        elif isinstance(statement, (ast.AnnAssign, ast.AugAssign)):
-            targets = [statement.target]
-        for target in targets:
-            for node in ast.walk(target):
-                if isinstance(node, ast.Name):
-                    found.setdefault(("assign", node.id), []).append(statement)
-        if isinstance(statement, (ast.If, ast.Try, ast.With)):
-            _index_assignments(statement.body, found)
-            _index_assignments(getattr(statement, "orelse", []), found)
-            _index_assignments(getattr(statement, "finalbody", []), found)
-            for handler in getattr(statement, "handlers", []):
-                _index_assignments(handler.body, found)
-
-
-def _dump(node: Any) -> str:
-    """A stable text of an AST: node types and fields, empty fields left out (so a field that a
-    later Python adds, empty, changes nothing)."""
-    if isinstance(node, ast.AST):
-        parts = [type(node).__name__]
-        for field in node._fields:
-            if field in _SKIPPED_FIELDS:
-                continue
-            value = getattr(node, field, None)
-            if value is None or (isinstance(value, list) and not value):
-                continue
-            parts.append(f"{field}={_dump(value)}")
-        return "(" + " ".join(parts) + ")"
-    if isinstance(node, list):
-        return "[" + ",".join(map(_dump, node)) + "]"
-    return repr(node)
-
-
 def _code_form(code: types.CodeType) -> str:
     """A code object without line numbers: its bytecode, constants (nested code alike) and names."""
     consts = [
@@ -452,14 +342,6 @@ def _kind(module: str, file: str | None = None) -> str:
     if kind is None:
         kind = _kinds[module] = _find_kind(module, file)
     return kind
-
-
-def _file_of(obj: Any) -> str | None:
-    """The source file of a function, or of a class's first method."""
-    code = getattr(obj, "__code__", None)
-    if code is None and isinstance(obj, type):
-        code = next((v.__code__ for v in vars(obj).values() if isinstance(v, types.FunctionType)), None)
-    return code.co_filename if code is not None else None
 
 
 def _find_kind(module: str, hint: str | None = None) -> str:
