@@ -80,10 +80,11 @@ class Engine:
         blob_store: Any = None,
         resources: Mapping[str, float] | None = None,
     ) -> None:
-        self._state_arg = state_backend_factory
-        self._blobs_arg = blob_store
-        self._cache_arg = cache_backend
-        self._executor_arg = executor
+        # What was passed, resolved once per run (_run/resources).
+        self.state_arg = state_backend_factory
+        self.blobs_arg = blob_store
+        self.cache_arg = cache_backend
+        self.executor_arg = executor
         self.max_workers = check_workers(max_workers)
         self.observers = list(observers)
         self._secret_keys = secret_keys

@@ -20,15 +20,15 @@ class RunResources:
 
     def __enter__(self) -> RunResources:
         try:
-            self.state_spec = resolve_state(self.engine._state_arg)
+            self.state_spec = resolve_state(self.engine.state_arg)
             self._closers.append(self.state_spec.close)
-            self.cache_spec = resolve_cache(self.engine._cache_arg)
+            self.cache_spec = resolve_cache(self.engine.cache_arg)
             self._closers.append(self.cache_spec.close)
-            self.executor_spec = resolve_executor(self.engine._executor_arg, self.workers)
+            self.executor_spec = resolve_executor(self.engine.executor_arg, self.workers)
             self._closers.append(self.executor_spec.close)
-            self.blobs = resolve_blobs(self.engine._blobs_arg)  # stores stay open for the process
+            self.blobs = resolve_blobs(self.engine.blobs_arg)  # stores stay open for the process
             if self.blobs is not None:  # before anything is stored: gc asks for these stores
-                record(self.blobs.store, self.blobs.label, run_writers(self.engine._state_arg, self.engine._cache_arg))
+                record(self.blobs.store, self.blobs.label, run_writers(self.engine.state_arg, self.engine.cache_arg))
         except BaseException:
             self.__exit__()
             raise

@@ -85,7 +85,7 @@ def inspect_file(uri: BackendURI, who: str = "a check", acts: str = "writes only
     with db.translate():
         conn = sqlite3.connect(f"{Path(db.path).as_uri()}?mode=ro", uri=True, timeout=db.timeout)
         try:
-            version = db._check_version(conn)
+            version = db.check_version(conn)
             tables = sorted(row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
         finally:
             conn.close()

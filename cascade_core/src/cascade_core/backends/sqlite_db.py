@@ -170,10 +170,10 @@ class _Database:
             )
         # In WAL mode NORMAL loses no committed transaction when a process crashes, only on power loss.
         conn.execute("PRAGMA synchronous = NORMAL" if self.journal == "wal" else "PRAGMA synchronous = FULL")
-        if self._check_version(conn) == SCHEMA_VERSION:
+        if self.check_version(conn) == SCHEMA_VERSION:
             return
         with _transaction(conn):
-            if self._check_version(conn) < SCHEMA_VERSION:  # checked again: another process may have won
+            if self.check_version(conn) < SCHEMA_VERSION:  # checked again: another process may have won
                 for statement in filter(str.strip, _SCHEMA.split(";")):
                     conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -192,7 +192,7 @@ class _Database:
                 time.sleep(delay)
                 delay = min(delay * 2, 0.2)
 
-    def _check_version(self, conn: sqlite3.Connection) -> int:
+    def check_version(self, conn: sqlite3.Connection) -> int:
         version = int(conn.execute("PRAGMA user_version").fetchone()[0])
         if version > SCHEMA_VERSION:
             raise BackendUnavailableError(
