@@ -11,131 +11,12 @@ value becomes the graph's (docs/concepts.md, "Dynamic workflows").
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from .._errors import DefinitionError
-from .task import LazyResult, Param, Task
-
-
-class Unmapped:
-    """A value passed whole to every call of a ``task.map``: ``f.map(xs, unmapped(config))``."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-    def __repr__(self) -> str:
-        return f"unmapped({self.value!r})"
-
-
-def unmapped(value: Any) -> Unmapped:
-    """Pass ``value`` (a plain value or a lazy result) whole to every mapped call."""
-    return Unmapped(value)
-
-
-def _collect(*values: Any) -> list[Any]:
-    return list(values)
-
-
-def _expanded_by_the_run(*_: Any) -> Any:  # pragma: no cover - the scheduler never calls it
-    raise RuntimeError("a map or router node is expanded by the run, not called")
-
-
-_COLLECT = Task(_collect, name="cascade.collect", version="1")
-_COLLECT_CACHED = Task(_collect, name="cascade.collect", version="1", cache=True)
-
-
-class MapTask(Task):
-    """The node of a map whose inputs are known only at run time; its value is the list of its calls' values."""
-
-    kind = "map"
-
-    def __init__(self, mapped: Task) -> None:
-        super().__init__(
-            _expanded_by_the_run,
-            name=f"{mapped.name}.map",
-            cache=mapped.cache_policy or False,
-            cache_ttl=mapped.cache_ttl,
-            cache_lock=mapped.cache_lock,
-        )
-        self.mapped = mapped
-
-    @property
-    def code_version(self) -> str:
-        return f"map:{self.mapped.code_version}"
-
-    def __reduce_ex__(self, protocol: Any) -> Any:
-        return (_map_task_of, (self.mapped,))
-
-
-def _map_task_of(mapped: Task) -> MapTask:
-    found = getattr(mapped, "_map_task", None)
-    if found is None:
-        found = mapped._map_task = MapTask(mapped)  # type: ignore[attr-defined]
-    return found
-
-
-def map_call(task: Task, args: tuple, kwargs: dict[str, Any]) -> LazyResult:
-    """``task.map(*args, **kwargs)``: one call per element of the (zipped) mapped arguments."""
-    if not args and not kwargs:
-        raise DefinitionError(f"{task.name}.map() needs at least one iterable to map over")
-    names = [f"argument {i + 1}" for i in range(len(args))] + [f"argument {name!r}" for name in kwargs]
-    values = [*args, *kwargs.values()]
-    mapped = [not isinstance(value, Unmapped) for value in values]
-    if not any(mapped):
-        raise DefinitionError(f"{task.name}.map(): every argument is unmapped(); map over at least one iterable")
-    plain = [value.value if isinstance(value, Unmapped) else value for value in values]
-    late = False
-    for position, (name, value, is_mapped) in enumerate(zip(names, plain, mapped)):
-        if not is_mapped:
-            continue
-        if type(value) is LazyResult:
-            late = late or value.task not in (_COLLECT, _COLLECT_CACHED)
-        elif isinstance(value, Param):
-            late = True
-        else:
-            plain[position] = elements(value, f"{task.name}.map() {name}", DefinitionError)
-    if late:
-        positional = tuple(plain[: len(args)])
-        keywords = dict(zip(kwargs, plain[len(args) :]))
-        return LazyResult(_map_task_of(task), (positional, keywords, tuple(mapped)), {})
-    # Every mapped argument is known now (a collect node's calls count as known): expand here.
-    columns = [
-        list(value.args) if type(value) is LazyResult and is_mapped else value
-        for value, is_mapped in zip(plain, mapped)
-    ]
-    rows = zip_calls(task.name, columns, mapped, len(args), list(kwargs), DefinitionError)
-    calls = [task(*call_args, **call_kwargs) for call_args, call_kwargs in rows]
-    return (_COLLECT_CACHED if task.cache_policy is not None else _COLLECT)(*calls)
-
-
-def elements(value: Any, what: str, error: type[Exception]) -> list[Any]:
-    """The elements of a mapped argument, as a list; a dict, a string, bytes or a non-iterable is refused."""
-    if isinstance(value, Mapping):
-        raise error(f"{what} is a dict: map over list(d.items()), list(d) or list(d.values()) instead")
-    if isinstance(value, (str, bytes, bytearray)):
-        raise error(f"{what} is a {type(value).__name__}: map over a list of them (or list(text) for its characters)")
-    if not isinstance(value, Iterable):
-        raise error(f"{what} is a {type(value).__name__}, which cannot be iterated: map over a list, tuple or range")
-    return list(value)  # a generator is read once, here
-
-
-def zip_calls(
-    name: str, columns: list[Any], mapped: list[bool], positional: int, keywords: list[str], error: type[Exception]
-) -> list[tuple[tuple, dict[str, Any]]]:
-    """The arguments of each mapped call: mapped columns zipped, unmapped values repeated."""
-    lengths = {len(column) for column, is_mapped in zip(columns, mapped) if is_mapped}
-    if len(lengths) > 1:
-        shown = ", ".join(str(len(column)) for column, is_mapped in zip(columns, mapped) if is_mapped)
-        raise error(f"{name}.map() got iterables of different lengths ({shown}): zip needs them equal")
-    count = lengths.pop()
-    calls = []
-    for i in range(count):
-        row = [column[i] if is_mapped else column for column, is_mapped in zip(columns, mapped)]
-        calls.append((tuple(row[:positional]), dict(zip(keywords, row[positional:]))))
-    return calls
+from .lazy import Unmapped, unmapped  # noqa: F401  (public as cascade_core.unmapped)
+from .task import LazyResult, Param, Task, elements, zip_calls  # noqa: F401  (the run's expansion reads them here)
 
 
 class Routes:
@@ -181,7 +62,7 @@ def Router(selector: Any, routes: Mapping[Any, Any]) -> LazyResult:  # noqa: N80
         )
     if not isinstance(routes, Mapping) or not routes:
         raise DefinitionError("Router needs a non-empty dict of routes: {selector value: lazy result}")
-    lazy = LazyResult(_ROUTER, (selector,), {"routes": Routes(dict(routes))})
+    lazy: LazyResult[Any] = LazyResult(_ROUTER, (selector,), {"routes": Routes(dict(routes))})
     # The Params of the routes' graphs are declared with the router's graph, so a route chosen later has them.
     lazy.has_params = lazy.has_params or any(route.has_params for route in lazy.kwargs["routes"].reachable())
     return lazy

@@ -140,16 +140,14 @@ def encode_arg(value: Any, graph: Any, params: Mapping[str, Any], tokens: Any) -
         parts = sorted(encode_arg(item, graph, params, tokens) for item in value)
         return b"S" + _pack(">Q", len(parts)) + b"".join(parts)
     if kind is Routes:
-        return b"R" + _encode_routes(value, params)
+        return b"R" + _encode_routes(value, type(graph), params)
     return encode(value)
 
 
-def _encode_routes(routes: Routes, params: Mapping[str, Any]) -> bytes:
+def _encode_routes(routes: Routes, graph_type: Any, params: Mapping[str, Any]) -> bytes:
     """A router's routes by key and Merkle hash. The routes are not in the graph (only the chosen
     one joins it), so a scratch graph hashes them: the same hashes they get when chosen."""
-    from .graph import Graph
-
-    scratch = Graph()
+    scratch = graph_type()  # a graph.Graph, by the type of the one being built (no import of graph here)
     scratch.params = dict(params)
     scratch.add([route for route in routes.routes.values() if type(route) is LazyResult])
     parts = sorted(

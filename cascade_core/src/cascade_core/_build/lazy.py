@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from .._errors import DefinitionError
-
-if TYPE_CHECKING:
-    from .task import Task
 
 R = TypeVar("R")
 
@@ -77,7 +74,7 @@ class LazyResult(Generic[R]):
 
     __slots__ = ("task", "args", "kwargs", "deps", "ordering", "has_params", "seq", "condition", "__weakref__")
 
-    def __init__(self, task: Task[R], args: tuple, kwargs: dict[str, Any]) -> None:
+    def __init__(self, task: Any, args: tuple, kwargs: dict[str, Any]) -> None:  # task: a _build.task.Task
         self.seq = next(_creation_counter)  # creation order is a topological order of data dependencies
         self.task = task
         self.args = args
@@ -171,3 +168,20 @@ def condition_of(lazy: LazyResult) -> LazyResult | Param | None:
     results never pay for it), and a condition also puts the node on a slow path of the build:
     a lazy one is in its ordering, a Param makes it take params."""
     return getattr(lazy, "condition", None)
+
+
+class Unmapped:
+    """A value passed whole to every call of a ``task.map``: ``f.map(xs, unmapped(config))``."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"unmapped({self.value!r})"
+
+
+def unmapped(value: Any) -> Unmapped:
+    """Pass ``value`` (a plain value or a lazy result) whole to every mapped call."""
+    return Unmapped(value)

@@ -11,11 +11,12 @@ the driver seals and stores what comes back (docs/executors.md).
 from __future__ import annotations
 
 import pickle
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._errors import BackendUnavailableError, IntegrityError, SerializationError
+from .._errors import BackendUnavailableError, IntegrityError, SerializationError, TaskTimeout
 from .._masking import mask_uri_text
 from .._store.serializers import SERIALIZER_CODES, dumps, is_reference
 
@@ -142,7 +143,6 @@ def run_call(call: TaskCall) -> Outcome:
     """
     timeout = getattr(call.task, "timeout", None)
     if timeout is not None:  # docs/concepts.md, "Limits"
-        from .timeouts import run_with_timeout
 
         return run_with_timeout(call, timeout)
     started = time.perf_counter()
@@ -157,7 +157,6 @@ async def run_call_async(call: TaskCall) -> Outcome:
     """Await an ``async def`` task call on the running loop and encode its result."""
     timeout = getattr(call.task, "timeout", None)
     if timeout is not None:
-        from .timeouts import run_async_with_timeout
 
         return await run_async_with_timeout(call, timeout)
     started = time.perf_counter()
@@ -191,3 +190,64 @@ def finish_call(call: TaskCall, value: Any, started: float) -> Outcome:
     except (SerializationError, BackendUnavailableError) as exc:  # the latter: a blob store that failed
         return Outcome(call.index, False, exc, None, time.perf_counter() - started, call.attempt)
     return Outcome(call.index, True, value, body, time.perf_counter() - started, call.attempt)
+
+
+# -- one attempt under a task's timeout= ------------------------------------------------
+# One attempt under a task's ``timeout=``: cancelled (async) or abandoned (sync) at its deadline.
+#
+# Python cannot interrupt a thread, so a sync attempt runs in a daemon thread of its own while
+# the caller waits for it until the deadline; past it, the attempt fails with TaskTimeout and
+# the thread is left to finish on its own, its result discarded (docs/concepts.md, "Limits").
+# The wait is an ``Event.wait``, which Ctrl-C interrupts in the main thread. An async attempt
+# is a task on the running loop, cancelled at the deadline.
+
+
+def run_with_timeout(call: TaskCall, timeout: float) -> Outcome:
+    """``run_call`` of a sync call under ``timeout`` seconds."""
+    started = time.perf_counter()
+    box: list[tuple[bool, Any]] = []
+    done = threading.Event()
+
+    def attempt() -> None:
+        try:
+            box.append((True, call.task.fn(*call.args, **call.kwargs)))
+        except BaseException as exc:  # the caller decides what it means
+            box.append((False, exc))
+        done.set()
+
+    thread = threading.Thread(target=attempt, name=f"cascade-attempt {call.name}", daemon=True)
+    try:
+        thread.start()
+        finished = done.wait(timeout)
+    except BaseException as exc:  # Ctrl-C while waiting: the engine stops the run
+        return Outcome(call.index, False, exc, None, time.perf_counter() - started, call.attempt)
+    if not finished:
+        error = TaskTimeout(call.name, timeout, call.attempt)
+        return Outcome(call.index, False, error, None, time.perf_counter() - started, call.attempt)
+    ok, value = box[0]
+    if not ok:
+        return Outcome(call.index, False, value, None, time.perf_counter() - started, call.attempt)
+    return finish_call(call, value, started)
+
+
+async def run_async_with_timeout(call: TaskCall, timeout: float) -> Outcome:
+    """``run_call_async`` under ``timeout`` seconds: the coroutine is cancelled at the deadline."""
+    import asyncio
+
+    started = time.perf_counter()
+    task = asyncio.ensure_future(call.task.fn(*call.args, **call.kwargs))
+    try:
+        finished, _ = await asyncio.wait({task}, timeout=timeout)
+    except BaseException as exc:  # the awaiting run was cancelled: so is the attempt
+        task.cancel()
+        return Outcome(call.index, False, exc, None, time.perf_counter() - started, call.attempt)
+    if not finished:
+        task.cancel()
+        await asyncio.wait({task}, timeout=1.0)  # let it clean up; one that ignores cancel is left
+        error = TaskTimeout(call.name, timeout, call.attempt)
+        return Outcome(call.index, False, error, None, time.perf_counter() - started, call.attempt)
+    try:
+        value = task.result()
+    except BaseException as exc:
+        return Outcome(call.index, False, exc, None, time.perf_counter() - started, call.attempt)
+    return finish_call(call, value, started)
